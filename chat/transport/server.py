@@ -1,0 +1,104 @@
+"""The process's Engine.IO sessions and the checks every request passes first.
+
+Layer: transport.  The polling and WebSocket consumers share one
+:class:`EngineServer`; it owns the session table, the options sent in the
+handshake, and the request verification the reference server performs
+(transport, protocol version, session id, origin), in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from chat.errors import (
+    BadHandshakeMethod,
+    BadRequest,
+    Forbidden,
+    UnknownSession,
+    UnknownTransport,
+    UnsupportedProtocolVersion,
+)
+from chat.transport.session import EngineHandler, EngineOptions, EngineSession, new_session_id
+
+logger = logging.getLogger(__name__)
+
+TRANSPORTS = ("polling", "websocket")
+
+
+def query_params(scope: dict[str, Any]) -> dict[str, str]:
+    """The query string as single values (the last one wins, as in Node)."""
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class EngineServer:
+    """Sessions of this worker process, keyed by session id."""
+
+    def __init__(
+        self,
+        handler: EngineHandler,
+        options: EngineOptions,
+        origin_allowed: Callable[[str], bool],
+    ) -> None:
+        self.handler = handler
+        self.options = options
+        self.origin_allowed = origin_allowed
+        self.sessions: dict[str, EngineSession] = {}
+
+    def verify(self, scope: dict[str, Any], method: str) -> EngineSession | None:
+        """Check a request before any handler runs; return its session if it names one.
+
+        Raises the :class:`~chat.errors.EngineRequestError` the spec names.
+        """
+        params = query_params(scope)
+        transport = params.get("transport")
+        if transport not in TRANSPORTS:
+            raise UnknownTransport()
+        scope_transport = "websocket" if scope["type"] == "websocket" else "polling"
+        if transport != scope_transport:
+            raise BadRequest("Transport does not match the request.")
+        origin = header(scope, b"origin")
+        if origin is not None and not self.origin_allowed(origin):
+            raise Forbidden()
+        sid = params.get("sid")
+        if sid is None:
+            if method != "GET":
+                raise BadHandshakeMethod()
+            if params.get("EIO") != "4":
+                raise UnsupportedProtocolVersion()
+            return None
+        session = self.sessions.get(sid)
+        if session is None or session.closed:
+            raise UnknownSession()
+        if transport == "polling" and session.transport != "polling":
+            raise BadRequest("Session is not using polling.")
+        return session
+
+    def create_session(self, scope: dict[str, Any], transport: str) -> EngineSession:
+        sid = new_session_id()
+        session = EngineSession(
+            sid=sid,
+            scope=scope,
+            transport=transport,
+            options=self.options,
+            handler=self.handler,
+            on_closed=self._forget,
+        )
+        self.sessions[sid] = session
+        return session
+
+    def _forget(self, session: EngineSession) -> None:
+        self.sessions.pop(session.sid, None)
+
+    async def close_all(self, reason: str) -> None:
+        for session in list(self.sessions.values()):
+            await session.close(reason)

@@ -1,0 +1,290 @@
+"""One Engine.IO connection, whichever transport currently carries it.
+
+Layer: transport.  Spec: https://socket.io/docs/v4/engine-io-protocol/
+
+An :class:`EngineSession` outlives the HTTP requests and WebSocket that carry
+it: long-polling GETs drain its outbox, POSTs feed it packets, and an upgrade
+moves it onto a WebSocket without losing anything queued.  The layer above
+attaches through :class:`EngineHandler` (open, message, close), exactly as
+python-engineio does, and never sees which transport is in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
+
+from chat.errors import BadRequest, ProtocolError
+from chat.wire.engine_packets import Packet, PacketType
+
+logger = logging.getLogger(__name__)
+
+WebSocketWriter = Callable[[str | bytes], Awaitable[None]]
+WebSocketCloser = Callable[[int, str], Awaitable[None]]
+
+
+class CloseReason:
+    """The reasons Socket.IO reports to disconnect handlers."""
+
+    TRANSPORT_CLOSE = "transport close"
+    TRANSPORT_ERROR = "transport error"
+    PING_TIMEOUT = "ping timeout"
+    PARSE_ERROR = "parse error"
+    FORCED = "forced close"
+    SHUTDOWN = "server shutting down"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    ping_interval_ms: int = 25_000
+    ping_timeout_ms: int = 20_000
+    max_payload: int = 1_000_000
+    #: Upper bound on what may wait for a polling client that does not poll;
+    #: past it the session is closed rather than letting memory grow.
+    max_buffered_bytes: int = 4_000_000
+
+    def handshake(self, sid: str, upgrades: list[str]) -> dict[str, Any]:
+        return {
+            "sid": sid,
+            "upgrades": upgrades,
+            "pingInterval": self.ping_interval_ms,
+            "pingTimeout": self.ping_timeout_ms,
+            "maxPayload": self.max_payload,
+        }
+
+
+class EngineHandler(Protocol):
+    """What the layer above provides: three callbacks, nothing else."""
+
+    async def on_open(self, session: EngineSession) -> None: ...
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
+
+    async def on_close(self, session: EngineSession, reason: str) -> None: ...
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(15)
+
+
+class EngineSession:
+    """State of one Engine.IO connection and its heartbeat."""
+
+    def __init__(
+        self,
+        *,
+        sid: str,
+        scope: dict[str, Any],
+        transport: str,
+        options: EngineOptions,
+        handler: EngineHandler,
+        on_closed: Callable[[EngineSession], None],
+    ) -> None:
+        self.sid = sid
+        self.scope = scope
+        self.transport = transport
+        self.options = options
+        self.handler = handler
+        self.closed = False
+        self.upgrading = False
+        #: Free for the layer above (the Socket.IO connection object).
+        self.attachment: Any = None
+        self._on_closed = on_closed
+        self._outbox: list[Packet] = []
+        self._outbox_bytes = 0
+        self._poll_waiter: asyncio.Future[None] | None = None
+        self._posting = False
+        self._ws_write: WebSocketWriter | None = None
+        self._ws_close: WebSocketCloser | None = None
+        self._loop = asyncio.get_running_loop()
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Tell the layer above the session exists and start the heartbeat."""
+        self._schedule_ping()
+        await self.handler.on_open(self)
+
+    async def close(self, reason: str = CloseReason.FORCED, *, ws_code: int = 1000, detail: str = "") -> None:
+        """Close once; the layer above hears about it exactly once.
+
+        ``detail`` is a sentence for the client, sent as the WebSocket close
+        reason; it must never contain secrets or message content.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_timers()
+        self._on_closed(self)
+        if self.transport == "websocket" and self._ws_close is not None:
+            try:
+                await self._ws_close(ws_code, detail)
+            except Exception:  # the peer may already be gone
+                logger.debug("websocket close failed", exc_info=True)
+        else:
+            # A pending or future GET learns of the close from a close packet.
+            self._outbox.append(Packet(PacketType.CLOSE))
+            self._wake_poller()
+        try:
+            await self.handler.on_close(self, reason)
+        except Exception:
+            logger.exception("close handler failed")
+
+    # --- sending ---------------------------------------------------------------
+
+    async def send(self, data: str | bytes) -> None:
+        """Send one Engine.IO message to the client."""
+        await self._send_packet(Packet(PacketType.MESSAGE, data))
+
+    async def send_many(self, messages: list[str | bytes]) -> None:
+        """Send several messages that must stay together (a binary packet)."""
+        if self.transport == "websocket" and self._ws_write is not None and not self.upgrading:
+            for data in messages:
+                await self._ws_write(data if isinstance(data, bytes) else "4" + data)
+            return
+        for data in messages:
+            await self._send_packet(Packet(PacketType.MESSAGE, data))
+
+    async def _send_packet(self, packet: Packet) -> None:
+        if self.closed:
+            return
+        if self.transport == "websocket" and self._ws_write is not None:
+            data = packet.data
+            frame = data if isinstance(data, bytes) else f"{int(packet.type)}{data}"
+            try:
+                await self._ws_write(frame)
+            except Exception:
+                await self.close(CloseReason.TRANSPORT_ERROR)
+            return
+        self._outbox.append(packet)
+        self._outbox_bytes += len(packet.data)
+        if self._outbox_bytes > self.options.max_buffered_bytes:
+            logger.info("closing a polling session whose client stopped reading")
+            await self.close(CloseReason.TRANSPORT_ERROR)
+            return
+        self._wake_poller()
+
+    def _send_soon(self, packet: Packet) -> None:
+        """Send from a timer callback, which cannot await."""
+        task = self._loop.create_task(self._send_packet(packet))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- receiving -------------------------------------------------------------
+
+    async def receive(self, packet: Packet) -> None:
+        """Handle one packet from the client, whichever transport carried it."""
+        if self.closed:
+            return
+        kind = packet.type
+        if kind is PacketType.MESSAGE:
+            await self.handler.on_message(self, packet.data)
+        elif kind is PacketType.PONG:
+            self._on_pong()
+        elif kind is PacketType.PING:
+            await self._send_packet(Packet(PacketType.PONG, packet.data))
+        elif kind is PacketType.CLOSE:
+            await self.close(CloseReason.TRANSPORT_CLOSE)
+        elif kind is PacketType.NOOP:
+            pass
+        else:
+            raise ProtocolError(f"Unexpected {kind.name.lower()} packet from the client.")
+
+    # --- long-polling ------------------------------------------------------------
+
+    async def poll(self) -> list[Packet]:
+        """Wait for packets for a GET request and take them all.
+
+        Only one GET may wait at a time; a second one is an error that
+        closes the session, as the reference server does.
+        """
+        if self._poll_waiter is not None:
+            await self.close(CloseReason.TRANSPORT_ERROR)
+            raise BadRequest("Overlapping polling requests.")
+        if not self._outbox and not self.closed:
+            waiter = self._loop.create_future()
+            self._poll_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._poll_waiter = None
+        packets, self._outbox, self._outbox_bytes = self._outbox, [], 0
+        return packets
+
+    async def post(self, packets: list[Packet]) -> None:
+        """Feed the packets of one POST request, in order."""
+        if self._posting:
+            await self.close(CloseReason.TRANSPORT_ERROR)
+            raise BadRequest("Overlapping POST requests.")
+        self._posting = True
+        try:
+            for packet in packets:
+                if packet.type is PacketType.UPGRADE:
+                    raise ProtocolError("Upgrade packet sent over polling.")
+                await self.receive(packet)
+        finally:
+            self._posting = False
+
+    def _wake_poller(self) -> None:
+        if self._poll_waiter is not None and not self._poll_waiter.done():
+            self._poll_waiter.set_result(None)
+
+    # --- WebSocket ----------------------------------------------------------------
+
+    def attach_websocket(self, write: WebSocketWriter, close: WebSocketCloser) -> None:
+        """Carry this session on a WebSocket from the start (no polling)."""
+        self.transport = "websocket"
+        self._ws_write, self._ws_close = write, close
+
+    def begin_upgrade(self) -> None:
+        """The probe succeeded: make the client's pending GET return so it can pause."""
+        self.upgrading = True
+        self._outbox.append(Packet(PacketType.NOOP))
+        self._wake_poller()
+
+    async def complete_upgrade(self, write: WebSocketWriter, close: WebSocketCloser) -> None:
+        """Switch to the WebSocket and flush whatever polling had queued."""
+        queued, self._outbox, self._outbox_bytes = self._outbox, [], 0
+        self._wake_poller()
+        self.attach_websocket(write, close)
+        self.upgrading = False
+        for packet in queued:
+            if packet.type is not PacketType.NOOP:
+                await self._send_packet(packet)
+
+    def abort_upgrade(self) -> None:
+        self.upgrading = False
+
+    # --- heartbeat --------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        self._ping_timer = self._loop.call_later(self.options.ping_interval_ms / 1000, self._ping)
+
+    def _ping(self) -> None:
+        if self.closed:
+            return
+        self._pong_timer = self._loop.call_later(self.options.ping_timeout_ms / 1000, self._on_ping_timeout)
+        self._send_soon(Packet(PacketType.PING))
+
+    def _on_pong(self) -> None:
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+            self._schedule_ping()
+
+    def _on_ping_timeout(self) -> None:
+        task = self._loop.create_task(self.close(CloseReason.PING_TIMEOUT))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._ping_timer, self._pong_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._pong_timer = None

@@ -1,0 +1,108 @@
+"""Every setting the server reads from the environment, typed, in one place.
+
+Defaults run the server embedded (SQLite, in-memory channel layer, local
+memory cache) with nothing configured.  ``README.md`` documents each variable;
+``tests/unit/test_config.py`` checks that the table there and this module agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}.")
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    debug: bool = True
+    secret_key: str = "embedded-development-key-change-me-in-production-0123456789"
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    database_url: str = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    redis_url: str = ""
+    #: Engine.IO heartbeat: the server pings every interval and closes a
+    #: client that has not answered within the timeout.
+    ping_interval_ms: int = 25_000
+    ping_timeout_ms: int = 20_000
+    #: Largest Engine.IO payload accepted, per polling request or WebSocket
+    #: frame; the spec's default.
+    max_payload: int = 1_000_000
+    #: Origins allowed to open sockets and make polling requests; ``*`` allows
+    #: any.  Empty means the site's own hosts (``allowed_hosts``).
+    allowed_origins: tuple[str, ...] = ()
+    #: Replace the chat application with the behaviour protocol test suites expect.
+    conformance: bool = False
+    #: Worker identity used in session ids so that any worker can tell which
+    #: one owns a session; defaults to host and process id.
+    worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Exact match of scheme://host[:port]; never a substring match."""
+        if "*" in self.allowed_origins:
+            return True
+        if self.allowed_origins:
+            return origin in self.allowed_origins
+        host = origin.split("://", 1)[-1].rsplit(":", 1)[0] if "://" in origin else ""
+        return host in self.allowed_hosts
+
+
+def load(env: Mapping[str, str] = os.environ) -> Config:
+    conformance = _bool(env, "CHAT_CONFORMANCE", False)
+    defaults = Config()
+    if conformance:
+        # What protocol test suites expect: fast heartbeats and CORS for anyone.
+        defaults = Config(ping_interval_ms=300, ping_timeout_ms=200, allowed_origins=("*",), conformance=True)
+    return Config(
+        debug=_bool(env, "DJANGO_DEBUG", defaults.debug),
+        secret_key=env.get("DJANGO_SECRET_KEY") or defaults.secret_key,
+        allowed_hosts=_list(env, "DJANGO_ALLOWED_HOSTS", defaults.allowed_hosts),
+        database_url=env.get("DATABASE_URL") or defaults.database_url,
+        redis_url=env.get("REDIS_URL", ""),
+        ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
+        ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
+        max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
+        conformance=conformance,
+        worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
+    )

@@ -1,0 +1,48 @@
+"""Builds this process's real-time stack: Engine.IO servers, the Socket.IO server, namespaces.
+
+The composition root for the real-time side, next to ``asgi.py``: the only
+place that knows which application runs on top of the protocol (the chat,
+or the conformance behaviour) and reads the settings that shape it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat.protocol.server import SocketServer
+from chat.transport.server import EngineServer
+from chat.transport.session import EngineOptions
+
+
+@dataclass(frozen=True)
+class Realtime:
+    sockets: SocketServer
+    engine: EngineServer
+    #: The bare Engine.IO echo endpoint; only in conformance mode.
+    echo_engine: EngineServer | None
+
+
+def build() -> Realtime:
+    config = settings.CHAT
+    options = EngineOptions(
+        ping_interval_ms=config.ping_interval_ms,
+        ping_timeout_ms=config.ping_timeout_ms,
+        max_payload=config.max_payload,
+    )
+    sockets = SocketServer(get_channel_layer())
+    echo_engine = None
+    if config.conformance:
+        from chat.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
+
+        for name in NAMESPACES:
+            sockets.register(conformance_namespace(name))
+        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed)
+    else:
+        from chat.events import chat_namespace
+
+        sockets.register(chat_namespace())
+    engine = EngineServer(sockets, options, config.origin_allowed)
+    return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)
