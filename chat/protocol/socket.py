@@ -15,9 +15,9 @@ import secrets
 from typing import TYPE_CHECKING, Any, Iterable
 
 from chat.errors import AckTimeout
-from chat.protocol.emitter import NAMESPACE_ROOM, event_frames, socket_room
+from chat.protocol.emitter import NAMESPACE_ROOM, event_frames
 from chat.protocol.rooms import group_name
-from chat.wire.socket_packets import Packet, PacketType, encode
+from chat.wire.socket_packets import Packet, encode
 
 if TYPE_CHECKING:
     from chat.protocol.server import Connection, SocketServer

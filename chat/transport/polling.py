@@ -21,7 +21,7 @@ from channels.generic.http import AsyncHttpConsumer
 from chat.errors import BadRequest, ChatError, EngineRequestError, Forbidden, PayloadTooLarge, ProtocolError
 from chat.transport.server import EngineServer, header
 from chat.transport.session import CloseReason
-from chat.wire.engine_packets import Packet, PacketType, decode_payload, encode_payload
+from chat.wire.engine_packets import Packet, decode_payload, encode_payload, open_packet
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class PollingConsumer(AsyncHttpConsumer):
         await session.open()
         # The open packet is the whole first response; anything the layer
         # above queued on open waits for the next GET.
-        await self._send(200, f"{int(PacketType.OPEN)}{json.dumps(handshake, separators=(",", ":"))}".encode(), cors)
+        await self._send(200, open_packet(handshake).encode(), cors)
 
     async def _post(self, session: Any, body: bytes, cors: list[tuple[bytes, bytes]]) -> None:
         if self._too_large:

@@ -11,7 +11,6 @@ the client sends ``5`` and from then on the session is carried here.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -20,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from chat.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
 from chat.transport.server import EngineServer
 from chat.transport.session import CloseReason, EngineSession
-from chat.wire.engine_packets import PacketType, decode_frame
+from chat.wire.engine_packets import decode_frame, open_packet
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             self.session = self.engine.create_session(self.scope, "websocket")
             self.session.attach_websocket(self._write, self._close)
             handshake = self.engine.options.handshake(self.session.sid, [])
-            await self._write(f"{int(PacketType.OPEN)}{json.dumps(handshake, separators=(",", ":"))}")
+            await self._write(open_packet(handshake))
             await self.session.open()
         elif session.upgrading or session.transport != "polling":
             await self.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -49,6 +50,11 @@ class Packet:
 def _check_binary(packet: Packet) -> None:
     if packet.type is not PacketType.MESSAGE:
         raise ProtocolError("Only message packets may carry binary data.")
+
+
+def open_packet(handshake: dict[str, object]) -> str:
+    """The ``open`` packet that starts every session, carrying the handshake."""
+    return f"{int(PacketType.OPEN)}{json.dumps(handshake, separators=(',', ':'))}"
 
 
 def encode_frame(packet: Packet) -> str | bytes:
