@@ -117,6 +117,61 @@ class AckTimeout(ChatError):
     default_message = "The client did not acknowledge in time."
 
 
+class Unauthenticated(ConnectionRefused):
+    code = "unauthenticated"
+    default_message = "Authentication required: pass a valid token in the auth payload."
+
+
+class NotAMember(ChatError):
+    code = "not_a_member"
+    default_message = "You are not a member of this workspace."
+
+
+class PermissionDenied(ChatError):
+    code = "forbidden"
+    default_message = "You do not have access to this session."
+
+
+class SessionNotFound(ChatError):
+    code = "session_not_found"
+    default_message = "No such session."
+
+
+class AgentNotFound(ChatError):
+    code = "agent_not_found"
+    default_message = "No such agent in this workspace."
+
+
+class SessionClosed(ChatError):
+    code = "session_closed"
+    default_message = "This session is closed."
+
+
+class NotJoined(ChatError):
+    code = "not_joined"
+    default_message = "Join the session first."
+
+
+class MessageTooLong(ChatError):
+    code = "message_too_long"
+    default_message = "The message is too long."
+
+
+class MetadataTooLarge(ChatError):
+    code = "metadata_too_large"
+    default_message = "The message metadata is too large or too deeply nested."
+
+
+class StoreFailed(ChatError):
+    """Storing failed; nothing was confirmed or broadcast, so the client may retry."""
+
+    code = "internal"
+    default_message = "The message could not be stored; please retry."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        super().__init__(message, retryable=True, **details)
+
+
 @dataclass(frozen=True)
 class WireError:
     """How one error code appears on each surface."""
@@ -138,6 +193,15 @@ WIRE_ERRORS: dict[str, WireError] = {
     "connection_refused": WireError(403, 1008),
     "invalid_namespace": WireError(400, 1008),
     "invalid_payload": WireError(400, 1008),
+    "unauthenticated": WireError(401, 1008),
+    "not_a_member": WireError(404, 1008),
+    "session_not_found": WireError(404, 1008),
+    "agent_not_found": WireError(404, 1008),
+    "session_closed": WireError(409, 1008),
+    "not_joined": WireError(409, 1008),
+    "message_too_long": WireError(400, 1009),
+    "metadata_too_large": WireError(400, 1009),
+    "rate_limited": WireError(429, 1008),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

@@ -69,6 +69,13 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     #: Replace the chat application with the behaviour protocol test suites expect.
     conformance: bool = False
+    #: Longest message content accepted, in characters (the seed's default).
+    message_max_length: int = 10_000
+    #: A presence row whose worker has not refreshed it for this long is
+    #: considered gone (a crashed worker); workers refresh every third of it.
+    presence_ttl_s: int = 30
+    #: A typing indicator not renewed within this time ends by itself.
+    typing_timeout_s: int = 5
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host and process id.
     worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -104,5 +111,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,
+        message_max_length=_int(env, "CHAT_MESSAGE_MAX_LENGTH", defaults.message_max_length, minimum=1),
+        presence_ttl_s=_int(env, "CHAT_PRESENCE_TTL_S", defaults.presence_ttl_s, minimum=1),
+        typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
     )

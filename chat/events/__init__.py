@@ -1,4 +1,4 @@
-"""The chat application's Socket.IO events (the ``chat:*`` protocol)."""
+"""The chat application's Socket.IO events: the ``chat:*`` protocol of ``docs/protocol.md``."""
 
 from __future__ import annotations
 
@@ -6,4 +6,9 @@ from chat.protocol.namespace import Namespace
 
 
 def chat_namespace() -> Namespace:
-    return Namespace("/")
+    from chat.events import connection, messages, presence, sessions
+
+    namespace = Namespace("/")
+    for module in (connection, sessions, messages, presence):
+        module.register(namespace)
+    return namespace

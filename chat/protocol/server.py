@@ -56,7 +56,9 @@ class SocketServer:
     def to(self, room: str, namespace: str = "/") -> Broadcast:
         return Broadcast(self, namespace, room)
 
-    async def emit(self, event: str, *args: Any, room: str = NAMESPACE_ROOM, namespace: str = "/", exclude: Iterable[str] = ()) -> None:
+    async def emit(
+        self, event: str, *args: Any, room: str = NAMESPACE_ROOM, namespace: str = "/", exclude: Iterable[str] = ()
+    ) -> None:
         await self.fanout.broadcast(group_name(namespace, room), event_frames(namespace, event, args), exclude)
 
     # --- Engine.IO callbacks ------------------------------------------------------------
@@ -135,7 +137,8 @@ class SocketServer:
                 connection.sockets.pop(name, None)
                 socket.mark_gone()
                 logger.exception("connect handler failed")
-                await self._send_connect_error(connection, name, ConnectionRefused("Internal server error.", code="internal"))
+                refusal = ConnectionRefused("Internal server error.", code="internal")
+                await self._send_connect_error(connection, name, refusal)
                 return
             if connection.session.closed or connection.sockets.get(name) is not socket:
                 return

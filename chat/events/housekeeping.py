@@ -1,0 +1,46 @@
+"""This worker's periodic chores: keep its presence rows alive, expire other workers' dead ones."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chat import notify
+from chat.services import presence
+from chat.shapes import user_left_shape
+
+logger = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="chat-housekeeping")
+
+    async def _run(self) -> None:
+        ttl = settings.CHAT.presence_ttl_s
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("housekeeping failed; retrying next round")
+
+    async def run_once(self) -> None:
+        await database_sync_to_async(presence.refresh_worker)(settings.CHAT.worker_id)
+        for gone in await database_sync_to_async(presence.purge_expired)():
+            await notify.to_session(
+                gone.workspace_slug,
+                gone.session_key,
+                "chat:user-left",
+                user_left_shape(gone.session_key, gone.user_name, gone.socket_id),
+            )
+
+
+housekeeping = Housekeeping()

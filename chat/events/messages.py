@@ -1,0 +1,83 @@
+"""``chat:send-message`` and ``chat:request-history``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from chat import notify
+from chat.errors import InvalidPayload
+from chat.events.context import find_joined
+from chat.events.handler import chat_event
+from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
+from chat.models import ChatSession
+from chat.protocol.namespace import Namespace
+from chat.protocol.socket import Socket
+from chat.services import messages
+from chat.shapes import message_shape, now_ms, to_ms
+
+
+def _store(session_id: int, user: Any, key: str, content: str, content_type: str, metadata: dict):
+    stored = messages.store_message(session_id, messages.Sender.for_user(user), key, content, content_type, metadata)
+    session = ChatSession.objects.select_related("workspace").get(pk=session_id)
+    return stored, message_shape(stored.message, session)
+
+
+def _history(session_id: int, moderates: bool, **query: Any):
+    page = messages.history(session_id, include_hidden=moderates, **query)
+    session = ChatSession.objects.select_related("workspace").get(pk=session_id)
+    return page, [message_shape(m, session) for m in page.messages]
+
+
+def register(namespace: Namespace) -> None:
+    @chat_event(namespace, "chat:send-message")
+    async def send_message(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
+        message = required_object(payload, "message")
+        entry = find_joined(socket, message)
+        key = required_client_id(message, "id")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise InvalidPayload("message.content must be a string.")
+        content_type = optional_str(message, "contentType", max_length=16) or "text"
+        metadata = message.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidPayload("message.metadata must be a JSON object.")
+        stored, shape = await database_sync_to_async(_store)(
+            entry.session_id, socket.user, key, content, content_type, metadata
+        )
+        confirmation = {
+            "messageId": key,
+            "sessionId": entry.session_key,
+            "seq": stored.message.seq,
+            "timestamp": to_ms(stored.message.created_at),
+            "duplicate": not stored.created,
+        }
+        if stored.created:
+            await notify.to_session(
+                entry.workspace_slug, entry.session_key, "chat:message-received", shape, exclude=[socket.id]
+            )
+        await socket.emit("chat:message-sent", confirmation)
+        return confirmation
+
+    @chat_event(namespace, "chat:request-history")
+    async def request_history(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
+        entry = find_joined(socket, payload)
+        page, shapes = await database_sync_to_async(_history)(
+            entry.session_id,
+            entry.moderates,
+            limit=optional_int(payload, "limit"),
+            offset=optional_int(payload, "offset") or 0,
+            after_seq=optional_int(payload, "afterSeq"),
+        )
+        response = {
+            "sessionId": entry.session_key,
+            "messages": shapes,
+            "limit": page.limit,
+            "offset": page.offset,
+            "afterSeq": page.after_seq,
+            "hasMore": page.has_more,
+            "timestamp": now_ms(),
+        }
+        await socket.emit("chat:history-response", response)
+        return {"sessionId": entry.session_key, "count": len(shapes), "hasMore": page.has_more}

@@ -1,0 +1,73 @@
+"""Reading fields out of client payloads, trusting nothing about their types or sizes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chat.errors import InvalidPayload
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+
+
+def payload_object(args: tuple[Any, ...]) -> dict[str, Any]:
+    """Chat events carry exactly one JSON object."""
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise InvalidPayload("The event payload must be a single JSON object.")
+    return args[0]
+
+
+def required_client_id(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not _CLIENT_ID.fullmatch(value):
+        raise InvalidPayload(f"{name} must be 1-128 characters of A-Z, a-z, 0-9, _ and -.")
+    return value
+
+
+def optional_client_id(payload: dict[str, Any], name: str) -> str | None:
+    if payload.get(name) is None:
+        return None
+    return required_client_id(payload, name)
+
+
+def required_slug(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
+        raise InvalidPayload(f"{name} must be a workspace slug (1-64 characters of A-Z, a-z, 0-9, _ and -).")
+    return value
+
+
+def optional_str(payload: dict[str, Any], name: str, *, max_length: int) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidPayload(f"{name} must be a string of at most {max_length} characters.")
+    return value
+
+
+def required_bool(payload: dict[str, Any], name: str) -> bool:
+    value = payload.get(name)
+    if not isinstance(value, bool):
+        raise InvalidPayload(f"{name} must be true or false.")
+    return value
+
+
+def optional_int(payload: dict[str, Any], name: str) -> int | None:
+    """An integer the client chose; ``True`` is not one, and neither is 1.5."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise InvalidPayload(f"{name} must be a whole number.")
+    if abs(value) > 2**53:
+        raise InvalidPayload(f"{name} is out of range.")
+    return value
+
+
+def required_object(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    value = payload.get(name)
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"{name} must be a JSON object.")
+    return value

@@ -1,0 +1,83 @@
+"""``chat:join-session`` and ``chat:leave-session``; leaving also happens on disconnect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from chat import notify
+from chat.events.context import JoinedSession, find_joined, joined
+from chat.events.handler import chat_event
+from chat.events.payloads import optional_client_id, required_client_id, required_slug
+from chat.events.presence import stop_typing
+from chat.protocol.namespace import Namespace
+from chat.protocol.socket import Socket
+from chat.services import access, presence
+from chat.shapes import now_ms, presence_shape, user_left_shape
+
+
+def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | None, socket_id: str):
+    membership = access.membership_for(user, workspace_slug)
+    session, _created = access.open_session(membership, session_key, agent_key)
+    row = presence.enter(session, socket_id, user)
+    session.workspace = membership.workspace
+    return JoinedSession(
+        session_id=session.pk,
+        session_key=session.key,
+        workspace_id=membership.workspace_id,
+        workspace_slug=workspace_slug,
+        moderates=membership.moderates,
+    ), session, presence_shape(row, session)
+
+
+async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
+    """Leave one session: rooms, presence, typing, and tell the others."""
+    joined(socket).pop((entry.workspace_slug, entry.session_key), None)
+    await stop_typing(socket, entry)
+    await socket.leave(notify.session_room(entry.workspace_slug, entry.session_key))
+    if not any(slug == entry.workspace_slug for slug, _ in joined(socket)):
+        await socket.leave(notify.workspace_room(entry.workspace_slug))
+    if await database_sync_to_async(presence.leave)(entry.session_id, socket.id):
+        await notify.to_session(
+            entry.workspace_slug,
+            entry.session_key,
+            "chat:user-left",
+            user_left_shape(entry.session_key, socket.user.get_username(), socket.id),
+        )
+
+
+def register(namespace: Namespace) -> None:
+    @chat_event(namespace, "chat:join-session")
+    async def join_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
+        session_key = required_client_id(payload, "sessionId")
+        workspace_slug = required_slug(payload, "workspaceId")
+        agent_key = optional_client_id(payload, "agentId")
+        if (workspace_slug, session_key) in joined(socket):
+            return {"sessionId": session_key, "workspaceId": workspace_slug, "alreadyJoined": True}
+        entry, session, presence_payload = await database_sync_to_async(_join)(
+            socket.user, workspace_slug, session_key, agent_key, socket.id
+        )
+        joined(socket)[(workspace_slug, session_key)] = entry
+        await socket.join(notify.session_room(workspace_slug, session_key))
+        await socket.join(notify.workspace_room(workspace_slug))
+        success = {
+            "sessionId": session_key,
+            "agentId": session.agent.key if session.agent_id else None,
+            "workspaceId": workspace_slug,
+            "roomId": f"chat:session:{session_key}",
+            "workspaceRoomId": f"chat:workspace:{workspace_slug}",
+            "status": session.status,
+            "lastSeq": session.last_seq,
+            "timestamp": now_ms(),
+            "presence": presence_payload,
+        }
+        await socket.emit("chat:join-session-success", success)
+        await notify.to_session(workspace_slug, session_key, "chat:user-joined", presence_payload, exclude=[socket.id])
+        return success
+
+    @chat_event(namespace, "chat:leave-session")
+    async def leave_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
+        entry = find_joined(socket, payload)
+        await leave_joined(socket, entry)
+        return {"sessionId": entry.session_key, "workspaceId": entry.workspace_slug}

@@ -1,0 +1,161 @@
+"""What the chat stores: workspaces and their members, agents, sessions, messages, presence.
+
+Client-chosen identifiers (a session's or a message's id on the wire) are
+stored in ``key`` fields, unique only within their parent, so no client can
+learn about or collide with another workspace's objects.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+#: The alphabet and length of every client-chosen id (sessions, messages).
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+client_id_validator = RegexValidator(CLIENT_ID_PATTERN, "Use 1-128 characters of A-Z, a-z, 0-9, _ and -.")
+
+
+class Workspace(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    MEMBER = "member"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="one_membership_per_workspace")]
+
+    @property
+    def moderates(self) -> bool:
+        return self.role in (Role.MODERATOR, Role.ADMIN)
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Agent(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
+    key = models.CharField(max_length=128, validators=[client_id_validator])
+    name = models.CharField(max_length=200)
+    backend = models.CharField(max_length=32, default="echo")
+    #: Backend settings (URL, model, delay...).  Secrets live here too and are
+    #: masked wherever the agent is shown.
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="agent_key_unique_in_workspace")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.workspace})"
+
+
+class SessionStatus(models.TextChoices):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ChatSession(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sessions")
+    key = models.CharField(max_length=128, validators=[client_id_validator])
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="created_sessions"
+    )
+    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_sessions")
+    title = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=8, choices=SessionStatus.choices, default=SessionStatus.OPEN)
+    #: The ``seq`` of the newest message; the next message takes ``last_seq + 1``
+    #: while holding this row's lock, which keeps ``seq`` gap-free.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="session_key_unique_in_workspace")]
+        indexes = [models.Index(fields=["workspace", "status", "-last_activity_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.workspace})"
+
+
+class SenderType(models.TextChoices):
+    USER = "user"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class ContentType(models.TextChoices):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+
+
+class ChatMessage(models.Model):
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    #: The client's id for the message, and its idempotency key.
+    key = models.CharField(max_length=128, validators=[client_id_validator])
+    seq = models.PositiveBigIntegerField()
+    sender_type = models.CharField(max_length=8, choices=SenderType.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
+    sender_name = models.CharField(max_length=150, blank=True)
+    content = models.TextField()
+    content_type = models.CharField(max_length=8, choices=ContentType.choices, default=ContentType.TEXT)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    hidden = models.BooleanField(default=False)
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hidden_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "key"], name="message_key_unique_in_session"),
+            models.UniqueConstraint(fields=["session", "seq"], name="message_seq_unique_in_session"),
+        ]
+        ordering = ["session", "seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} in {self.session_id}"
+
+
+class PresenceStatus(models.TextChoices):
+    ACTIVE = "active"
+    IDLE = "idle"
+    AWAY = "away"
+
+
+class Presence(models.Model):
+    """One socket in one session.  Rows whose worker stopped refreshing them expire."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="presences")
+    socket_id = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    user_name = models.CharField(max_length=150)
+    status = models.CharField(max_length=8, choices=PresenceStatus.choices, default=PresenceStatus.ACTIVE)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField()
+    worker_id = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "socket_id"], name="one_presence_per_socket")]
+        indexes = [models.Index(fields=["last_seen"]), models.Index(fields=["worker_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_name} in {self.session_id} ({self.status})"

@@ -1,0 +1,38 @@
+"""Where chat events are announced to sockets: room names and the broadcast calls.
+
+The workspace is the first argument of everything here, so no event can be
+addressed without saying whose it is, and room names are built only from
+server-side ids, never from client text.  Callers announce only what has
+already been committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from chat.protocol.emitter import Emitter
+
+emitter = Emitter()
+
+
+def session_room(workspace_slug: str, session_key: str) -> str:
+    return f"chat:workspace:{workspace_slug}:session:{session_key}"
+
+
+def workspace_room(workspace_slug: str) -> str:
+    return f"chat:workspace:{workspace_slug}"
+
+
+async def to_session(
+    workspace_slug: str, session_key: str, event: str, payload: dict[str, Any], *, exclude: Iterable[str] = ()
+) -> None:
+    """Send ``event`` to every socket that joined the session, on every worker."""
+    await emitter.emit(event, payload, room=session_room(workspace_slug, session_key), exclude=exclude)
+
+
+async def to_workspace(workspace_slug: str, event: str, payload: dict[str, Any]) -> None:
+    await emitter.emit(event, payload, room=workspace_room(workspace_slug))
+
+
+async def disconnect_session_sockets(workspace_slug: str, session_key: str) -> None:
+    await emitter.disconnect_room(session_room(workspace_slug, session_key))

@@ -1,0 +1,56 @@
+"""Who may do what: workspace membership and session access."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from chat.errors import AgentNotFound, NotAMember, PermissionDenied
+from chat.models import Agent, ChatSession, Membership
+
+
+def membership_for(user: AbstractBaseUser, workspace_slug: str) -> Membership:
+    """The user's membership, or :class:`NotAMember` (also for a workspace that does not exist)."""
+    membership = (
+        Membership.objects.select_related("workspace").filter(user=user, workspace__slug=workspace_slug).first()
+    )
+    if membership is None:
+        raise NotAMember()
+    return membership
+
+
+def can_access(membership: Membership, session: ChatSession) -> bool:
+    """Creators, users it was shared with, and the workspace's moderators and admins."""
+    if session.workspace_id != membership.workspace_id:
+        return False
+    if membership.moderates or session.created_by_id == membership.user_id:
+        return True
+    return session.shared_with.filter(pk=membership.user_id).exists()
+
+
+def open_session(membership: Membership, session_key: str, agent_key: str | None = None) -> tuple[ChatSession, bool]:
+    """Get the session for joining, creating it (owned by the joiner) if it does not exist.
+
+    Only the workspace named by the membership is searched, so a session of
+    the same id elsewhere is neither found nor revealed.
+    """
+    workspace = membership.workspace
+    session = ChatSession.objects.filter(workspace=workspace, key=session_key).select_related("agent").first()
+    if session is not None:
+        if not can_access(membership, session):
+            raise PermissionDenied()
+        return session, False
+    agent = None
+    if agent_key is not None:
+        agent = Agent.objects.filter(workspace=workspace, key=agent_key).first()
+        if agent is None:
+            raise AgentNotFound()
+    try:
+        with transaction.atomic():
+            session = ChatSession.objects.create(
+                workspace=workspace, key=session_key, agent=agent, created_by_id=membership.user_id
+            )
+    except IntegrityError:
+        # Another worker created it a moment ago: join theirs like any existing session.
+        return open_session(membership, session_key, None)
+    return session, True

@@ -1,0 +1,169 @@
+"""Storing messages with gap-free per-session ``seq``, idempotently, and reading history."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from chat.errors import InvalidPayload, MessageTooLong, MetadataTooLarge, SessionClosed, StoreFailed
+from chat.models import Agent, ChatMessage, ChatSession, ContentType, SenderType, SessionStatus
+
+#: Metadata is the client's free-form JSON: bounded so it cannot be used to
+#: store or fan out arbitrary amounts of data.
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_DEPTH = 8
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Sender:
+    type: str
+    name: str
+    user: AbstractBaseUser | None = None
+    agent: Agent | None = None
+
+    @classmethod
+    def for_user(cls, user: AbstractBaseUser) -> Sender:
+        return cls(SenderType.USER, user.get_username(), user=user)
+
+    @classmethod
+    def for_agent(cls, agent: Agent) -> Sender:
+        return cls(SenderType.AGENT, agent.name, agent=agent)
+
+    @classmethod
+    def system(cls, name: str = "system") -> Sender:
+        return cls(SenderType.SYSTEM, name)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    message: ChatMessage
+    #: False when the id had been sent before: the original is returned and
+    #: nothing new was stored, so nothing may be broadcast.
+    created: bool
+
+
+def check_content(content: str, content_type: str, metadata: dict) -> None:
+    if not content.strip():
+        raise InvalidPayload("A message needs some content.")
+    limit = settings.CHAT.message_max_length
+    if len(content) > limit:
+        raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
+    if content_type not in ContentType.values:
+        raise InvalidPayload("contentType must be 'text' or 'markdown'.")
+    if _depth(metadata) > METADATA_MAX_DEPTH:
+        raise MetadataTooLarge(f"Metadata may nest at most {METADATA_MAX_DEPTH} levels.")
+    if len(json.dumps(metadata, separators=(",", ":"))) > METADATA_MAX_BYTES:
+        raise MetadataTooLarge(f"Metadata is limited to {METADATA_MAX_BYTES} bytes of JSON.")
+
+
+def _depth(value: object) -> int:
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def store_message(
+    session_id: int,
+    sender: Sender,
+    key: str,
+    content: str,
+    content_type: str = ContentType.TEXT,
+    metadata: dict | None = None,
+) -> StoredMessage:
+    """Store a message and give it the session's next ``seq``.
+
+    The session row is locked for the transaction, so concurrent senders on
+    any number of workers get 1, 2, 3... with no gap and no duplicate, and a
+    resent id finds its original under the same lock.  The caller may
+    confirm and broadcast only after this returns, i.e. after the commit.
+    """
+    metadata = metadata or {}
+    check_content(content, content_type, metadata)
+    try:
+        with transaction.atomic():
+            session = ChatSession.objects.select_for_update().get(pk=session_id)
+            existing = ChatMessage.objects.filter(session_id=session_id, key=key).first()
+            if existing is not None:
+                return StoredMessage(existing, created=False)
+            if session.status != SessionStatus.OPEN:
+                raise SessionClosed()
+            session.last_seq += 1
+            now = timezone.now()
+            message = ChatMessage.objects.create(
+                session=session,
+                key=key,
+                seq=session.last_seq,
+                sender_type=sender.type,
+                user=sender.user,
+                agent=sender.agent,
+                sender_name=sender.name[:150],
+                content=content,
+                content_type=content_type,
+                metadata=metadata,
+            )
+            ChatSession.objects.filter(pk=session_id).update(last_seq=session.last_seq, last_activity_at=now)
+    except DatabaseError:
+        raise StoreFailed() from None
+    return StoredMessage(message, created=True)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[ChatMessage]
+    limit: int
+    offset: int
+    after_seq: int | None
+    has_more: bool
+
+
+def history(
+    session_id: int,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    after_seq: int | None = None,
+    include_hidden: bool = False,
+) -> HistoryPage:
+    """A page of messages in ``seq`` order.
+
+    With ``offset``, pages count back from the newest message (offset 0 is
+    the newest page).  With ``after_seq``, the page holds what came after a
+    known ``seq``, oldest first, for recovery after a reconnect.  ``has_more``
+    is exact: one row beyond the page is read to know it.
+    """
+    limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
+    if limit < 1:
+        raise InvalidPayload("limit must be at least 1.")
+    if offset < 0:
+        raise InvalidPayload("offset must not be negative.")
+    if after_seq is not None and after_seq < 0:
+        raise InvalidPayload("afterSeq must not be negative.")
+    limit = min(limit, HISTORY_MAX_LIMIT)
+    messages = ChatMessage.objects.filter(session_id=session_id).select_related("session__workspace")
+    if not include_hidden:
+        messages = messages.filter(hidden=False)
+    if after_seq is not None:
+        rows = list(messages.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
+        has_more = len(rows) > limit
+        page = rows[:limit]
+    else:
+        rows = list(messages.order_by("-seq")[offset : offset + limit + 1])
+        has_more = len(rows) > limit
+        page = rows[:limit][::-1]
+    return HistoryPage(page, limit, offset, after_seq, has_more)

@@ -1,0 +1,65 @@
+"""The JSON shapes of chat objects on the socket protocol (``docs/protocol.md``).
+
+One function per shape, so every event that carries a message, a presence
+or a typing indicator sends exactly the same fields.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from chat.models import ChatMessage, ChatSession, Presence
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def message_shape(message: ChatMessage, session: ChatSession | None = None) -> dict[str, Any]:
+    session = session or message.session
+    return {
+        "id": message.key,
+        "sessionId": session.key,
+        "workspaceId": session.workspace.slug,
+        "seq": message.seq,
+        "senderType": message.sender_type,
+        "userId": message.sender_name if message.sender_type == "user" else None,
+        "userName": message.sender_name,
+        "content": message.content,
+        "contentType": message.content_type,
+        "metadata": message.metadata,
+        "timestamp": to_ms(message.created_at),
+    }
+
+
+def presence_shape(presence: Presence, session: ChatSession | None = None) -> dict[str, Any]:
+    session = session or presence.session
+    return {
+        "sessionId": session.key,
+        "workspaceId": session.workspace.slug,
+        "userId": presence.user_name,
+        "userName": presence.user_name,
+        "socketId": presence.socket_id,
+        "status": presence.status,
+        "lastSeen": to_ms(presence.last_seen),
+    }
+
+
+def typing_shape(session_key: str, user_name: str, is_typing: bool) -> dict[str, Any]:
+    return {
+        "sessionId": session_key,
+        "userId": user_name,
+        "userName": user_name,
+        "isTyping": is_typing,
+        "timestamp": now_ms(),
+    }
+
+
+def user_left_shape(session_key: str, user_name: str, socket_id: str) -> dict[str, Any]:
+    return {"sessionId": session_key, "userId": user_name, "socketId": socket_id, "timestamp": now_ms()}
