@@ -76,6 +76,14 @@ class Config:
     presence_ttl_s: int = 30
     #: A typing indicator not renewed within this time ends by itself.
     typing_timeout_s: int = 5
+    #: When set, tokens we did not issue are POSTed here as {"token": ...}; a
+    #: 2xx answer in Better Auth's shape ({user: {id, name}, session:
+    #: {activeOrganizationId}}) maps to a local user and membership.
+    external_auth_url: str = ""
+    #: How long an external verifier's answer is trusted without asking again.
+    external_auth_cache_s: int = 60
+    #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
+    socket_token_lifetime_s: int = 60
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host and process id.
     worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -114,5 +122,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         message_max_length=_int(env, "CHAT_MESSAGE_MAX_LENGTH", defaults.message_max_length, minimum=1),
         presence_ttl_s=_int(env, "CHAT_PRESENCE_TTL_S", defaults.presence_ttl_s, minimum=1),
         typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
+        external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),
+        external_auth_cache_s=_int(env, "CHAT_EXTERNAL_AUTH_CACHE_S", defaults.external_auth_cache_s),
+        socket_token_lifetime_s=_int(env, "CHAT_SOCKET_TOKEN_LIFETIME_S", defaults.socket_token_lifetime_s, minimum=1),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -74,3 +75,26 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+SOCKET_TOKEN_PREFIX = "sock_"
+
+
+class SocketToken(models.Model):
+    """A one-time token for one socket connection, like Better Auth's one-time tokens.
+
+    Issued to an already-authenticated caller (session or API token) so a
+    page can hand it to its socket without exposing a long-lived secret.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def issue(cls, user, lifetime_s: int) -> tuple["SocketToken", str]:
+        secret = SOCKET_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = timezone.now() + timedelta(seconds=lifetime_s)
+        return cls.objects.create(user=user, digest=token_digest(secret), expires_at=expires), secret

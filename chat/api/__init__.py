@@ -1,0 +1,1 @@
+"""The integrators' REST API, versioned under ``/api/v1/`` (DRF)."""
