@@ -129,8 +129,14 @@ SPEC_EXAMPLES = [
     ("connect-auth", ['0{"token":"123"}'], T.CONNECT, "/", None, {"token": "123"}),
     ("connect-admin-auth", ['0/admin,{"token":"123"}'], T.CONNECT, "/admin", None, {"token": "123"}),
     ("connect-reply", ['0{"sid":"wZX3oN0bSVIhsaknAAAI"}'], T.CONNECT, "/", None, {"sid": "wZX3oN0bSVIhsaknAAAI"}),
-    ("connect-reply-admin", ['0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}'], T.CONNECT, "/admin", None,
-     {"sid": "oSO0OpakMV_3jnilAAAA"}),
+    (
+        "connect-reply-admin",
+        ['0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}'],
+        T.CONNECT,
+        "/admin",
+        None,
+        {"sid": "oSO0OpakMV_3jnilAAAA"},
+    ),
     # DISCONNECT (spec: "Disconnection from a namespace")
     ("disconnect-main", ["1"], T.DISCONNECT, "/", None, None),
     ("disconnect-admin", ["1/admin,"], T.DISCONNECT, "/admin", None, None),
@@ -147,21 +153,57 @@ SPEC_EXAMPLES = [
     ("ack-id-zero", ["30[null]"], T.ACK, "/", 0, [None]),
     # CONNECT_ERROR (spec: "Connection to a namespace")
     ("connect-error", ['4{"message":"Not authorized"}'], T.CONNECT_ERROR, "/", None, {"message": "Not authorized"}),
-    ("connect-error-admin", ['4/admin,{"message":"Not authorized"}'], T.CONNECT_ERROR, "/admin", None,
-     {"message": "Not authorized"}),
+    (
+        "connect-error-admin",
+        ['4/admin,{"message":"Not authorized"}'],
+        T.CONNECT_ERROR,
+        "/admin",
+        None,
+        {"message": "Not authorized"},
+    ),
     ("connect-error-v4-string", ['4"Invalid namespace"'], T.CONNECT_ERROR, "/", None, "Invalid namespace"),
     # BINARY_EVENT / BINARY_ACK (spec: "Sending and receiving data" with binary)
-    ("binary-event", [f'51-["hello",{ph_json(0)}]', b"\x01\x02\x03"], T.BINARY_EVENT, "/", None,
-     ["hello", b"\x01\x02\x03"]),
-    ("binary-event-admin-ack", [f'51-/admin,456["project:delete",{ph_json(0)}]', b"\x01\x02\x03"],
-     T.BINARY_EVENT, "/admin", 456, ["project:delete", b"\x01\x02\x03"]),
+    (
+        "binary-event",
+        [f'51-["hello",{ph_json(0)}]', b"\x01\x02\x03"],
+        T.BINARY_EVENT,
+        "/",
+        None,
+        ["hello", b"\x01\x02\x03"],
+    ),
+    (
+        "binary-event-admin-ack",
+        [f'51-/admin,456["project:delete",{ph_json(0)}]', b"\x01\x02\x03"],
+        T.BINARY_EVENT,
+        "/admin",
+        456,
+        ["project:delete", b"\x01\x02\x03"],
+    ),
     ("binary-ack", [f"61-/admin,456[{ph_json(0)}]", b"\x03\x02\x01"], T.BINARY_ACK, "/admin", 456, [b"\x03\x02\x01"]),
-    ("binary-two-attachments", [f'52-["hello",{ph_json(0)},{ph_json(1)}]', b"\x01", b"\x02"], T.BINARY_EVENT, "/",
-     None, ["hello", b"\x01", b"\x02"]),
-    ("binary-nested-in-object", [f'51-["upload",{{"file":{ph_json(0)},"meta":{{"name":"a.png"}}}}]', b"PNG"],
-     T.BINARY_EVENT, "/", None, ["upload", {"file": b"PNG", "meta": {"name": "a.png"}}]),
-    ("binary-nested-in-list", [f'52-["files",{{"all":[{ph_json(0)},[{ph_json(1)}]]}}]', b"a", b""],
-     T.BINARY_EVENT, "/", None, ["files", {"all": [b"a", [b""]]}]),
+    (
+        "binary-two-attachments",
+        [f'52-["hello",{ph_json(0)},{ph_json(1)}]', b"\x01", b"\x02"],
+        T.BINARY_EVENT,
+        "/",
+        None,
+        ["hello", b"\x01", b"\x02"],
+    ),
+    (
+        "binary-nested-in-object",
+        [f'51-["upload",{{"file":{ph_json(0)},"meta":{{"name":"a.png"}}}}]', b"PNG"],
+        T.BINARY_EVENT,
+        "/",
+        None,
+        ["upload", {"file": b"PNG", "meta": {"name": "a.png"}}],
+    ),
+    (
+        "binary-nested-in-list",
+        [f'52-["files",{{"all":[{ph_json(0)},[{ph_json(1)}]]}}]', b"a", b""],
+        T.BINARY_EVENT,
+        "/",
+        None,
+        ["files", {"all": [b"a", [b""]]}],
+    ),
 ]
 SPEC_PARAMS = [pytest.param(*example[1:], id=example[0]) for example in SPEC_EXAMPLES]
 
@@ -213,7 +255,7 @@ def test_ack_id_bounds():
 
 
 def test_ack_id_leading_zeros_are_read_as_decimal():
-    packet = decode_header('2' + "0" * 15 + '7["a"]')
+    packet = decode_header("2" + "0" * 15 + '7["a"]')
     assert packet.id == 7
     assert encode(packet) == ['27["a"]']
 
@@ -288,7 +330,7 @@ def test_binary_packet_announcing_zero_attachments_completes_at_once():
 
 
 def test_placeholder_with_extra_keys_is_still_a_placeholder():
-    assert decode_messages([f'51-["a",{{"_placeholder":true,"num":0,"x":1}}]', b"b"]).data == ["a", b"b"]
+    assert decode_messages(['51-["a",{"_placeholder":true,"num":0,"x":1}]', b"b"]).data == ["a", b"b"]
 
 
 @pytest.mark.parametrize("attachment", [bytearray(b"ab"), memoryview(b"ab")])
@@ -309,7 +351,7 @@ def test_decoder_is_idle_between_packets_and_reusable():
     assert decoder.awaiting_attachments
     assert decoder.feed(b"1").data == ["b", b"1"]
     assert not decoder.awaiting_attachments
-    assert decoder.feed(f'62-5[{ph_json(0)},{ph_json(1)}]') is None
+    assert decoder.feed(f"62-5[{ph_json(0)},{ph_json(1)}]") is None
     assert decoder.feed(b"x") is None
     assert decoder.awaiting_attachments
     completed = decoder.feed(b"y")
@@ -393,10 +435,10 @@ MALFORMED = [
     ("placeholder-deep-bad", ['51-["a",{"x":[{"_placeholder":true,"num":3}]}]'], "Invalid binary placeholder"),
     ("placeholder-with-zero-attachments", [PH_HEADER.replace("51-", "50-") % "0"], "Invalid binary placeholder"),
     # ack id
-    ("ack-id-17-digits", ['2' + "1" * 17 + '["a"]'], "Ack id too large"),
-    ("ack-id-100-digits", ['3' + "9" * 100 + "[]"], "Ack id too large"),
+    ("ack-id-17-digits", ["2" + "1" * 17 + '["a"]'], "Ack id too large"),
+    ("ack-id-100-digits", ["3" + "9" * 100 + "[]"], "Ack id too large"),
     ("ack-id-2-pow-53", [f'2{2**53}["a"]'], "Ack id too large"),
-    ("ack-id-16-digit-max", ['2' + "9" * 16 + '["a"]'], "Ack id too large"),
+    ("ack-id-16-digit-max", ["2" + "9" * 16 + '["a"]'], "Ack id too large"),
     # namespace
     ("namespace-too-long", [f"0{LONG_NAMESPACE},"], "Namespace too long"),
     ("namespace-too-long-no-comma", [f"0{LONG_NAMESPACE}"], "Namespace too long"),
@@ -445,8 +487,11 @@ MALFORMED = [
     ("connect-error-array", ['4["x"]'], "CONNECT_ERROR payload must be an object"),
     # decoder state
     ("text-while-pending", [PH_HEADER % "0", '2["b"]'], "Text packet received while binary attachments"),
-    ("text-while-second-pending", [f'52-["a",{ph_json(0)},{ph_json(1)}]', b"1", "1"],
-     "Text packet received while binary attachments"),
+    (
+        "text-while-second-pending",
+        [f'52-["a",{ph_json(0)},{ph_json(1)}]', b"1", "1"],
+        "Text packet received while binary attachments",
+    ),
     ("binary-without-header", [b"\x01"], "Unexpected binary attachment"),
     ("binary-after-text-packet", ['2["a"]', b"\x01"], "Unexpected binary attachment"),
     ("binary-after-completion", [PH_HEADER % "0", b"1", b"2"], "Unexpected binary attachment"),
@@ -586,7 +631,7 @@ def test_we_encode_like_socketio(packet):
     assert ours[1:] == theirs[1:]
     if ours[0].isascii():
         # Otherwise only the JSON escaping differs: python-socketio writes
-        # non-ASCII as \\uXXXX, we write UTF-8 text as socket.io-parser does.
+        # non-ASCII as \uXXXX, we write UTF-8 text as socket.io-parser does.
         assert ours[0] == theirs[0]
 
 
