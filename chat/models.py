@@ -36,6 +36,9 @@ class Membership(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Set by a moderator: until then the member can read but not send
+    #: (``chat.services.moderation.check_can_send``).
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="one_membership_per_workspace")]
@@ -159,3 +162,25 @@ class Presence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_name} in {self.session_id} ({self.status})"
+
+
+class WorkspaceBan(models.Model):
+    """A user banned from a workspace: their membership is removed and cannot be re-created while this row exists.
+
+    ``role`` keeps the role they had, so lifting the ban can restore it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workspace_bans")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    reason = models.CharField(max_length=500, blank=True)
+    banned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="one_ban_per_user_and_workspace")]
+
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.workspace}"

@@ -15,6 +15,7 @@ from django.conf import settings
 from chat.protocol.server import SocketServer
 from chat.transport.server import EngineServer
 from chat.transport.session import EngineOptions
+from chat.transport.worker_channel import WorkerChannel
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,19 @@ def build() -> Realtime:
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
     )
-    sockets = SocketServer(get_channel_layer())
+    layer = get_channel_layer()
+    worker = WorkerChannel(layer)
+    sockets = SocketServer(worker)
     echo_engine = None
     if config.conformance:
         from chat.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
 
         for name in NAMESPACES:
             sockets.register(conformance_namespace(name))
-        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed)
+        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, WorkerChannel(layer))
     else:
         from chat.events import chat_namespace
 
         sockets.register(chat_namespace())
-    engine = EngineServer(sockets, options, config.origin_allowed)
+    engine = EngineServer(sockets, options, config.origin_allowed, worker)
     return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)

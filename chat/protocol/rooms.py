@@ -21,6 +21,8 @@ import hashlib
 import logging
 from typing import Any, Iterable, Protocol
 
+from chat.transport.worker_channel import WorkerChannel
+
 logger = logging.getLogger(__name__)
 
 BROADCAST = "sio.fanout"
@@ -52,32 +54,29 @@ class LocalMember(Protocol):
 class RoomFanout:
     """This worker's room memberships and its single channel-layer receiver."""
 
-    def __init__(self, channel_layer: Any) -> None:
-        self.layer = channel_layer
+    def __init__(self, worker: WorkerChannel) -> None:
+        self.worker = worker
+        self.layer = worker.layer
         self.channel: str | None = None
         self._members: dict[str, dict[str, LocalMember]] = {}
         self._subscribed: set[str] = set()
         self._locks = [asyncio.Lock() for _ in range(64)]
-        self._tasks: list[asyncio.Task[None]] = []
+        self._refresh: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        worker.route(BROADCAST, self.handle)
         #: Broadcasts dropped because delivering to one local socket failed.
         self.delivery_errors = 0
 
     async def start(self) -> None:
-        async with self._starting:
-            if self.channel is None:
-                await self._start()
-
-    async def _start(self) -> None:
-        self.channel = await self.layer.new_channel("sio-worker.")
-        self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="sio-fanout-receive"),
-            asyncio.create_task(self._refresh_loop(), name="sio-fanout-refresh"),
-        ]
+        if self.channel is None:
+            async with self._starting:
+                if self.channel is None:
+                    self._refresh = asyncio.get_running_loop().create_task(self._refresh_loop(), name="rooms-refresh")
+                    self.channel = await self.worker.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        if self._refresh is not None:
+            self._refresh.cancel()
         for group in list(self._subscribed):
             await self.layer.group_discard(group, self.channel)
         self._subscribed.clear()
@@ -85,6 +84,7 @@ class RoomFanout:
     # --- membership ---------------------------------------------------------------
 
     async def join(self, member: LocalMember, group: str) -> None:
+        await self.start()
         self._members.setdefault(group, {})[member.id] = member
         await self._sync(group)
 
@@ -121,18 +121,6 @@ class RoomFanout:
         await self.layer.group_send(group, fanout_message(group, frames, exclude))
 
     # --- receiving ----------------------------------------------------------------
-
-    async def _receive_loop(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("channel layer receive failed; retrying")
-                await asyncio.sleep(0.5)
-                continue
-            await self.handle(message)
 
     async def handle(self, message: dict[str, Any]) -> None:
         if message.get("type") != BROADCAST:

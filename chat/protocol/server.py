@@ -22,6 +22,7 @@ from chat.protocol.namespace import Namespace
 from chat.protocol.rooms import RoomFanout, group_name
 from chat.protocol.socket import Broadcast, Socket
 from chat.transport.session import CloseReason, EngineSession
+from chat.transport.worker_channel import WorkerChannel
 from chat.wire.socket_packets import Limits, Packet, PacketDecoder, PacketType, encode
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,10 @@ class Connection:
 
 
 class SocketServer:
-    def __init__(self, channel_layer: Any, *, limits: Limits = Limits()) -> None:
+    def __init__(self, worker: WorkerChannel, *, limits: Limits = Limits()) -> None:
         self.namespaces: dict[str, Namespace] = {}
-        self.fanout = RoomFanout(channel_layer)
-        self.emitter = Emitter(channel_layer)
+        self.fanout = RoomFanout(worker)
+        self.emitter = Emitter(worker.layer)
         self.limits = limits
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -64,7 +65,6 @@ class SocketServer:
     # --- Engine.IO callbacks ------------------------------------------------------------
 
     async def on_open(self, session: EngineSession) -> None:
-        await self.fanout.start()
         session.attachment = Connection(session, self.limits)
 
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:

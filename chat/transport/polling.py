@@ -5,7 +5,8 @@ Layer: transport.  Spec: "HTTP long-polling" in the Engine.IO v4 protocol.
 A GET without ``sid`` is the handshake; a GET with one waits for packets; a
 POST delivers packets.  The request runs in its own task so that the
 client going away (``http.disconnect``) cancels a waiting GET before it
-takes packets it could no longer deliver.
+takes packets it could no longer deliver.  A request for a session another
+worker owns is relayed there (:mod:`chat.transport.relay`).
 """
 
 from __future__ import annotations
@@ -13,23 +14,67 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
 from chat.errors import BadRequest, ChatError, EngineRequestError, Forbidden, PayloadTooLarge, ProtocolError
-from chat.transport.server import EngineServer, header
-from chat.transport.session import CloseReason
-from chat.wire.engine_packets import Packet, decode_payload, encode_payload, open_packet
+from chat.transport.server import EngineServer, header, query_params
+from chat.transport.session import CloseReason, EngineSession
+from chat.wire.engine_packets import decode_payload, encode_payload, open_packet
 
 logger = logging.getLogger(__name__)
 
 TEXT = b"text/plain; charset=UTF-8"
+JSON = b"application/json"
+
+
+@dataclass(frozen=True)
+class PollingResponse:
+    status: int
+    body: bytes
+    content_type: bytes = TEXT
+
+
+async def serve_polling(session: EngineSession, method: str, body: bytes, too_large: bool) -> PollingResponse:
+    """Serve a GET or POST for a session, wherever the HTTP request arrived."""
+    if method == "GET":
+        packets = await session.poll()
+        return PollingResponse(200, encode_payload(packets).encode())
+    if too_large:
+        await session.close(CloseReason.TRANSPORT_ERROR)
+        raise PayloadTooLarge(f"Payload exceeds maxPayload ({session.options.max_payload} bytes).")
+    try:
+        await session.post(decode_payload(body.decode("utf-8")))
+    except UnicodeDecodeError:
+        await session.close(CloseReason.PARSE_ERROR)
+        raise ProtocolError("Payload is not valid UTF-8.") from None
+    except ProtocolError:
+        await session.close(CloseReason.PARSE_ERROR)
+        raise
+    return PollingResponse(200, b"ok")
+
+
+def error_response(error: Exception) -> PollingResponse:
+    """The Engine.IO error body ``{"code", "message"}``, with our code and reason as context."""
+    if isinstance(error, EngineRequestError):
+        status, engine_code, message = error.status, error.engine_code, error.default_message
+    elif isinstance(error, PayloadTooLarge):
+        status, engine_code, message = 413, 3, "Bad request"
+    elif isinstance(error, ProtocolError):
+        status, engine_code, message = 400, 3, "Bad request"
+    else:
+        logger.error("polling request failed", exc_info=error)
+        status, engine_code, message, error = 500, 3, "Bad request", ChatError()
+    assert isinstance(error, ChatError)
+    body = {"code": engine_code, "message": message, "context": {"code": error.code, "reason": error.message}}
+    return PollingResponse(status, json.dumps(body).encode(), JSON)
 
 
 class PollingConsumer(AsyncHttpConsumer):
-    # Sockets get broadcasts through the process-wide fan-out, not through a
+    # Sockets get broadcasts through the worker's channel, not through a
     # channel of their own, so the consumer does not create one.
     channel_layer_alias = None
 
@@ -64,74 +109,44 @@ class PollingConsumer(AsyncHttpConsumer):
             self._request.cancel()
         raise StopConsumer()
 
-    # --- the request ------------------------------------------------------------
-
     async def _respond(self, body: bytes) -> None:
         method = self.scope["method"]
         origin = header(self.scope, b"origin")
         cors = self._cors_headers(origin)
         try:
             if method == "OPTIONS":
-                await self._preflight(origin, cors)
-                return
-            if method not in ("GET", "POST"):
+                response = self._preflight(origin, cors)
+            elif method not in ("GET", "POST"):
                 raise BadRequest("Method not allowed.")
-            session = self.engine.verify(self.scope, method)
-            if session is None:
-                await self._handshake(cors)
-            elif method == "GET":
-                packets = await session.poll()
-                await self._send(200, encode_payload(packets).encode(), cors)
             else:
-                await self._post(session, body, cors)
-        except EngineRequestError as error:
-            await self._send_error(error.status, error.engine_code, error.default_message, error, cors)
-        except PayloadTooLarge as error:
-            await self._send_error(413, 3, "Bad request", error, cors)
-        except ProtocolError as error:
-            await self._send_error(400, 3, "Bad request", error, cors)
+                target = self.engine.verify(self.scope, method)
+                if target is None:
+                    response = await self._handshake()
+                elif isinstance(target, str):
+                    sid = self._sid()
+                    response = await self.engine.relay.forward(target, sid, method, body, self._too_large)
+                else:
+                    response = await serve_polling(target, method, body, self._too_large)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("polling request failed")
-            await self._send_error(500, 3, "Bad request", ChatError(), cors)
+        except Exception as error:
+            response = error_response(error)
+        await self._send(response, cors)
 
-    async def _handshake(self, cors: list[tuple[bytes, bytes]]) -> None:
-        session = self.engine.create_session(self.scope, "polling")
-        handshake = self.engine.options.handshake(session.sid, ["websocket"])
+    async def _handshake(self) -> PollingResponse:
+        session = await self.engine.create_session(self.scope, "polling")
         await session.open()
         # The open packet is the whole first response; anything the layer
         # above queued on open waits for the next GET.
-        await self._send(200, open_packet(handshake).encode(), cors)
+        return PollingResponse(200, open_packet(self.engine.options.handshake(session.sid, ["websocket"])).encode())
 
-    async def _post(self, session: Any, body: bytes, cors: list[tuple[bytes, bytes]]) -> None:
-        if self._too_large:
-            await session.close(CloseReason.TRANSPORT_ERROR)
-            raise PayloadTooLarge(f"Payload exceeds maxPayload ({self.engine.options.max_payload} bytes).")
-        try:
-            text = body.decode("utf-8")
-            packets: list[Packet] = decode_payload(text)
-            await session.post(packets)
-        except UnicodeDecodeError:
-            await session.close(CloseReason.PARSE_ERROR)
-            raise ProtocolError("Payload is not valid UTF-8.") from None
-        except ProtocolError:
-            await session.close(CloseReason.PARSE_ERROR)
-            raise
-        await self._send(200, b"ok", cors)
-
-    async def _preflight(self, origin: str | None, cors: list[tuple[bytes, bytes]]) -> None:
+    def _preflight(self, origin: str | None, cors: list[tuple[bytes, bytes]]) -> PollingResponse:
         if origin is not None and not cors:
             raise Forbidden()
-        requested = header(self.scope, b"access-control-request-headers") or "content-type"
-        headers = cors + [
-            (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-            (b"access-control-allow-headers", requested.encode("latin-1")),
-            (b"access-control-max-age", b"600"),
-        ]
-        await self.send_response(204, b"", headers=headers)
+        return PollingResponse(204, b"")
 
-    # --- responses --------------------------------------------------------------
+    def _sid(self) -> str:
+        return query_params(self.scope)["sid"]
 
     def _cors_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
         if origin is None or not self.engine.origin_allowed(origin):
@@ -142,13 +157,18 @@ class PollingConsumer(AsyncHttpConsumer):
             (b"vary", b"Origin"),
         ]
 
-    async def _send(self, status: int, body: bytes, cors: list[tuple[bytes, bytes]]) -> None:
-        headers = [(b"content-type", TEXT), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
-        await self.send_response(status, body, headers=headers + cors)
-
-    async def _send_error(
-        self, status: int, engine_code: int, message: str, error: ChatError, cors: list[tuple[bytes, bytes]]
-    ) -> None:
-        body = {"code": engine_code, "message": message, "context": {"code": error.code, "reason": error.message}}
-        headers = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
-        await self.send_response(status, json.dumps(body).encode(), headers=headers + cors)
+    async def _send(self, response: PollingResponse, cors: list[tuple[bytes, bytes]]) -> None:
+        headers = [
+            (b"content-type", response.content_type),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cache-control", b"no-store"),
+            *cors,
+        ]
+        if response.status == 204:
+            requested = header(self.scope, b"access-control-request-headers") or "content-type"
+            headers += [
+                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-headers", requested.encode("latin-1")),
+                (b"access-control-max-age", b"600"),
+            ]
+        await self.send_response(response.status, response.body, headers=headers)

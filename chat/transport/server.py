@@ -20,7 +20,9 @@ from chat.errors import (
     UnknownTransport,
     UnsupportedProtocolVersion,
 )
-from chat.transport.session import EngineHandler, EngineOptions, EngineSession, new_session_id
+from chat.transport.relay import PollingRelay, owner_of, session_id_for
+from chat.transport.session import EngineHandler, EngineOptions, EngineSession
+from chat.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +50,22 @@ class EngineServer:
         handler: EngineHandler,
         options: EngineOptions,
         origin_allowed: Callable[[str], bool],
+        worker: WorkerChannel,
     ) -> None:
         self.handler = handler
         self.options = options
         self.origin_allowed = origin_allowed
+        self.worker = worker
+        self.relay = PollingRelay(self, worker)
         self.sessions: dict[str, EngineSession] = {}
 
-    def verify(self, scope: dict[str, Any], method: str) -> EngineSession | None:
-        """Check a request before any handler runs; return its session if it names one.
+    def verify(self, scope: dict[str, Any], method: str) -> EngineSession | str | None:
+        """Check a request before any handler runs.
 
-        Raises the :class:`~chat.errors.EngineRequestError` the spec names.
+        Returns ``None`` for a handshake, the local session a request names,
+        or, for a polling request whose session another worker owns, that
+        worker's channel (the request is then relayed).  Raises the
+        :class:`~chat.errors.EngineRequestError` the spec names.
         """
         params = query_params(scope)
         transport = params.get("transport")
@@ -77,14 +85,19 @@ class EngineServer:
                 raise UnsupportedProtocolVersion()
             return None
         session = self.sessions.get(sid)
-        if session is None or session.closed:
+        if session is None:
+            owner = owner_of(sid)
+            if transport == "polling" and owner is not None and owner != self.worker.name:
+                return owner
+            raise UnknownSession()
+        if session.closed:
             raise UnknownSession()
         if transport == "polling" and session.transport != "polling":
             raise BadRequest("Session is not using polling.")
         return session
 
-    def create_session(self, scope: dict[str, Any], transport: str) -> EngineSession:
-        sid = new_session_id()
+    async def create_session(self, scope: dict[str, Any], transport: str) -> EngineSession:
+        sid = session_id_for(await self.worker.start())
         session = EngineSession(
             sid=sid,
             scope=scope,

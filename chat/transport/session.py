@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -64,10 +63,6 @@ class EngineHandler(Protocol):
     async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
 
     async def on_close(self, session: EngineSession, reason: str) -> None: ...
-
-
-def new_session_id() -> str:
-    return secrets.token_urlsafe(15)
 
 
 class EngineSession:

@@ -59,7 +59,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             return
         if session is None:
             await self.accept()
-            self.session = self.engine.create_session(self.scope, "websocket")
+            self.session = await self.engine.create_session(self.scope, "websocket")
             self.session.attach_websocket(self._write, self._close)
             handshake = self.engine.options.handshake(self.session.sid, [])
             await self._write(open_packet(handshake))
@@ -120,7 +120,15 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
     # --- frames ---------------------------------------------------------------------
 
     async def _write(self, frame: str | bytes) -> None:
-        if isinstance(frame, bytes):
+        if frame == b"":
+            # daphne drops a websocket.send whose bytes are empty (it tests
+            # them for truth), so an empty binary message -- an empty
+            # Socket.IO attachment, say -- would vanish and leave the client
+            # waiting for it.  Send it base64-encoded as long-polling does:
+            # "b" with no data, which the reference parsers (engine.io-parser,
+            # python-engineio) decode as a binary message on any transport.
+            await self.base_send({"type": "websocket.send", "text": "b"})
+        elif isinstance(frame, bytes):
             await self.base_send({"type": "websocket.send", "bytes": frame})
         else:
             await self.base_send({"type": "websocket.send", "text": frame})
