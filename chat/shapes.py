@@ -21,12 +21,21 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def message_shape(message: ChatMessage, session: ChatSession | None = None) -> dict[str, Any]:
-    session = session or message.session
+def message_shape(
+    message: ChatMessage,
+    session: ChatSession | None = None,
+    *,
+    workspace_slug: str | None = None,
+    session_key: str | None = None,
+) -> dict[str, Any]:
+    """A message on the wire; pass the ids when known to avoid loading the session."""
+    if workspace_slug is None or session_key is None:
+        session = session or message.session
+        workspace_slug, session_key = session.workspace.slug, session.key
     return {
         "id": message.key,
-        "sessionId": session.key,
-        "workspaceId": session.workspace.slug,
+        "sessionId": session_key,
+        "workspaceId": workspace_slug,
         "seq": message.seq,
         "senderType": message.sender_type,
         "userId": message.sender_name if message.sender_type == "user" else None,

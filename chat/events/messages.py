@@ -11,17 +11,12 @@ from chat.errors import InvalidPayload
 from chat.events.context import find_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
+from chat.events.writer import writer
 from chat.models import ChatSession
 from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
 from chat.services import messages
 from chat.shapes import message_shape, now_ms, to_ms
-
-
-def _store(session_id: int, user: Any, key: str, content: str, content_type: str, metadata: dict):
-    stored = messages.store_message(session_id, messages.Sender.for_user(user), key, content, content_type, metadata)
-    session = ChatSession.objects.select_related("workspace").get(pk=session_id)
-    return stored, message_shape(stored.message, session)
 
 
 def _history(session_id: int, moderates: bool, **query: Any):
@@ -43,9 +38,12 @@ def register(namespace: Namespace) -> None:
         metadata = message.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidPayload("message.metadata must be a JSON object.")
-        stored, shape = await database_sync_to_async(_store)(
-            entry.session_id, socket.user, key, content, content_type, metadata
+        new = messages.NewMessage(
+            entry.session_id, messages.Sender.for_user(socket.user), key, content, content_type, metadata
         )
+        messages.check_content(content, content_type, metadata)
+        stored = await writer.store(new)
+        shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
         confirmation = {
             "messageId": key,
             "sessionId": entry.session_key,

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from chat.errors import InvalidPayload, MessageTooLong, MetadataTooLarge, SessionClosed, StoreFailed
+from chat.errors import (
+    ChatError,
+    InvalidPayload,
+    MessageTooLong,
+    MetadataTooLarge,
+    SessionClosed,
+    SessionNotFound,
+    StoreFailed,
+)
 from chat.models import Agent, ChatMessage, ChatSession, ContentType, SenderType, SessionStatus
 
 #: Metadata is the client's free-form JSON: bounded so it cannot be used to
@@ -78,6 +86,16 @@ def _depth(value: object) -> int:
     return deepest
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    session_id: int
+    sender: Sender
+    key: str
+    content: str
+    content_type: str = ContentType.TEXT
+    metadata: dict = field(default_factory=dict)
+
+
 def store_message(
     session_id: int,
     sender: Sender,
@@ -86,41 +104,85 @@ def store_message(
     content_type: str = ContentType.TEXT,
     metadata: dict | None = None,
 ) -> StoredMessage:
-    """Store a message and give it the session's next ``seq``.
+    """Store one message; see :func:`store_messages`."""
+    [result] = store_messages([NewMessage(session_id, sender, key, content, content_type, metadata or {})])
+    if isinstance(result, ChatError):
+        raise result
+    return result
 
-    The session row is locked for the transaction, so concurrent senders on
-    any number of workers get 1, 2, 3... with no gap and no duplicate, and a
-    resent id finds its original under the same lock.  The caller may
-    confirm and broadcast only after this returns, i.e. after the commit.
+
+def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
+    """Store messages, each with its session's next ``seq``, in one transaction.
+
+    The sessions' rows are locked (in id order, so two batches cannot
+    deadlock), which gives concurrent senders on any number of workers
+    1, 2, 3... with no gap and no duplicate; a resent id finds its original
+    under the same lock.  Results are in the batch's order: a stored (or
+    previously stored) message, or the error for that message alone.  If
+    the transaction fails, every message of it gets :class:`StoreFailed`
+    and none was stored.  Confirm and broadcast only after this returns,
+    i.e. after the commit.
     """
-    metadata = metadata or {}
-    check_content(content, content_type, metadata)
-    try:
-        with transaction.atomic():
-            session = ChatSession.objects.select_for_update().get(pk=session_id)
-            existing = ChatMessage.objects.filter(session_id=session_id, key=key).first()
-            if existing is not None:
-                return StoredMessage(existing, created=False)
-            if session.status != SessionStatus.OPEN:
-                raise SessionClosed()
+    results: list[StoredMessage | ChatError | None] = [None] * len(batch)
+    valid: list[int] = []
+    for index, new in enumerate(batch):
+        try:
+            check_content(new.content, new.content_type, new.metadata)
+            valid.append(index)
+        except ChatError as error:
+            results[index] = error
+    if valid:
+        try:
+            with transaction.atomic():
+                _store_locked(batch, valid, results)
+        except DatabaseError:
+            for index in valid:
+                results[index] = StoreFailed()
+    return results  # type: ignore[return-value]
+
+
+def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> None:
+    session_ids = sorted({batch[i].session_id for i in valid})
+    sessions = {s.pk: s for s in ChatSession.objects.select_for_update().filter(pk__in=session_ids).order_by("pk")}
+    keys = {batch[i].key for i in valid}
+    known = {
+        (m.session_id, m.key): m
+        for m in ChatMessage.objects.filter(session_id__in=session_ids, key__in=keys)
+    }
+    new_rows: list[ChatMessage] = []
+    touched: set[int] = set()
+    for index in valid:
+        new = batch[index]
+        session = sessions.get(new.session_id)
+        existing = known.get((new.session_id, new.key))
+        if existing is not None:
+            results[index] = StoredMessage(existing, created=False)
+        elif session is None:
+            results[index] = SessionNotFound()
+        elif session.status != SessionStatus.OPEN:
+            results[index] = SessionClosed()
+        else:
             session.last_seq += 1
-            now = timezone.now()
-            message = ChatMessage.objects.create(
+            row = ChatMessage(
                 session=session,
-                key=key,
+                key=new.key,
                 seq=session.last_seq,
-                sender_type=sender.type,
-                user=sender.user,
-                agent=sender.agent,
-                sender_name=sender.name[:150],
-                content=content,
-                content_type=content_type,
-                metadata=metadata,
+                sender_type=new.sender.type,
+                user=new.sender.user,
+                agent=new.sender.agent,
+                sender_name=new.sender.name[:150],
+                content=new.content,
+                content_type=new.content_type,
+                metadata=new.metadata,
             )
-            ChatSession.objects.filter(pk=session_id).update(last_seq=session.last_seq, last_activity_at=now)
-    except DatabaseError:
-        raise StoreFailed() from None
-    return StoredMessage(message, created=True)
+            new_rows.append(row)
+            known[(new.session_id, new.key)] = row
+            touched.add(session.pk)
+            results[index] = StoredMessage(row, created=True)
+    ChatMessage.objects.bulk_create(new_rows)
+    now = timezone.now()
+    for session_id in touched:
+        ChatSession.objects.filter(pk=session_id).update(last_seq=sessions[session_id].last_seq, last_activity_at=now)
 
 
 @dataclass(frozen=True)
