@@ -202,6 +202,9 @@ WIRE_ERRORS: dict[str, WireError] = {
     "message_too_long": WireError(400, 1009),
     "metadata_too_large": WireError(400, 1009),
     "rate_limited": WireError(429, 1008),
+    "message_blocked": WireError(400, 1008),
+    "spam_detected": WireError(429, 1008),
+    "connection_limit": WireError(429, 1013),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

@@ -84,6 +84,36 @@ class Config:
     external_auth_cache_s: int = 60
     #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
     socket_token_lifetime_s: int = 60
+    #: Per-user, per-operation rate limits (per minute), shared by all workers
+    #: through Redis when it is configured.  The send limit is the seed's.
+    message_rate_limit: int = 30
+    join_rate_limit: int = 20
+    typing_rate_limit: int = 60
+    presence_rate_limit: int = 30
+    history_rate_limit: int = 60
+    #: Adaptive thresholds: this many strikes (exceeded limits, blocked
+    #: content) within the window raise a user's penalty level by one; each
+    #: level halves their limits; each quiet period without a strike lowers it.
+    penalty_strikes: int = 3
+    penalty_strike_window_s: int = 60
+    penalty_quiet_s: int = 300
+    penalty_max_level: int = 3
+    #: Simultaneous connections per user across all workers (the seed's);
+    #: a dead worker's entries expire after the TTL.
+    connection_limit: int = 5
+    connection_ttl_s: int = 30
+    #: Spam heuristics: longest run of one character, most links, and how
+    #: many identical messages a user may send within the window.
+    spam_max_char_run: int = 50
+    spam_max_links: int = 10
+    spam_max_repeats: int = 3
+    spam_repeat_window_s: int = 60
+    #: Security events held in memory while the database is unreachable.
+    security_event_buffer: int = 10_000
+    #: REST API rate per user (django-ratelimit syntax); empty disables it.
+    api_rate_limit: str = "120/m"
+    #: An agent run that has not finished within this is stopped.
+    agent_timeout_s: int = 60
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host and process id.
     worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -125,5 +155,23 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),
         external_auth_cache_s=_int(env, "CHAT_EXTERNAL_AUTH_CACHE_S", defaults.external_auth_cache_s),
         socket_token_lifetime_s=_int(env, "CHAT_SOCKET_TOKEN_LIFETIME_S", defaults.socket_token_lifetime_s, minimum=1),
+        message_rate_limit=_int(env, "CHAT_MESSAGE_RATE_LIMIT", defaults.message_rate_limit, minimum=1),
+        join_rate_limit=_int(env, "CHAT_JOIN_RATE_LIMIT", defaults.join_rate_limit, minimum=1),
+        typing_rate_limit=_int(env, "CHAT_TYPING_RATE_LIMIT", defaults.typing_rate_limit, minimum=1),
+        presence_rate_limit=_int(env, "CHAT_PRESENCE_RATE_LIMIT", defaults.presence_rate_limit, minimum=1),
+        history_rate_limit=_int(env, "CHAT_HISTORY_RATE_LIMIT", defaults.history_rate_limit, minimum=1),
+        penalty_strikes=_int(env, "CHAT_PENALTY_STRIKES", defaults.penalty_strikes, minimum=1),
+        penalty_strike_window_s=_int(env, "CHAT_PENALTY_STRIKE_WINDOW_S", defaults.penalty_strike_window_s, minimum=1),
+        penalty_quiet_s=_int(env, "CHAT_PENALTY_QUIET_S", defaults.penalty_quiet_s, minimum=1),
+        penalty_max_level=_int(env, "CHAT_PENALTY_MAX_LEVEL", defaults.penalty_max_level, minimum=1),
+        connection_limit=_int(env, "CHAT_CONNECTION_LIMIT", defaults.connection_limit, minimum=1),
+        connection_ttl_s=_int(env, "CHAT_CONNECTION_TTL_S", defaults.connection_ttl_s, minimum=1),
+        spam_max_char_run=_int(env, "CHAT_SPAM_MAX_CHAR_RUN", defaults.spam_max_char_run, minimum=1),
+        spam_max_links=_int(env, "CHAT_SPAM_MAX_LINKS", defaults.spam_max_links, minimum=1),
+        spam_max_repeats=_int(env, "CHAT_SPAM_MAX_REPEATS", defaults.spam_max_repeats, minimum=1),
+        spam_repeat_window_s=_int(env, "CHAT_SPAM_REPEAT_WINDOW_S", defaults.spam_repeat_window_s, minimum=1),
+        security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
+        agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
+        api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
     )

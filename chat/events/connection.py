@@ -1,24 +1,40 @@
-"""Connect (authenticate) and disconnect (leave every joined session)."""
+"""Connect (authenticate, take a connection slot) and disconnect (leave every joined session)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from chat.errors import Unauthenticated
+from chat.events import guards
 from chat.events.context import joined
 from chat.events.housekeeping import housekeeping
 from chat.events.sessions import leave_joined
 from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
 from security.auth import authenticate
+from security.errors import ConnectionLimitExceeded
+from security.models import SecurityEventType
 
 
 def register(namespace: Namespace) -> None:
     @namespace.on_connect
     async def connect(socket: Socket, auth: dict[str, Any] | None) -> None:
-        socket.user = await authenticate(auth, socket.scope)
+        try:
+            socket.user = await authenticate(auth, socket.scope)
+        except Unauthenticated as error:
+            guards.record(socket, SecurityEventType.AUTHENTICATION_FAILED, reason=error.details.get("reason", ""))
+            raise
+        try:
+            await guards.admit(socket)
+        except ConnectionLimitExceeded:
+            guards.record(socket, SecurityEventType.CONNECTION_LIMIT_EXCEEDED)
+            raise
         housekeeping.start()
 
     @namespace.on_disconnect
     async def disconnect(socket: Socket, reason: str) -> None:
-        for entry in list(joined(socket).values()):
-            await leave_joined(socket, entry)
+        try:
+            for entry in list(joined(socket).values()):
+                await leave_joined(socket, entry)
+        finally:
+            await guards.release(socket)

@@ -14,6 +14,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 from chat.errors import ChatError
+from chat.events import guards
 from chat.events.payloads import payload_object
 from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
@@ -24,15 +25,18 @@ ChatHandler = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any] | None
 _ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def chat_event(namespace: Namespace, event: str) -> Callable[[ChatHandler], ChatHandler]:
+def chat_event(namespace: Namespace, event: str, *, operation: str) -> Callable[[ChatHandler], ChatHandler]:
+    """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``)."""
     error_event = f"{event}-error"
 
     def register(handler: ChatHandler) -> ChatHandler:
         async def handle(socket: Socket, *args: Any) -> dict[str, Any]:
             payload: Any = args[0] if args else None
             try:
+                await guards.limit(socket, operation)
                 result = await handler(socket, payload_object(args))
             except ChatError as error:
+                guards.failed(socket, error, payload)
                 body = _with_ids(error.as_payload(), payload)
             except Exception:
                 logger.exception("%s handler failed", event)

@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 
 from chat import notify
 from chat.errors import InvalidPayload
+from chat.events import guards
 from chat.events.context import find_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
@@ -26,7 +27,7 @@ def _history(session_id: int, moderates: bool, **query: Any):
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:send-message")
+    @chat_event(namespace, "chat:send-message", operation="send")
     async def send_message(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         message = required_object(payload, "message")
         entry = find_joined(socket, message)
@@ -38,11 +39,17 @@ def register(namespace: Namespace) -> None:
         metadata = message.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidPayload("message.metadata must be a JSON object.")
-        new = messages.NewMessage(
-            entry.session_id, messages.Sender.for_user(socket.user), key, content, content_type, metadata
-        )
-        messages.check_content(content, content_type, metadata)
-        stored = await writer.store(new)
+        stored = writer.recently_stored(entry.session_id, key)
+        if stored is None:
+            # A resend of a message this worker just stored is answered from
+            # memory: it is not new content, so it is not screened again.
+            messages.check_content(content, content_type, metadata)
+            content = await guards.screen(
+                socket, content, content_type, workspace_id=entry.workspace_id, session_key=entry.session_key
+            )
+            sender = messages.Sender.for_user(socket.user)
+            new = messages.NewMessage(entry.session_id, sender, key, content, content_type, metadata)
+            stored = await writer.store(new)
         shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
         confirmation = {
             "messageId": key,
@@ -58,7 +65,7 @@ def register(namespace: Namespace) -> None:
         await socket.emit("chat:message-sent", confirmation)
         return confirmation
 
-    @chat_event(namespace, "chat:request-history")
+    @chat_event(namespace, "chat:request-history", operation="history")
     async def request_history(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         page, shapes = await database_sync_to_async(_history)(

@@ -46,7 +46,7 @@ def _expire_typing(socket: Socket, entry: JoinedSession) -> None:
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:typing")
+    @chat_event(namespace, "chat:typing", operation="typing")
     async def typing(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         is_typing = required_bool(payload, "isTyping")
@@ -62,7 +62,7 @@ def register(namespace: Namespace) -> None:
             await announce_typing(socket, entry, True)
         return {"sessionId": entry.session_key, "isTyping": True}
 
-    @chat_event(namespace, "chat:update-presence")
+    @chat_event(namespace, "chat:update-presence", operation="presence")
     async def update_presence(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         status = payload.get("status")

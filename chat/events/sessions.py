@@ -48,7 +48,7 @@ async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:join-session")
+    @chat_event(namespace, "chat:join-session", operation="join")
     async def join_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         session_key = required_client_id(payload, "sessionId")
         workspace_slug = required_slug(payload, "workspaceId")
@@ -76,7 +76,7 @@ def register(namespace: Namespace) -> None:
         await notify.to_session(workspace_slug, session_key, "chat:user-joined", presence_payload, exclude=[socket.id])
         return success
 
-    @chat_event(namespace, "chat:leave-session")
+    @chat_event(namespace, "chat:leave-session", operation="join")
     async def leave_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         await leave_joined(socket, entry)

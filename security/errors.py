@@ -1,0 +1,57 @@
+"""The errors the security layer raises, each a :class:`chat.errors.ChatError` with a stable code.
+
+They live here rather than in :mod:`chat.errors` so that the security
+modules stay self-contained; ``chat.errors.WIRE_ERRORS`` maps their codes to
+HTTP statuses and WebSocket close codes like every other error.  None of
+them ever carries the offending content: only a short, stable ``reason``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat.errors import ChatError, ConnectionRefused
+
+
+class MessageBlocked(ChatError):
+    """The content looks like an injection attempt (``reason``: what kind, never the content)."""
+
+    code = "message_blocked"
+    default_message = "This message was blocked because it contains content that is not allowed."
+
+    def __init__(self, reason: str, message: str | None = None, **details: Any) -> None:
+        self.reason = reason
+        super().__init__(message, reason=reason, **details)
+
+
+class SpamDetected(ChatError):
+    """The content or the sending pattern looks like spam (``reason``: which rule)."""
+
+    code = "spam_detected"
+    default_message = "This message looks like spam and was not sent."
+
+    def __init__(self, reason: str, message: str | None = None, **details: Any) -> None:
+        self.reason = reason
+        super().__init__(message, reason=reason, **details)
+
+
+class RateLimited(ChatError):
+    """Too many requests; ``retryAfter`` (milliseconds) tells the client when to try again."""
+
+    code = "rate_limited"
+    default_message = "Too many requests; slow down and retry later."
+
+    def __init__(self, retry_after_ms: int, message: str | None = None, **details: Any) -> None:
+        self.retry_after_ms = max(0, int(retry_after_ms))
+        super().__init__(message, retryAfter=self.retry_after_ms, **details)
+
+
+class ConnectionLimitExceeded(ConnectionRefused):
+    """The user already has the maximum number of simultaneous connections (``limit``)."""
+
+    code = "connection_limit"
+    default_message = "Too many simultaneous connections for this account; close one and retry."
+
+    def __init__(self, limit: int, message: str | None = None, **details: Any) -> None:
+        self.limit = limit
+        super().__init__(message, limit=limit, **details)
