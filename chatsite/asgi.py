@@ -12,10 +12,12 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from chat.transport import daphne_compat  # noqa: E402
 from chat.transport.polling import PollingConsumer  # noqa: E402
 from chat.transport.websocket import WebSocketConsumer  # noqa: E402
 from chatsite import realtime  # noqa: E402
 
+daphne_compat.install()
 stack = realtime.build()
 
 http_routes = [path("socket.io/", PollingConsumer.as_asgi(engine=stack.engine))]

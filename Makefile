@@ -1,0 +1,42 @@
+# Everyday commands.  `make run` and `make test` set everything up on first use:
+# a virtualenv in .venv (reinstalled when pyproject.toml changes) and the Node
+# test client in node_modules (reinstalled when package-lock.json changes).
+
+PYTHON ?= python3
+PORT ?= 3000
+PYTEST_ARGS ?=
+
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: run test conformance lint install
+
+install: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python dependencies into $(VENV)..."
+	@$(VENV)/bin/python -m pip install -qq -e '.[test]'
+	@touch $@
+
+$(NODE_STAMP): package-lock.json
+	@echo "Installing the Node test client (npm ci)..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: install
+	@$(VENV)/bin/python manage.py migrate --noinput
+	@if $(VENV)/bin/python manage.py help setup_demo >/dev/null 2>&1; then $(VENV)/bin/python manage.py setup_demo; fi
+	@echo "Open http://127.0.0.1:8000/"
+	@$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 chatsite.asgi:application
+
+test: install
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+conformance: $(VENV_STAMP)
+	@echo "Conformance mode: Socket.IO at http://127.0.0.1:$(PORT)/socket.io/, bare Engine.IO echo at http://127.0.0.1:$(PORT)/engine.io/"
+	@CHAT_CONFORMANCE=1 $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) chatsite.asgi:application
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
