@@ -27,7 +27,7 @@ class Nginx:
         site = re.sub(r"(upstream chat_workers \{\n)(?:    server [^\n]+\n)+", lambda m: m.group(1) + servers, site)
         site = site.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
         for name in ("logs", "tmp"):
-            (workdir / name).mkdir(exist_ok=True)
+            (workdir / name).mkdir(parents=True, exist_ok=True)
         (workdir / "site.conf").write_text(site)
         (workdir / "nginx.conf").write_text(
             f"""daemon off;
