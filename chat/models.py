@@ -184,3 +184,72 @@ class WorkspaceBan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} banned from {self.workspace}"
+
+
+class AgentRunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+#: Runs in these states still hold their session's queue.
+AGENT_RUN_OPEN_STATES = (AgentRunStatus.PENDING, AgentRunStatus.RUNNING)
+
+
+class AgentRun(models.Model):
+    """One agent reply to one user message (``chat.agents.runner``).
+
+    The row is unique on its triggering message, so a message resent to any
+    number of workers triggers one run; runs of a session are claimed one at
+    a time in the ``seq`` order of their messages by whichever worker gets
+    there first, and the claim is a lease that worker keeps renewing.
+    """
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="agent_runs")
+    message = models.OneToOneField(ChatMessage, on_delete=models.CASCADE, related_name="agent_run")
+    agent = models.ForeignKey(Agent, null=True, on_delete=models.SET_NULL, related_name="runs")
+    #: The ``seq`` of the triggering message: the session's queue order.
+    seq = models.PositiveBigIntegerField()
+    #: The ``messageId`` of the reply on the wire (stream chunks, stored message).
+    reply_key = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=AgentRunStatus.choices, default=AgentRunStatus.PENDING)
+    #: Who holds the claim, the channel that reaches it (for cancel) and until when.
+    worker_id = models.CharField(max_length=200, blank=True)
+    worker_channel = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    cancelled_by = models.CharField(max_length=150, blank=True)
+    #: A stable code (``timeout``, ``backend_error``, ``rate_limited``...), never upstream text.
+    error = models.CharField(max_length=64, blank=True)
+    reply = models.ForeignKey(ChatMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    chunks = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session", "status", "seq"]),
+            models.Index(fields=["status", "lease_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run of #{self.seq} in {self.session_id} ({self.status})"
+
+
+class AgentSessionState(models.Model):
+    """What a backend remembers about one chat session (e.g. its Parlant session id)."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="agent_states")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="session_states")
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "agent"], name="one_agent_state_per_session")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} state in {self.session_id}"

@@ -1,4 +1,13 @@
-"""One error shape for the REST API: ``{"error": ..., "code": ...}``, codes shared with the socket protocol."""
+"""One error shape for the REST API: ``{"error": ..., "code": ...}``, codes shared with the socket protocol.
+
+Layer: REST API.
+
+A :class:`~chat.errors.ChatError` answers with the HTTP status of its code in
+:data:`chat.errors.WIRE_ERRORS`; a code not (yet) in that table uses the
+error class's own ``http_status``, so services can add codes without a
+second table to keep in step.  DRF's own exceptions get the same shape, with
+their codes renamed where the socket protocol has a name for the same thing.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +17,27 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chat.errors import ChatError, wire_error
+from chat.errors import WIRE_ERRORS, ChatError, wire_error
+
+#: DRF's codes that the socket protocol names differently.
+DRF_CODES = {
+    "not_authenticated": "unauthenticated",
+    "authentication_failed": "unauthenticated",
+    "permission_denied": "forbidden",
+    "throttled": "rate_limited",
+    "parse_error": "invalid_payload",
+}
+
+
+def http_status(error: ChatError) -> int:
+    if error.code in WIRE_ERRORS:
+        return wire_error(error).http_status
+    return getattr(error, "http_status", wire_error(error).http_status)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ChatError):
-        return Response(exc.as_payload(), status=wire_error(exc).http_status)
+        return Response(exc.as_payload(), status=http_status(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -22,10 +46,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
-        code = {"not_authenticated": "unauthenticated", "authentication_failed": "unauthenticated"}.get(code, code)
+        code = DRF_CODES.get(code, code)
         response.data = {"error": str(exc.detail), "code": code}
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             response.data["retryAfter"] = int(exc.wait * 1000)
+    else:  # Http404 and Django's PermissionDenied, converted by DRF
+        code = "not_found" if response.status_code == status.HTTP_404_NOT_FOUND else "forbidden"
+        response.data = {"error": str(response.data.get("detail", "")), "code": code}
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Bearer"
     return response

@@ -1,0 +1,289 @@
+"""Messages: history by ``seq``, posting (integrators and system notices), hiding, search.
+
+Layer: REST API (thin: parse, call :mod:`chat.services`, announce, shape).
+
+History pages by ``seq`` because clients already hold seqs: without a
+cursor the newest page; ``before_seq`` pages back; ``after_seq`` catches up
+after a known seq, oldest first -- the same as ``chat:request-history``'s
+``afterSeq``.  Each page is in seq order with ``next``/``previous`` links.
+Hidden messages are left out for members, shown with ``hidden: true`` to
+moderators.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from chat.models import ChatMessage, ChatSession
+from chat.services import announce, moderation
+from chat.services import sessions as service
+from chat.services.messages import Sender, store_message
+from security import content as screening
+from security import events as security_events
+from security.errors import MessageBlocked, SpamDetected
+from security.models import SecurityEventType
+
+from .base import ApiView, valid_body
+from .pagination import NewestFirst
+from .schema import LIST, MESSAGE, SESSION, WORKSPACE, errors
+from .serializers import (
+    HistoryPageSerializer,
+    HistoryParamsSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    PostedMessageSerializer,
+    SearchParamsSerializer,
+)
+
+TAG = ["messages"]
+
+#: PostgreSQL text search configuration: 'simple' (no stemming, no stop
+#: words) suits chats in any language; the GIN index of migration 0002 is
+#: built on exactly this expression.
+SEARCH_CONFIG = "simple"
+
+
+def _visible(session: ChatSession, moderates: bool) -> QuerySet[ChatMessage]:
+    messages = ChatMessage.objects.filter(session=session).select_related("hidden_by")
+    return messages if moderates else messages.filter(hidden=False)
+
+
+@extend_schema(tags=TAG, parameters=[WORKSPACE, SESSION])
+class MessageList(ApiView):
+    serializer_class = MessageSerializer
+
+    @extend_schema(
+        operation_id="v1_workspaces_sessions_messages_history",
+        summary="A session's message history",
+        description="Paged by `seq`: without `after_seq`/`before_seq` the newest `limit` messages; "
+        "`before_seq` pages back; `after_seq` returns what came after a known seq (oldest first); both: "
+        "the messages between them, oldest first. `next`/`previous` link the neighbouring pages. "
+        "Every page is in seq order. Hidden messages are left out for members.",
+        parameters=[HistoryParamsSerializer],
+        responses={200: HistoryPageSerializer, **errors("invalid_payload", "not_a_member", "session_not_found")},
+    )
+    def get(self, request: Request, workspace: str, session: str) -> Response:
+        row = service.get_session(self.membership, session)
+        query = self.validated_query(HistoryParamsSerializer)
+        messages = _visible(row, self.membership.moderates)
+        limit, after, before = query["limit"], query.get("after_seq"), query.get("before_seq")
+        window = messages if before is None else messages.filter(seq__lt=before)
+        if after is not None:
+            rows = list(window.filter(seq__gt=after).order_by("seq")[: limit + 1])
+            has_more = len(rows) > limit
+            page = rows[:limit]
+        else:
+            rows = list(window.order_by("-seq")[: limit + 1])
+            has_more = len(rows) > limit
+            page = rows[:limit][::-1]
+        newer = bool(page) and messages.filter(seq__gt=page[-1].seq).exists()
+        older = bool(page) and messages.filter(seq__lt=page[0].seq).exists()
+        for message in page:
+            message.session = row
+        url = remove_query_param(remove_query_param(request.build_absolute_uri(), "after_seq"), "before_seq")
+        return Response(
+            {
+                "results": MessageSerializer(page, many=True).data,
+                "hasMore": has_more,
+                "next": replace_query_param(url, "after_seq", page[-1].seq) if newer else None,
+                "previous": replace_query_param(url, "before_seq", page[0].seq) if older else None,
+                "lastSeq": ChatSession.objects.values_list("last_seq", flat=True).get(pk=row.pk),
+            }
+        )
+
+    @extend_schema(
+        summary="Post a message",
+        description="Stored with the session's next `seq` and broadcast to its sockets as "
+        "`chat:message-received`, exactly like a socket send (screened and sanitised the same way: hostile "
+        "content is refused with `message_blocked`). `senderType: user` posts as the caller (an "
+        "integrator's own user) and hands the message to the session's agent; `system` posts a system "
+        "notice (moderators and admins). Idempotent by `id`: posting an id again stores and broadcasts "
+        "nothing and answers 200 with the original and `duplicate: true`.",
+        request=MessageCreateSerializer,
+        responses={
+            201: PostedMessageSerializer,
+            200: OpenApiResponse(PostedMessageSerializer, description="The id was posted before: the original."),
+            **errors(
+                "invalid_payload",
+                "message_too_long",
+                "metadata_too_large",
+                "message_blocked",
+                "spam_detected",
+                "forbidden",
+                "muted",
+                "not_a_member",
+                "session_not_found",
+                "session_closed",
+            ),
+        },
+    )
+    def post(self, request: Request, workspace: str, session: str) -> Response:
+        membership = self.membership
+        row = service.get_session(membership, session)
+        data = valid_body(MessageCreateSerializer, request)
+        moderation.check_can_send(membership)
+        if data["senderType"] == "system":
+            if not membership.moderates:
+                raise moderation.NotModerator("Only moderators and admins post system messages.")
+            sender = Sender.system(data.get("senderName") or "system")
+        else:
+            sender = Sender.for_user(request.user)
+        content = _screened(request, row, data["content"], data["contentType"])
+        stored = store_message(row.pk, sender, data["id"], content, data["contentType"], data["metadata"])
+        message = stored.message
+        message.session = row
+        if stored.created:
+            announce.message_received(message, row)
+        if message.sender_type == "user":
+            # Also for a resent id: the runner makes one run per message, and this recovers a lost trigger.
+            announce.trigger_agent(row.pk, message.pk)
+        body = MessageSerializer(message).data
+        if message.hidden and not membership.moderates:
+            body.update(content="", metadata={})  # the id was reused: do not reveal what was hidden
+        body["duplicate"] = not stored.created
+        return Response(body, status=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK)
+
+
+def _screened(request: Request, session: ChatSession, content: str, content_type: str) -> str:
+    """The socket path's content screening: hostile content is refused (and recorded), the rest sanitised."""
+    try:
+        screening.check_content(content)
+    except (MessageBlocked, SpamDetected) as error:
+        kind = SecurityEventType.MESSAGE_BLOCKED if isinstance(error, MessageBlocked) else (
+            SecurityEventType.SUSPICIOUS_ACTIVITY
+        )
+        security_events.record(
+            kind,
+            user=request.user,
+            workspace=session.workspace_id,
+            session_key=session.key,
+            detail={"surface": "rest", **error.details},
+        )
+        raise
+    return screening.sanitize(content, content_type)
+
+
+@extend_schema(tags=TAG, parameters=[WORKSPACE, SESSION, MESSAGE])
+class MessageDetail(ApiView):
+    serializer_class = MessageSerializer
+
+    @extend_schema(
+        summary="Get a message",
+        responses={200: MessageSerializer, **errors("not_a_member", "session_not_found", "message_not_found")},
+    )
+    def get(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        row = service.get_session(self.membership, session)
+        found = service.get_message(row, message, include_hidden=self.membership.moderates)
+        return Response(MessageSerializer(found).data)
+
+
+class _SetHidden(ApiView):
+    serializer_class = MessageSerializer
+    moderators_only = True
+    hidden = True
+
+    def post(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        row = service.get_session(self.membership, session)
+        found = service.get_message(row, message, include_hidden=True)
+        if moderation.set_hidden(request.user, found, self.hidden):
+            (announce.message_hidden if self.hidden else announce.message_unhidden)(found, row)
+        return Response(MessageSerializer(found).data)
+
+
+@extend_schema(tags=["moderation"], parameters=[WORKSPACE, SESSION, MESSAGE])
+class MessageHide(_SetHidden):
+    hidden = True
+
+    @extend_schema(
+        summary="Hide a message",
+        description="Moderators and admins. Sockets in the session receive `chat:message-hidden` "
+        "`{sessionId, messageId, workspaceId}`; history then leaves it out for members. Idempotent.",
+        request=None,
+        responses={
+            200: MessageSerializer,
+            **errors("forbidden", "not_a_member", "session_not_found", "message_not_found"),
+        },
+    )
+    def post(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        return super().post(request, workspace, session, message)
+
+
+@extend_schema(tags=["moderation"], parameters=[WORKSPACE, SESSION, MESSAGE])
+class MessageUnhide(_SetHidden):
+    hidden = False
+
+    @extend_schema(
+        summary="Unhide a message",
+        description="Moderators and admins. Sockets in the session receive `chat:message-unhidden` with the "
+        "whole message. Idempotent.",
+        request=None,
+        responses={
+            200: MessageSerializer,
+            **errors("forbidden", "not_a_member", "session_not_found", "message_not_found"),
+        },
+    )
+    def post(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        return super().post(request, workspace, session, message)
+
+
+#: The plain fallback's reading of a query: words, ``-word`` excluded; quotes and "or" ignored.
+_WORD = re.compile(r"\w+")
+
+
+def search(messages: QuerySet[ChatMessage], q: str) -> QuerySet[ChatMessage]:
+    """PostgreSQL full-text search; elsewhere every word must appear (and no ``-word``), case-insensitively."""
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        return messages.annotate(document=SearchVector("content", config=SEARCH_CONFIG)).filter(
+            document=SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
+        )
+    condition = Q()
+    for token in q.split()[:20]:
+        excluded = token.startswith("-")
+        for word in _WORD.findall(token):
+            if word.lower() != "or":
+                match = Q(content__icontains=word)
+                condition &= ~match if excluded else match
+    return messages.filter(condition) if condition else messages.none()
+
+
+@extend_schema(tags=TAG, parameters=[WORKSPACE])
+class MessageSearch(ApiView):
+    serializer_class = MessageSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self) -> QuerySet[ChatMessage]:
+        if getattr(self, "swagger_fake_view", False):
+            return ChatMessage.objects.none()
+        query: dict[str, Any] = self.validated_query(SearchParamsSerializer)
+        membership = self.membership
+        sessions = service.visible_sessions(membership)
+        if "session" in query:
+            sessions = sessions.filter(key=query["session"])
+        messages = ChatMessage.objects.filter(session__in=sessions.values("pk")).select_related(
+            "session__workspace", "hidden_by"
+        )
+        if not membership.moderates:
+            messages = messages.filter(hidden=False)
+        return search(messages, query["q"])
+
+    @extend_schema(
+        summary="Search messages in a workspace",
+        description="Full-text search (PostgreSQL `websearch` syntax) over the messages of every session "
+        "the caller may see, newest first. Hidden messages are left out for members.",
+        parameters=[SearchParamsSerializer],
+        responses={200: MessageSerializer(many=True), **errors(*LIST, "not_a_member")},
+    )
+    def get(self, request: Request, workspace: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)

@@ -1,0 +1,146 @@
+"""OpenAPI documentation shared by the REST views: the error shape and its examples.
+
+Layer: REST API (documentation only; nothing here runs on a request).
+
+Every operation lists the errors it can answer, each status with an example
+per code, so a client generator sees the same ``{"error", "code"}`` shape
+everywhere and the codes the socket protocol uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="A sentence for people.")
+    code = serializers.CharField(help_text="A stable machine code, shared with the socket protocol where they overlap.")
+    fields = serializers.DictField(
+        required=False,
+        help_text="`invalid_payload` from validation: the offending fields, each with its messages.",
+    )
+    retryAfter = serializers.IntegerField(required=False, help_text="`rate_limited`: milliseconds to wait.")
+
+
+#: Every error code of the REST API: status, when, and an example message.
+ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
+    "invalid_payload": (400, "A field or query parameter is missing, of the wrong type or out of range.", {
+        "error": "Invalid request.", "code": "invalid_payload", "fields": {"id": ["This field is required."]},
+    }),
+    "message_too_long": (400, "Content longer than CHAT_MESSAGE_MAX_LENGTH.", {
+        "error": "Messages are limited to 10000 characters.", "code": "message_too_long", "maxLength": 10000,
+    }),
+    "metadata_too_large": (400, "Metadata over 16 KiB of JSON or nested deeper than 8.", {
+        "error": "Metadata is limited to 16384 bytes of JSON.", "code": "metadata_too_large",
+    }),
+    "message_blocked": (400, "The content looks like an injection attempt (`reason` says which kind).", {
+        "error": "This message was blocked because it contains content that is not allowed.",
+        "code": "message_blocked", "reason": "script_injection",
+    }),
+    "unauthenticated": (401, "No credentials, or an invalid, expired or revoked token.", {
+        "error": "Authentication credentials were not provided.", "code": "unauthenticated",
+    }),
+    "forbidden": (403, "A member of the workspace without the role this needs (or a failed CSRF check).", {
+        "error": "Only the workspace's moderators and admins can do this.", "code": "forbidden",
+    }),
+    "muted": (403, "The caller is muted in this workspace.", {
+        "error": "You are muted in this workspace.", "code": "muted", "mutedUntil": 1767225600000,
+    }),
+    "banned": (403, "The user is banned from this workspace.", {
+        "error": "This user is banned from this workspace; lift the ban first.", "code": "banned",
+    }),
+    "not_a_member": (404, "No such workspace among the caller's: another workspace is never revealed.", {
+        "error": "You are not a member of this workspace.", "code": "not_a_member",
+    }),
+    "session_not_found": (404, "No such session in this workspace, or one the caller may not see.", {
+        "error": "No such session.", "code": "session_not_found", "sessionId": "support-42",
+    }),
+    "message_not_found": (404, "No such message in the session (or hidden, for members).", {
+        "error": "No such message in this session.", "code": "message_not_found",
+    }),
+    "member_not_found": (404, "No member (or banned user) of that username in this workspace.", {
+        "error": "No member of this workspace has that username.", "code": "member_not_found",
+    }),
+    "agent_not_found": (404, "agentId names no agent of the workspace.", {
+        "error": "No such agent in this workspace.", "code": "agent_not_found", "agentId": "helper",
+    }),
+    "user_not_found": (404, "No active user has that username.", {
+        "error": "No active user has that username.", "code": "user_not_found",
+    }),
+    "invalid_cursor": (404, "The cursor names no page: follow `next`/`previous` as given.", {
+        "error": "No such page: use the next and previous links as given.", "code": "invalid_cursor",
+    }),
+    "not_found": (404, "No such endpoint.", {"error": "Not found.", "code": "not_found"}),
+    "session_exists": (409, "A session with this id exists already.", {
+        "error": "A session with this id already exists in this workspace.", "code": "session_exists",
+        "sessionId": "support-42",
+    }),
+    "member_exists": (409, "The user is a member already.", {
+        "error": "That user is already a member of this workspace.", "code": "member_exists",
+    }),
+    "session_closed": (409, "The session is closed: readable, not writable.", {
+        "error": "This session is closed.", "code": "session_closed",
+    }),
+    "spam_detected": (429, "The content looks like spam (`reason`: `char_flood`, `link_flood`...).", {
+        "error": "This message looks like spam and was not sent.", "code": "spam_detected", "reason": "char_flood",
+    }),
+    "rate_limited": (429, "Too many requests: wait `Retry-After` seconds.", {
+        "error": "Request was throttled. Expected available in 42 seconds.", "code": "rate_limited",
+        "retryAfter": 42000,
+    }),
+}
+
+#: What every paginated list can answer besides its own errors.
+LIST = ("invalid_payload", "invalid_cursor")
+
+#: What every authenticated endpoint can answer.
+COMMON = ("unauthenticated", "rate_limited")
+
+
+def errors(*codes: str) -> dict[int, OpenApiResponse]:
+    """Responses for these codes (plus 401 and 429), one entry per status, one example per code."""
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, *COMMON):
+        by_status.setdefault(ERRORS[code][0], []).append(code)
+    responses = {}
+    for status, status_codes in sorted(by_status.items()):
+        responses[status] = OpenApiResponse(
+            ErrorSerializer,
+            description="; ".join(f"`{code}`: {ERRORS[code][1]}" for code in status_codes),
+            examples=[
+                OpenApiExample(code, value=ERRORS[code][2], response_only=True, status_codes=[str(status)])
+                for code in status_codes
+            ],
+        )
+    return responses
+
+
+WORKSPACE = OpenApiParameter(
+    "workspace", str, OpenApiParameter.PATH, description="The workspace's slug (its `workspaceId` on sockets)."
+)
+SESSION = OpenApiParameter(
+    "session", str, OpenApiParameter.PATH, description="The session's id: 1-128 of `A-Z a-z 0-9 _ -`."
+)
+MESSAGE = OpenApiParameter(
+    "message", str, OpenApiParameter.PATH, description="The message's id within its session."
+)
+USERNAME = OpenApiParameter("username", str, OpenApiParameter.PATH, description="A user's username (`userId`).")
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer chat_…`` (:class:`security.api_auth.ApiTokenAuthentication`) in the schema."""
+
+    target_class = "security.api_auth.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`chat_…`) from `manage.py chat_token`, the admin, or your operator.",
+        }
+

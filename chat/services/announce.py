@@ -1,0 +1,152 @@
+"""Announcing committed changes to sockets, from synchronous code (REST views, the admin).
+
+Layer: chat application, the sync side of :mod:`chat.notify`.
+
+Every function here only *schedules* its announcement with
+``transaction.on_commit``: nothing reaches a socket before the change is
+committed, and nothing at all if it rolls back.  Outside a transaction the
+announcement goes out at once.  A failing announcement (the channel layer is
+down, say) is logged and never turns a committed change into an error
+response (``robust=True``).
+
+Callers: ``chat.api`` views and ``chat.admin`` actions, after calling the
+service that made the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from typing import Any, Awaitable, Callable, Iterable
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from chat import notify
+from chat.models import ChatMessage, ChatSession
+from chat.protocol.emitter import socket_room
+from chat.shapes import message_shape, now_ms
+
+logger = logging.getLogger(__name__)
+
+#: Events this module sends, beyond the socket protocol's own (see docs/api.md, "Live effects").
+SESSION_CLOSED = "chat:session-closed"
+SESSION_UPDATED = "chat:session-updated"
+MESSAGE_RECEIVED = "chat:message-received"
+MESSAGE_HIDDEN = "chat:message-hidden"
+MESSAGE_UNHIDDEN = "chat:message-unhidden"
+BANNED = "chat:banned"
+
+
+def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+    """Run the coroutine function ``func(*args, **kwargs)`` once the current transaction commits."""
+
+    def run() -> None:
+        async_to_sync(func)(*args, **kwargs)
+
+    transaction.on_commit(run, robust=True)
+
+
+def workspace_user_room(workspace_slug: str, user_id: int) -> str:
+    """Every socket of one user in one workspace (joined by ``chat.events.sessions`` on join).
+
+    A ban disconnects this room, so sockets that joined in the same instant
+    as the ban (no presence row yet when the ban read them) go too.
+    """
+    return f"chat:workspace:{workspace_slug}:user:{user_id}"
+
+
+# --- messages -------------------------------------------------------------------
+
+
+def message_received(message: ChatMessage, session: ChatSession) -> None:
+    """A message stored by the REST API reaches every socket in the session, as a socket send does."""
+    after_commit(
+        notify.to_session, session.workspace.slug, session.key, MESSAGE_RECEIVED, message_shape(message, session)
+    )
+
+
+def message_hidden(message: ChatMessage, session: ChatSession) -> None:
+    payload = {"sessionId": session.key, "messageId": message.key, "workspaceId": session.workspace.slug}
+    after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_HIDDEN, payload)
+
+
+def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
+    """Clients that dropped the message get it back whole."""
+    payload = {
+        "sessionId": session.key,
+        "messageId": message.key,
+        "workspaceId": session.workspace.slug,
+        "message": message_shape(message, session),
+    }
+    after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_UNHIDDEN, payload)
+
+
+def trigger_agent(session_id: int, message_id: int) -> None:
+    """The single call site of the agent runner for messages posted over REST (after commit).
+
+    ``chat.agents.runner.on_user_message(session_id, message_id)`` is async
+    and idempotent (one run per message); without the agents package this is
+    a no-op.
+    """
+    try:
+        from chat.agents.runner import on_user_message  # type: ignore[import-not-found]
+    except ImportError:
+        logger.debug("no agent runner installed; message %s not handed to an agent", message_id)
+        return
+    after_commit(_in_fresh_context, on_user_message, session_id, message_id)
+
+
+async def _in_fresh_context(func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run ``func`` as a task of its own with an empty context, and wait for it.
+
+    ``async_to_sync`` runs its coroutine tied to the calling thread's executor,
+    which quits when the call returns.  The agent runner starts long-lived
+    tasks; created under that context they would inherit the dead executor
+    (``CurrentThreadExecutor already quit``), so they must start from a clean
+    one, like the tasks of a socket event.
+    """
+    return await asyncio.get_running_loop().create_task(func(*args), context=contextvars.Context())
+
+
+# --- sessions -------------------------------------------------------------------
+
+
+def session_closed(session: ChatSession, closed_by: str) -> None:
+    payload = {
+        "sessionId": session.key,
+        "workspaceId": session.workspace.slug,
+        "closedBy": closed_by,
+        "timestamp": now_ms(),
+    }
+    after_commit(notify.to_session, session.workspace.slug, session.key, SESSION_CLOSED, payload)
+
+
+def session_updated(session: ChatSession) -> None:
+    payload = {
+        "sessionId": session.key,
+        "workspaceId": session.workspace.slug,
+        "title": session.title,
+        "agentId": session.agent.key if session.agent_id else None,
+        "status": session.status,
+        "timestamp": now_ms(),
+    }
+    after_commit(notify.to_session, session.workspace.slug, session.key, SESSION_UPDATED, payload)
+
+
+# --- users ----------------------------------------------------------------------
+
+
+async def _remove_sockets(workspace_slug: str, user_id: int, socket_ids: list[str], event: str | None) -> None:
+    payload = {"workspaceId": workspace_slug, "timestamp": now_ms()}
+    for socket_id in socket_ids:
+        if event is not None:
+            await notify.emitter.emit_to_socket(socket_id, event, payload)
+        await notify.emitter.disconnect_room(socket_room(socket_id))
+    await notify.emitter.disconnect_room(workspace_user_room(workspace_slug, user_id))
+
+
+def user_removed(workspace_slug: str, user_id: int, socket_ids: Iterable[str], *, banned: bool) -> None:
+    """Disconnect every socket the user has in the workspace (a ban, or a removed membership)."""
+    after_commit(_remove_sockets, workspace_slug, user_id, sorted(set(socket_ids)), BANNED if banned else None)
