@@ -205,6 +205,14 @@ WIRE_ERRORS: dict[str, WireError] = {
     "message_blocked": WireError(400, 1008),
     "spam_detected": WireError(429, 1008),
     "connection_limit": WireError(429, 1013),
+    "muted": WireError(403, 1008),
+    "banned": WireError(403, 1008),
+    "member_not_found": WireError(404, 1008),
+    "user_not_found": WireError(404, 1008),
+    "message_not_found": WireError(404, 1008),
+    "invalid_cursor": WireError(404, 1008),
+    "session_exists": WireError(409, 1008),
+    "member_exists": WireError(409, 1008),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

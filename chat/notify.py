@@ -23,6 +23,11 @@ def workspace_room(workspace_slug: str) -> str:
     return f"chat:workspace:{workspace_slug}"
 
 
+def workspace_user_room(workspace_slug: str, user_id: int) -> str:
+    """Every socket of one user in one workspace: a ban disconnects this room."""
+    return f"chat:workspace:{workspace_slug}:user:{user_id}"
+
+
 async def to_session(
     workspace_slug: str, session_key: str, event: str, payload: dict[str, Any], *, exclude: Iterable[str] = ()
 ) -> None:

@@ -86,12 +86,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["chat.api.throttling.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat server API",
     "DESCRIPTION": "Workspaces, sessions, messages, presence and moderation for the real-time chat.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "SenderTypeEnum": "chat.models.SenderType",
+        "PostedSenderTypeEnum": "chat.api.serializers.POSTED_SENDER_TYPES",
+        "SessionStatusEnum": "chat.models.SessionStatus",
+        "PresenceStatusEnum": "chat.models.PresenceStatus",
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -34,7 +34,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat.errors import Unauthenticated
-from chat.models import Membership, Role, Workspace
+from chat.models import Membership, Role, Workspace, WorkspaceBan
 from security.models import SOCKET_TOKEN_PREFIX, TOKEN_PREFIX, ApiToken, SocketToken, token_digest
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,8 @@ def _local_user(identity: dict[str, str]) -> AbstractBaseUser:
         slug = identity.get("workspace")
         if slug:
             workspace, _ = Workspace.objects.get_or_create(slug=slug[:64], defaults={"name": slug})
+            if WorkspaceBan.objects.filter(user=user, workspace=workspace).exists():
+                return user  # a ban outlives the external system's idea of membership
             try:
                 with transaction.atomic():
                     Membership.objects.get_or_create(user=user, workspace=workspace, defaults={"role": Role.MEMBER})

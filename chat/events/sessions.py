@@ -13,11 +13,12 @@ from chat.events.payloads import optional_client_id, required_client_id, require
 from chat.events.presence import stop_typing
 from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
-from chat.services import access, presence
+from chat.services import access, moderation, presence
 from chat.shapes import now_ms, presence_shape, user_left_shape
 
 
 def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | None, socket_id: str):
+    moderation.check_not_banned(user, workspace_slug)
     membership = access.membership_for(user, workspace_slug)
     session, _created = access.open_session(membership, session_key, agent_key)
     row = presence.enter(session, socket_id, user)
@@ -38,6 +39,7 @@ async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
     await socket.leave(notify.session_room(entry.workspace_slug, entry.session_key))
     if not any(slug == entry.workspace_slug for slug, _ in joined(socket)):
         await socket.leave(notify.workspace_room(entry.workspace_slug))
+        await socket.leave(notify.workspace_user_room(entry.workspace_slug, socket.user.pk))
     if await database_sync_to_async(presence.leave)(entry.session_id, socket.id):
         await notify.to_session(
             entry.workspace_slug,
@@ -61,6 +63,7 @@ def register(namespace: Namespace) -> None:
         joined(socket)[(workspace_slug, session_key)] = entry
         await socket.join(notify.session_room(workspace_slug, session_key))
         await socket.join(notify.workspace_room(workspace_slug))
+        await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))
         success = {
             "sessionId": session_key,
             "agentId": session.agent.key if session.agent_id else None,

@@ -48,15 +48,6 @@ def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any)
     transaction.on_commit(run, robust=True)
 
 
-def workspace_user_room(workspace_slug: str, user_id: int) -> str:
-    """Every socket of one user in one workspace (joined by ``chat.events.sessions`` on join).
-
-    A ban disconnects this room, so sockets that joined in the same instant
-    as the ban (no presence row yet when the ban read them) go too.
-    """
-    return f"chat:workspace:{workspace_slug}:user:{user_id}"
-
-
 # --- messages -------------------------------------------------------------------
 
 
@@ -144,7 +135,7 @@ async def _remove_sockets(workspace_slug: str, user_id: int, socket_ids: list[st
         if event is not None:
             await notify.emitter.emit_to_socket(socket_id, event, payload)
         await notify.emitter.disconnect_room(socket_room(socket_id))
-    await notify.emitter.disconnect_room(workspace_user_room(workspace_slug, user_id))
+    await notify.emitter.disconnect_room(notify.workspace_user_room(workspace_slug, user_id))
 
 
 def user_removed(workspace_slug: str, user_id: int, socket_ids: Iterable[str], *, banned: bool) -> None:

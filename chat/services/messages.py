@@ -19,7 +19,8 @@ from chat.errors import (
     SessionNotFound,
     StoreFailed,
 )
-from chat.models import Agent, ChatMessage, ChatSession, ContentType, SenderType, SessionStatus
+from chat.models import Agent, ChatMessage, ChatSession, ContentType, Membership, SenderType, SessionStatus
+from chat.services.moderation import Muted
 
 #: Metadata is the client's free-form JSON: bounded so it cannot be used to
 #: store or fan out arbitrary amounts of data.
@@ -145,6 +146,7 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> N
     session_ids = sorted({batch[i].session_id for i in valid})
     sessions = {s.pk: s for s in ChatSession.objects.select_for_update().filter(pk__in=session_ids).order_by("pk")}
     keys = {batch[i].key for i in valid}
+    muted = _muted_senders(batch, valid, sessions)
     known = {
         (m.session_id, m.key): m
         for m in ChatMessage.objects.filter(session_id__in=session_ids, key__in=keys)
@@ -161,6 +163,8 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> N
             results[index] = SessionNotFound()
         elif session.status != SessionStatus.OPEN:
             results[index] = SessionClosed()
+        elif new.sender.user is not None and (new.sender.user.pk, session.workspace_id) in muted:
+            results[index] = Muted(mutedUntil=muted[(new.sender.user.pk, session.workspace_id)])
         else:
             session.last_seq += 1
             row = ChatMessage(
@@ -183,6 +187,19 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> N
     now = timezone.now()
     for session_id in touched:
         ChatSession.objects.filter(pk=session_id).update(last_seq=sessions[session_id].last_seq, last_activity_at=now)
+
+
+def _muted_senders(batch: list[NewMessage], valid: list[int], sessions: dict[int, ChatSession]) -> dict:
+    """(user id, workspace id) -> mute end (ms) for the users of the batch muted now: usually one empty read."""
+    user_ids = {batch[i].sender.user.pk for i in valid if batch[i].sender.user is not None}
+    if not user_ids:
+        return {}
+    rows = Membership.objects.filter(
+        user_id__in=user_ids,
+        workspace_id__in={session.workspace_id for session in sessions.values()},
+        muted_until__gt=timezone.now(),
+    ).values_list("user_id", "workspace_id", "muted_until")
+    return {(user, workspace): int(until.timestamp() * 1000) for user, workspace, until in rows}
 
 
 @dataclass(frozen=True)
