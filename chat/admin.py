@@ -29,7 +29,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from chat.agents.secrets import MASK, masked_config
+from chat.agents.secrets import MASK, masked_config, unmask_config
 from chat.errors import ChatError
 from chat.models import (
     Agent,
@@ -346,18 +346,7 @@ class AgentForm(forms.ModelForm):
             return {}
         if not isinstance(value, dict):
             raise forms.ValidationError("The config is a JSON object.")
-        return _unmask(value, self.instance.config or {})
-
-
-def _unmask(new: Any, old: Any) -> Any:
-    """Put stored secrets back where the form still shows the mask."""
-    if new == MASK and isinstance(old, str):
-        return old
-    if isinstance(new, dict) and isinstance(old, dict):
-        return {key: _unmask(value, old.get(key)) for key, value in new.items()}
-    if isinstance(new, list) and isinstance(old, list):
-        return [_unmask(value, old[i] if i < len(old) else None) for i, value in enumerate(new)]
-    return new
+        return unmask_config(value, self.instance.config or {})
 
 
 @admin.register(Agent)

@@ -213,6 +213,8 @@ WIRE_ERRORS: dict[str, WireError] = {
     "invalid_cursor": WireError(404, 1008),
     "session_exists": WireError(409, 1008),
     "member_exists": WireError(409, 1008),
+    "agent_run_not_found": WireError(404, 1008),
+    "agent_run_finished": WireError(409, 1008),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from monitoring.conf import MonitoringConfig
+from monitoring.conf import load as load_monitoring
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -117,6 +120,8 @@ class Config:
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host and process id.
     worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+    #: Metrics, health and dashboard settings (``monitoring.conf``, ``docs/monitoring.md``).
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def uses_redis(self) -> bool:
@@ -174,4 +179,5 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
+        monitoring=load_monitoring(env),
     )

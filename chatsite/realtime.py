@@ -16,6 +16,7 @@ from chat.protocol.server import SocketServer
 from chat.transport.server import EngineServer
 from chat.transport.session import EngineOptions
 from chat.transport.worker_channel import WorkerChannel
+from monitoring import metrics
 
 
 @dataclass(frozen=True)
@@ -48,4 +49,5 @@ def build() -> Realtime:
 
         sockets.register(chat_namespace())
     engine = EngineServer(sockets, options, config.origin_allowed, worker)
+    metrics.watch(engine=engine, sockets=sockets)
     return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)

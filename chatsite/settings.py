@@ -70,7 +70,9 @@ if CHAT.uses_redis:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [CHAT.redis_url], "capacity": 1000, "expiry": 30},
+            # redis-py's default 5 s socket timeout equals the layer's blocking
+            # read: an idle worker's receive would time out and could drop a message.
+            "CONFIG": {"hosts": [{"address": CHAT.redis_url, "socket_timeout": 30}], "capacity": 1000, "expiry": 30},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CHAT.redis_url}}
@@ -123,3 +125,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"chat": {"level": "INFO"}, "security": {"level": "INFO"}},
 }
+
+# Prometheus: django-prometheus apps, middleware, database and cache backends (docs/monitoring.md).
+from monitoring.instrumentation import instrument_settings  # noqa: E402
+
+instrument_settings(globals())

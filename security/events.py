@@ -56,6 +56,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
+from monitoring import metrics
 from security.conf import setting
 from security.models import TOKEN_PREFIX, SecurityEvent, SecurityEventType
 from security.ratelimit import LogThrottle
@@ -280,6 +281,7 @@ class EventRecorder:
             logger.exception("could not build a security event of type %r", type)
             return
         self._log(event)
+        metrics.security_event(event.type)
         with self._lock:
             if len(self._buffer) + self._in_flight >= self.capacity:
                 self.dropped += 1

@@ -51,6 +51,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Protocol
 
+from monitoring import metrics
 from security.conf import setting
 from security.errors import RateLimited
 
@@ -469,6 +470,7 @@ class RateLimiter:
     async def check(self, operation: str, subject: str | int) -> Decision:
         """Count a hit of ``operation`` by ``subject`` (a user id); raise :class:`RateLimited` if denied."""
         decision = await self.hit(f"{operation}:{subject}", self.rule(operation), subject=subject)
+        metrics.rate_limit_checked(operation, decision.allowed)
         decision.raise_if_denied()
         return decision
 

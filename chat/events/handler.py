@@ -18,6 +18,7 @@ from chat.events import guards
 from chat.events.payloads import payload_object
 from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ def chat_event(namespace: Namespace, event: str, *, operation: str) -> Callable[
                 await guards.limit(socket, operation)
                 result = await handler(socket, payload_object(args))
             except ChatError as error:
+                metrics.event_failed(event, internal=False)
                 guards.failed(socket, error, payload)
                 body = _with_ids(error.as_payload(), payload)
             except Exception:
                 logger.exception("%s handler failed", event)
+                metrics.event_failed(event, internal=True)
                 body = _with_ids(ChatError().as_payload(), payload)
             else:
                 return {"ok": True, **(result or {})}

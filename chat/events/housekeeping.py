@@ -11,6 +11,7 @@ from django.conf import settings
 from chat import notify
 from chat.services import presence
 from chat.shapes import user_left_shape
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,15 @@ class Housekeeping:
                 await self.run_once()
             except Exception:
                 logger.exception("housekeeping failed; retrying next round")
+                metrics.housekeeping_ran(False)
+            else:
+                metrics.housekeeping_ran(True)
 
     async def run_once(self) -> None:
         await database_sync_to_async(presence.refresh_worker)(settings.CHAT.worker_id)
-        for gone in await database_sync_to_async(presence.purge_expired)():
+        departures = await database_sync_to_async(presence.purge_expired)()
+        metrics.purged("presence", len(departures))
+        for gone in departures:
             await notify.to_session(
                 gone.workspace_slug,
                 gone.session_key,

@@ -7,6 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from chat import notify
+from chat.agents import runner as agent_runner
 from chat.errors import InvalidPayload
 from chat.events import guards
 from chat.events.context import find_joined
@@ -63,6 +64,9 @@ def register(namespace: Namespace) -> None:
                 entry.workspace_slug, entry.session_key, "chat:message-received", shape, exclude=[socket.id]
             )
         await socket.emit("chat:message-sent", confirmation)
+        # Idempotent (one run per message), so a resend also repairs a run
+        # lost between storing and queueing.
+        await agent_runner.on_user_message(entry.session_id, stored.message.pk)
         return confirmation
 
     @chat_event(namespace, "chat:request-history", operation="history")

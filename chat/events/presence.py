@@ -21,6 +21,7 @@ from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
 from chat.services import presence
 from chat.shapes import presence_shape, typing_shape
+from monitoring import metrics
 
 
 async def announce_typing(socket: Socket, entry: JoinedSession, is_typing: bool) -> None:
@@ -42,6 +43,7 @@ async def stop_typing(socket: Socket, entry: JoinedSession) -> None:
 
 def _expire_typing(socket: Socket, entry: JoinedSession) -> None:
     entry.typing_timer = None
+    metrics.purged("typing", 1)
     asyncio.get_running_loop().create_task(announce_typing(socket, entry, False))
 
 

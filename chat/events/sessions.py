@@ -15,6 +15,7 @@ from chat.protocol.namespace import Namespace
 from chat.protocol.socket import Socket
 from chat.services import access, moderation, presence
 from chat.shapes import now_ms, presence_shape, user_left_shape
+from monitoring import metrics
 
 
 def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | None, socket_id: str):
@@ -35,6 +36,7 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
 async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
     """Leave one session: rooms, presence, typing, and tell the others."""
     joined(socket).pop((entry.workspace_slug, entry.session_key), None)
+    metrics.session_left(socket.id, entry.workspace_slug, entry.session_key)
     await stop_typing(socket, entry)
     await socket.leave(notify.session_room(entry.workspace_slug, entry.session_key))
     if not any(slug == entry.workspace_slug for slug, _ in joined(socket)):
@@ -61,6 +63,7 @@ def register(namespace: Namespace) -> None:
             socket.user, workspace_slug, session_key, agent_key, socket.id
         )
         joined(socket)[(workspace_slug, session_key)] = entry
+        metrics.session_joined(socket.id, workspace_slug, session_key)
         await socket.join(notify.session_room(workspace_slug, session_key))
         await socket.join(notify.workspace_room(workspace_slug))
         await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))

@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 
 from chat.protocol.rooms import fanout_message, group_name
 from chat.wire.socket_packets import Packet, PacketType, encode
+from monitoring import metrics
 
 
 def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> list[str | bytes]:
@@ -54,7 +55,9 @@ class Emitter:
     ) -> None:
         """Send ``event`` to everyone in ``room`` (default: the whole namespace)."""
         group = group_name(namespace, room)
-        await self.layer.group_send(group, fanout_message(group, event_frames(namespace, event, args), exclude))
+        await metrics.broadcast(
+            self.layer.group_send(group, fanout_message(group, event_frames(namespace, event, args), exclude))
+        )
 
     async def emit_to_socket(self, socket_id: str, event: str, *args: Any, namespace: str = "/") -> None:
         await self.emit(event, *args, room=socket_room(socket_id), namespace=namespace)
@@ -72,7 +75,7 @@ class Emitter:
 
     async def _control(self, op: str, room: str, namespace: str, target: str | None = None) -> None:
         group = group_name(namespace, room)
-        await self.layer.group_send(group, fanout_message(group, op=op, room=target))
+        await metrics.layer_send(self.layer.group_send(group, fanout_message(group, op=op, room=target)))
 
     def emit_sync(self, event: str, *args: Any, **kwargs: Any) -> None:
         async_to_sync(self.emit)(event, *args, **kwargs)

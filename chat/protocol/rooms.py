@@ -22,6 +22,7 @@ import logging
 from typing import Any, Iterable, Protocol
 
 from chat.transport.worker_channel import WorkerChannel
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class RoomFanout:
 
     async def broadcast(self, group: str, frames: list[str | bytes], exclude: Iterable[str] = ()) -> None:
         """Send already-encoded frames to every member of a room, on every worker."""
-        await self.layer.group_send(group, fanout_message(group, frames, exclude))
+        await metrics.broadcast(self.layer.group_send(group, fanout_message(group, frames, exclude)))
 
     # --- receiving ----------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class RoomFanout:
             return
         op = message.get("op", "emit")
         exclude = set(message.get("exclude") or ())
+        metrics.broadcast_delivered(op, message.get("frames"), members, exclude)
         for member in list(members.values()):
             if member.id in exclude:
                 continue

@@ -24,6 +24,7 @@ from chat.protocol.socket import Broadcast, Socket
 from chat.transport.session import CloseReason, EngineSession
 from chat.transport.worker_channel import WorkerChannel
 from chat.wire.socket_packets import Limits, Packet, PacketDecoder, PacketType, encode
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class SocketServer:
                 connection, packet.namespace, ChatError("Not connected to this namespace.", code="not_connected")
             )
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
+            metrics.message_received(packet.data[0], len(data))
             self._spawn(self._handle_event(socket, packet))
         elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
             assert packet.id is not None
@@ -113,6 +115,7 @@ class SocketServer:
         name = packet.namespace
         namespace = self.namespaces.get(name)
         if namespace is None:
+            metrics.connection_error("invalid_namespace")
             await self._send_connect_error(connection, name, InvalidNamespace())
             return
         if name in connection.sockets:
@@ -129,6 +132,7 @@ class SocketServer:
                 if namespace.connect_handler is not None:
                     await namespace.connect_handler(socket, socket.auth)
             except ChatError as error:
+                metrics.connection_error(error.code)
                 connection.sockets.pop(name, None)
                 socket.mark_gone()
                 await self._send_connect_error(connection, name, error)
@@ -137,6 +141,7 @@ class SocketServer:
                 connection.sockets.pop(name, None)
                 socket.mark_gone()
                 logger.exception("connect handler failed")
+                metrics.connection_error("internal")
                 refusal = ConnectionRefused("Internal server error.", code="internal")
                 await self._send_connect_error(connection, name, refusal)
                 return
@@ -169,6 +174,7 @@ class SocketServer:
 
     async def _handle_event(self, socket: Socket, packet: Packet) -> None:
         event, args = packet.data[0], packet.data[1:]
+        metrics.event_handling()
         namespace = self.namespaces[socket.namespace]
         async with socket.lock:
             if not socket.connected:
@@ -179,12 +185,14 @@ class SocketServer:
                     raise ChatError(f"Unknown event {event[:64]!r}.", code="unknown_event")
                 result = await call()
             except ChatError as error:
+                metrics.event_failed(event, internal=False)
                 if packet.id is None:
                     logger.info("event failed without an ack to report it: %s", error.code)
                     return
                 result = {"ok": False, **error.as_payload()}
             except Exception:
                 logger.exception("handler for an event failed")
+                metrics.event_failed(event, internal=True)
                 if packet.id is None:
                     return
                 result = {"ok": False, **ChatError().as_payload()}
@@ -205,6 +213,7 @@ class SocketServer:
         sent first as ``CONNECT_ERROR`` so the client sees a clear message.
         """
         logger.info("closing a connection after a malformed packet: %s", error.code)
+        metrics.connection_error(error.code)
         namespaces = list(connection.sockets) or ["/"]
         for namespace in namespaces:
             await self._send_connect_error(connection, namespace, error)

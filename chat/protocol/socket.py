@@ -18,6 +18,7 @@ from chat.errors import AckTimeout
 from chat.protocol.emitter import NAMESPACE_ROOM, event_frames
 from chat.protocol.rooms import group_name
 from chat.wire.socket_packets import Packet, encode
+from monitoring import metrics
 
 if TYPE_CHECKING:
     from chat.protocol.server import Connection, SocketServer
@@ -59,6 +60,7 @@ class Socket:
     # --- to this client -------------------------------------------------------------
 
     async def emit(self, event: str, *args: Any) -> None:
+        metrics.message_delivered(event)
         await self.deliver(event_frames(self.namespace, event, args))
 
     async def call(self, event: str, *args: Any, timeout: float = DEFAULT_ACK_TIMEOUT_S) -> list[Any]:

@@ -24,6 +24,7 @@ from chat.errors import BadRequest, ChatError, EngineRequestError, Forbidden, Pa
 from chat.transport.server import EngineServer, header, query_params
 from chat.transport.session import CloseReason, EngineSession
 from chat.wire.engine_packets import decode_payload, encode_payload, open_packet
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ async def serve_polling(session: EngineSession, method: str, body: bytes, too_la
 
 def error_response(error: Exception) -> PollingResponse:
     """The Engine.IO error body ``{"code", "message"}``, with our code and reason as context."""
+    metrics.connection_error(error.code if isinstance(error, ChatError) else "internal")
     if isinstance(error, EngineRequestError):
         status, engine_code, message = error.status, error.engine_code, error.default_message
     elif isinstance(error, PayloadTooLarge):
@@ -105,7 +107,10 @@ class PollingConsumer(AsyncHttpConsumer):
             self._request = asyncio.create_task(self._respond(b"".join(self.body)))
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
-        if self._request is not None and not self._request.done():
+        # A GET still waiting is cancelled before it takes packets it could
+        # not deliver.  A POST is not: the packets it carries (a close, a
+        # disconnect) must be handled even if the client is gone.
+        if self._request is not None and not self._request.done() and self.scope["method"] == "GET":
             self._request.cancel()
         raise StopConsumer()
 

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from chat.errors import BadRequest, ProtocolError
 from chat.wire.engine_packets import Packet, PacketType
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class EngineSession:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.opened_at = metrics.connection_opened(transport)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -117,6 +119,7 @@ class EngineSession:
         self.closed = True
         self._cancel_timers()
         self._on_closed(self)
+        metrics.connection_closed(self.transport, reason, self.opened_at)
         if self.transport == "websocket" and self._ws_close is not None:
             try:
                 await self._ws_close(ws_code, detail)
@@ -248,6 +251,7 @@ class EngineSession:
         queued, self._outbox, self._outbox_bytes = self._outbox, [], 0
         self._wake_poller()
         self.attach_websocket(write, close)
+        metrics.connection_upgraded()
         self.upgrading = False
         for packet in queued:
             if packet.type is not PacketType.NOOP:

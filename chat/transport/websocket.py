@@ -20,6 +20,7 @@ from chat.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire
 from chat.transport.server import EngineServer
 from chat.transport.session import CloseReason, EngineSession
 from chat.wire.engine_packets import decode_frame, open_packet
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             session = self.engine.verify(self.scope, "GET")
         except EngineRequestError as error:
             logger.info("websocket refused: %s", error.code)
+            metrics.connection_error(error.code)
             await self.close()
             return
         if session is None:
@@ -65,6 +67,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self._write(open_packet(handshake))
             await self.session.open()
         elif session.upgrading or session.transport != "polling":
+            metrics.connection_error("bad_upgrade")
             await self.close()
         else:
             await self.accept()
@@ -83,6 +86,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
                 await self.session.receive(decode_frame(frame))
         except ProtocolError as error:
             logger.info("websocket protocol error: %s", error.code)
+            metrics.connection_error(error.code)
             await self._fail(error)
 
     async def disconnect(self, code: int) -> None:
@@ -113,6 +117,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
 
     def _upgrade_timed_out(self) -> None:
         if self._upgrading is not None:
+            metrics.connection_error("upgrade_timeout")
             self._upgrading.abort_upgrade()
             self._upgrading = None
             asyncio.get_running_loop().create_task(self.close(code=1002))

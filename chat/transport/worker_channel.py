@@ -15,6 +15,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
+from monitoring import metrics
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -48,7 +50,7 @@ class WorkerChannel:
             self._task.cancel()
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        await self.layer.send(channel, message)
+        await metrics.layer_send(self.layer.send(channel, message), "relay")
 
     async def _receive_loop(self, name: str) -> None:
         while True:

@@ -1,0 +1,255 @@
+"""``openai``: any OpenAI-compatible chat-completions endpoint, streamed.
+
+Wire format (the public OpenAI API, also spoken by vLLM, llama.cpp, Ollama,
+LiteLLM...): ``POST {base_url}/chat/completions`` with
+``{"model", "messages", "stream": true}`` and ``Authorization: Bearer <key>``;
+the answer is Server-Sent Events, one ``data: {json}`` per event with the
+text in ``choices[0].delta.content``, ending with ``data: [DONE]``.
+
+Config::
+
+    {
+      "base_url": "https://api.openai.com/v1",   # default
+      "model": "gpt-4o-mini",                    # required
+      "api_key": "sk-...",          # or "api_keys": ["sk-1", "sk-2"],
+      "api_key_env": ["OPENAI_API_KEY_1"],       # or names of variables holding keys
+      "system_prompt": "...",                    # optional
+      "max_context_messages": 20,                # default 20
+      "max_context_chars": 24000,                # default 24000
+      "temperature": 0.2, "max_tokens": 512,     # optional, passed through
+      "read_timeout_s": 60                       # longest silence mid-stream
+    }
+
+Keys.  Explicit ``api_key``/``api_keys`` win; otherwise the variables named
+by ``api_key_env``; otherwise ``OPENAI_API_KEY_1``, ``_2``, ``_3`` and
+``OPENAI_API_KEY`` from the environment.  No key at all is allowed (local
+servers need none): the request is sent without ``Authorization``.
+
+Rotation.  A ``429`` or ``5xx`` answer before the stream starts moves to the
+next key and retries, each key at most once per run; the next run of any
+agent with the same keys starts from the key after the last one that
+failed, so load spreads away from a rate-limited key.  Once text has been
+streamed nothing is retried: a stream that ends without ``[DONE]`` (and
+without a ``finish_reason``) fails with ``stream_interrupted``.
+
+Context.  The session's recent history goes first (``user`` messages as
+``user``, the agent's as ``assistant``; system notes are left out), bounded
+by ``max_context_messages`` messages and ``max_context_chars`` characters of
+content, newest kept; the new message always goes last, after the optional
+``system_prompt``.
+
+Nothing here logs or raises a key, a header or an upstream body: errors
+carry a status code at most.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from chat.agents.backends.base import (
+    AgentBackend,
+    AgentContext,
+    BackendConfigError,
+    BackendError,
+    ContextMessage,
+    config_number,
+    config_str,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = ("OPENAI_API_KEY_1", "OPENAI_API_KEY_2", "OPENAI_API_KEY_3", "OPENAI_API_KEY")
+DEFAULT_MAX_CONTEXT_MESSAGES = 20
+DEFAULT_MAX_CONTEXT_CHARS = 24_000
+DEFAULT_READ_TIMEOUT_S = 60
+CONNECT_TIMEOUT_S = 10
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Where the next run starts in each key set (by the set's size and a hash
+#: of it, never the keys themselves): shared by every agent of the process.
+_rotation: dict[int, int] = {}
+
+
+def resolve_keys(config: dict[str, Any], environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
+    keys: list[str] = []
+    explicit = config.get("api_keys") or []
+    if isinstance(explicit, str):
+        explicit = [explicit]
+    if config.get("api_key"):
+        explicit = [config["api_key"], *explicit]
+    if not isinstance(explicit, list) or not all(isinstance(k, str) for k in explicit):
+        raise BackendConfigError("Agent config 'api_key'/'api_keys' must be strings.")
+    if explicit:
+        keys = explicit
+    else:
+        names = config.get("api_key_env") or DEFAULT_KEY_ENV
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise BackendConfigError("Agent config 'api_key_env' must be a variable name or a list of them.")
+        keys = [environ.get(name, "") for name in names]
+    unique: list[str] = []
+    for key in keys:
+        key = key.strip()
+        if key and key not in unique:
+            unique.append(key)
+    return unique
+
+
+def build_messages(context: AgentContext, config: dict[str, Any]) -> list[dict[str, Any]]:
+    max_messages = int(config_number(config, "max_context_messages", DEFAULT_MAX_CONTEXT_MESSAGES))
+    budget = int(config_number(config, "max_context_chars", DEFAULT_MAX_CONTEXT_CHARS))
+    budget -= len(context.message.content)
+    picked: list[ContextMessage] = []
+    for message in reversed(context.history):
+        if len(picked) >= max_messages:
+            break
+        if message.sender_type not in ("user", "agent"):
+            continue
+        if len(message.content) > budget:
+            break
+        budget -= len(message.content)
+        picked.append(message)
+    messages: list[dict[str, Any]] = []
+    system_prompt = config.get("system_prompt")
+    if isinstance(system_prompt, str) and system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    for message in [*reversed(picked), context.message]:
+        entry: dict[str, Any] = {
+            "role": "assistant" if message.sender_type == "agent" else "user",
+            "content": message.content,
+        }
+        if message.sender_type == "user" and _NAME.match(message.sender_name):
+            entry["name"] = message.sender_name
+        messages.append(entry)
+    return messages
+
+
+class _Retry(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class OpenAIBackend(AgentBackend):
+    name = "openai"
+
+    async def stream(self, context: AgentContext) -> AsyncIterator[str]:
+        config = self.config
+        base_url = config_str(config, "base_url", DEFAULT_BASE_URL).rstrip("/")
+        body: dict[str, Any] = {
+            "model": config_str(config, "model"),
+            "messages": build_messages(context, config),
+            "stream": True,
+        }
+        for name in ("temperature", "max_tokens", "top_p"):
+            if name in config:
+                body[name] = config[name]
+        keys = resolve_keys(config)
+        read_timeout = config_number(config, "read_timeout_s", DEFAULT_READ_TIMEOUT_S, minimum=0.001)
+        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=read_timeout)
+        ring = hash(tuple(keys))
+        attempts = max(1, len(keys))
+        start = _rotation.get(ring, 0) % attempts
+        last_status = 0
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for attempt in range(attempts):
+                index = (start + attempt) % attempts
+                headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+                if keys:
+                    headers["Authorization"] = f"Bearer {keys[index]}"
+                try:
+                    async for chunk in self._one_request(http, f"{base_url}/chat/completions", headers, body):
+                        yield chunk
+                    return
+                except _Retry as retry:
+                    last_status = retry.status
+                    _rotation[ring] = (index + 1) % attempts
+                    logger.warning(
+                        "openai backend: HTTP %s with key %d of %d; rotating", retry.status, index + 1, len(keys)
+                    )
+        if last_status == 429:
+            raise BackendError("The agent's provider is rate limiting every configured key.", code="rate_limited")
+        raise BackendError(f"The agent's provider failed (HTTP {last_status}).", code="upstream_error")
+
+    async def _one_request(
+        self, http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        started = False
+        try:
+            async with http.post(url, json=body, headers=headers) as response:
+                if response.status == 429 or response.status >= 500:
+                    raise _Retry(response.status)
+                if response.status in (401, 403):
+                    raise BackendError("The agent's provider refused its credentials.", code="upstream_auth")
+                if response.status != 200:
+                    raise BackendError(f"The agent's provider answered HTTP {response.status}.", code="upstream_error")
+                async for text in _sse_deltas(response):
+                    started = True
+                    yield text
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
+            if started:
+                raise BackendError("The agent's stream was cut off.", code="stream_interrupted") from None
+            raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).") from None
+        except aiohttp.ClientError as error:
+            code = "stream_interrupted" if started else "backend_unreachable"
+            raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).", code=code) from None
+
+
+async def _sse_deltas(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The ``delta.content`` texts of an SSE chat-completions stream, in order."""
+    data_lines: list[str] = []
+    finished = False
+
+    def dispatch() -> tuple[bool, str | None]:
+        """(done, text) for the event made of ``data_lines``."""
+        nonlocal finished
+        data = "\n".join(data_lines)
+        data_lines.clear()
+        if data.strip() == "[DONE]":
+            return True, None
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError:
+            raise BackendError("The agent's provider sent an unreadable stream.", code="upstream_error") from None
+        if not isinstance(event, dict):
+            return False, None
+        if "error" in event:
+            raise BackendError("The agent's provider reported an error mid-stream.", code="upstream_error")
+        choices = event.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            return False, None
+        if choices[0].get("finish_reason"):
+            finished = True
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        return False, content if isinstance(content, str) and content else None
+
+    async for raw in response.content:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if data_lines:
+                done, text = dispatch()
+                if text:
+                    yield text
+                if done:
+                    return
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":
+            data_lines.append(value[1:] if value.startswith(" ") else value)
+    if data_lines:
+        done, text = dispatch()
+        if text:
+            yield text
+        if done:
+            return
+    if not finished:
+        raise BackendError("The agent's stream was cut off.", code="stream_interrupted")

@@ -1,0 +1,207 @@
+"""``parlant``: a client for a Parlant server (https://parlant.io), over its REST API.
+
+Config::
+
+    {
+      "url": "http://127.0.0.1:8001",   # default
+      "agent_id": "ag_123",             # required: the Parlant agent
+      "customer_id": "cust_1",          # optional; without it Parlant makes a guest customer
+      "api_key": "...",                 # optional, sent as Authorization: Bearer (masked everywhere)
+      "wait_for_data_s": 30             # long-poll window per request
+    }
+
+Wire format, as documented for Parlant's sessions API (``/docs/api``, the
+``parlant.api.sessions`` router) -- what we rely on:
+
+1. ``POST /sessions?allow_greeting=false`` with ``{"agent_id", "customer_id"?, "title"}``
+   answers ``200``/``201`` with a session whose ``id`` we keep.  This
+   happens once per chat session and agent: the id is stored
+   (``AgentSessionState``) with the URL and agent id it belongs to, and a
+   new Parlant session is made only if those change or Parlant answers
+   ``404`` for the stored one.
+2. ``POST /sessions/{id}/events?moderation=none`` with
+   ``{"kind": "message", "source": "customer", "message": <text>}`` answers
+   the created event; its ``offset`` is where this turn starts.
+3. ``GET /sessions/{id}/events?min_offset=N&kinds=message,status&wait_for_data=S``
+   long-polls: it answers as soon as events at offset >= N exist (a JSON
+   list, offset order), or ``504`` when none came within ``S`` seconds, in
+   which case we simply ask again.  ``N`` moves past every event seen.
+4. Events are ``{id, source, kind, offset, data, ...}``:
+
+   - ``kind: "status"``: ``data = {"status", "acknowledged_offset", "data"}``.
+     ``typing`` and ``processing`` show our typing indicator; ``ready``
+     whose ``acknowledged_offset`` is at or after our message ends the turn
+     (and hides it); ``error`` fails the run (``upstream_error``) and
+     ``cancelled`` fails it (``upstream_cancelled``).  Statuses that
+     acknowledge an earlier offset belong to an earlier turn and are skipped.
+   - ``kind: "message"`` from ``ai_agent`` (or a human agent speaking for
+     it): ``data.message`` is one message of the reply.  Several messages in
+     one turn are streamed as consecutive chunks separated by a blank line.
+     A message still being generated in Parlant's streaming mode
+     (``data.chunks`` not yet ending with ``null``) is read to completion
+     with ``GET /sessions/{id}/events/{event_id}?wait_for_completion=true``.
+
+Assumptions: no authentication unless ``api_key`` is set; Parlant's
+``trace_id``/``correlation_id`` are not needed because offsets already
+order the turn; a ``ready`` status without ``acknowledged_offset`` ends the
+current turn.  The run's own timeout (``timeout_s`` or the server default)
+bounds the whole exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from chat.agents.backends.base import (
+    AgentBackend,
+    AgentContext,
+    BackendError,
+    config_number,
+    config_str,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+DEFAULT_WAIT_S = 30
+CONNECT_TIMEOUT_S = 10
+AGENT_SOURCES = ("ai_agent", "human_agent_on_behalf_of_ai_agent", "human_agent")
+MESSAGE_SEPARATOR = "\n\n"
+
+
+class _SessionGone(Exception):
+    pass
+
+
+class ParlantBackend(AgentBackend):
+    name = "parlant"
+
+    async def stream(self, context: AgentContext) -> AsyncIterator[str]:
+        url = config_str(self.config, "url", DEFAULT_URL).rstrip("/")
+        agent_id = config_str(self.config, "agent_id")
+        wait_s = int(config_number(self.config, "wait_for_data_s", DEFAULT_WAIT_S, minimum=1))
+        headers = {"Accept": "application/json"}
+        api_key = self.config.get("api_key")
+        if isinstance(api_key, str) and api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=wait_s + 30)
+        try:
+            async with aiohttp.ClientSession(base_url=url + "/", headers=headers, timeout=timeout) as http:
+                session_id = await self._session(http, context, url, agent_id, fresh=False)
+                try:
+                    offset = await self._post_message(http, session_id, context.message.content)
+                except _SessionGone:
+                    session_id = await self._session(http, context, url, agent_id, fresh=True)
+                    offset = await self._post_message(http, session_id, context.message.content)
+                async for text in self._read_turn(http, context, session_id, offset, wait_s):
+                    yield text
+        except aiohttp.ClientError as error:
+            raise BackendError(f"Could not talk to the Parlant server ({type(error).__name__}).") from None
+
+    async def _session(
+        self, http: aiohttp.ClientSession, context: AgentContext, url: str, agent_id: str, *, fresh: bool
+    ) -> str:
+        known = context.state.get("parlant") or {}
+        if not fresh and known.get("url") == url and known.get("agent_id") == agent_id and known.get("session_id"):
+            return str(known["session_id"])
+        body: dict[str, Any] = {"agent_id": agent_id, "title": f"{context.workspace_slug}/{context.session_key}"[:200]}
+        customer_id = self.config.get("customer_id")
+        if isinstance(customer_id, str) and customer_id:
+            body["customer_id"] = customer_id
+        async with http.post("sessions", params={"allow_greeting": "false"}, json=body) as response:
+            if response.status not in (200, 201):
+                raise BackendError(
+                    f"Parlant refused to create a session (HTTP {response.status}).", code="upstream_error"
+                )
+            created = await _json(response)
+        session_id = created.get("id") if isinstance(created, dict) else None
+        if not isinstance(session_id, str) or not session_id:
+            raise BackendError("Parlant created a session without an id.", code="upstream_error")
+        context.state["parlant"] = {"url": url, "agent_id": agent_id, "session_id": session_id}
+        await context.save_state(context.state)
+        return session_id
+
+    async def _post_message(self, http: aiohttp.ClientSession, session_id: str, text: str) -> int:
+        body = {"kind": "message", "source": "customer", "message": text}
+        async with http.post(f"sessions/{session_id}/events", params={"moderation": "none"}, json=body) as response:
+            if response.status == 404:
+                raise _SessionGone()
+            if response.status not in (200, 201):
+                raise BackendError(f"Parlant refused the message (HTTP {response.status}).", code="upstream_error")
+            event = await _json(response)
+        offset = event.get("offset") if isinstance(event, dict) else None
+        if not isinstance(offset, int):
+            raise BackendError("Parlant answered an event without an offset.", code="upstream_error")
+        return offset
+
+    async def _read_turn(
+        self, http: aiohttp.ClientSession, context: AgentContext, session_id: str, offset: int, wait_s: int
+    ) -> AsyncIterator[str]:
+        next_offset = offset + 1
+        sent_any = False
+        while True:
+            params = {"min_offset": str(next_offset), "kinds": "message,status", "wait_for_data": str(wait_s)}
+            async with http.get(f"sessions/{session_id}/events", params=params) as response:
+                if response.status == 504:
+                    continue
+                if response.status != 200:
+                    raise BackendError(
+                        f"Parlant failed to list events (HTTP {response.status}).", code="upstream_error"
+                    )
+                events = await _json(response)
+            if not isinstance(events, list):
+                raise BackendError("Parlant answered events in an unknown shape.", code="upstream_error")
+            for event in sorted((e for e in events if isinstance(e, dict)), key=lambda e: e.get("offset", 0)):
+                if isinstance(event.get("offset"), int):
+                    next_offset = max(next_offset, event["offset"] + 1)
+                data = event.get("data") if isinstance(event.get("data"), dict) else {}
+                if event.get("kind") == "status":
+                    acknowledged = data.get("acknowledged_offset")
+                    if isinstance(acknowledged, int) and acknowledged < offset:
+                        continue
+                    status = data.get("status")
+                    if status in ("typing", "processing"):
+                        await context.report_status(status)
+                    elif status == "ready":
+                        await context.report_status("ready")
+                        return
+                    elif status == "error":
+                        raise BackendError("The Parlant agent reported an error.", code="upstream_error")
+                    elif status == "cancelled":
+                        raise BackendError("Parlant cancelled the agent's reply.", code="upstream_cancelled")
+                elif event.get("kind") == "message" and event.get("source") in AGENT_SOURCES:
+                    text = await self._message_text(http, session_id, event, data, wait_s)
+                    if text:
+                        yield (MESSAGE_SEPARATOR + text) if sent_any else text
+                        sent_any = True
+
+    async def _message_text(
+        self, http: aiohttp.ClientSession, session_id: str, event: dict, data: dict, wait_s: int
+    ) -> str:
+        chunks = data.get("chunks")
+        if isinstance(chunks, list) and chunks and chunks[-1] is not None and event.get("id"):
+            params = {"wait_for_completion": "true", "wait_for_data": str(wait_s)}
+            async with http.get(f"sessions/{session_id}/events/{event['id']}", params=params) as response:
+                if response.status != 200:
+                    raise BackendError(
+                        f"Parlant failed to complete a message (HTTP {response.status}).", code="upstream_error"
+                    )
+                complete = await _json(response)
+            data = complete.get("data") if isinstance(complete, dict) and isinstance(complete.get("data"), dict) else {}
+            chunks = data.get("chunks")
+        message = data.get("message")
+        if isinstance(message, str) and message:
+            return message
+        if isinstance(chunks, list):
+            return "".join(c for c in chunks if isinstance(c, str))
+        return ""
+
+
+async def _json(response: aiohttp.ClientResponse) -> Any:
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        raise BackendError("Parlant answered something that is not JSON.", code="upstream_error") from None

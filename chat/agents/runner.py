@@ -1,0 +1,591 @@
+"""Runs a session's agent when a user's message is stored, and streams its reply to the session.
+
+Entry points (all async, all cheap: the work happens in background tasks):
+
+- :func:`on_user_message` -- called right after a user message is stored
+  and broadcast.  Creates the message's :class:`~chat.models.AgentRun` (at
+  most one per message, whichever worker and however often it is called)
+  and makes sure someone works through the session's queue.
+- :func:`cancel` -- ``chat:cancel-agent``: stops a running reply (on
+  whichever worker runs it) or drops a queued one.
+- :func:`start` -- start this worker's background tasks (the first call of
+  either of the above does it too).
+
+What the session sees for one run, in order (through :func:`chat.notify.to_session`,
+so on every worker):
+
+1. ``chat:typing-indicator`` ``{isTyping: true, senderType: "agent", agentId, ...}``;
+2. ``chat:agent-stream-chunk`` ``{sessionId, messageId, chunk, isComplete: false,
+   timestamp, workspaceId, agentId, inReplyTo, index}`` for every chunk, as
+   the backend yields it (``index`` counts from 0);
+3. ``chat:typing-indicator`` ``{isTyping: false, ...}``;
+4. a last ``chat:agent-stream-chunk`` with ``chunk: ""`` and ``isComplete: true``,
+   plus ``seq`` of the stored reply, or ``cancelled: true``, or
+   ``error: {code, message}`` when the run failed or timed out;
+5. ``chat:message-received`` with the stored message: the agent's reply
+   (``id`` = ``messageId`` of the chunks, its own ``seq``; a cancelled reply
+   is stored as far as it got with ``metadata.cancelled: true``), or, for a
+   failure, a ``system`` message saying the agent could not answer
+   (``metadata.error`` holds the code).  A cancelled reply with no text yet
+   stores nothing.
+
+Chunks are the backend's raw text: clients render them as text.  The stored
+reply is sanitised like users' messages (``security.content.sanitize``, as
+``text`` or, with ``"content_type": "markdown"`` in the agent's config, as
+markdown), so for a reply containing markup it differs from the chunks
+joined; history and ``chat:message-received`` carry the stored form.
+
+Queueing.  Each session's runs execute one at a time in the ``seq`` order of
+their messages, by whichever worker claims them (see :mod:`chat.agents.runs`);
+sessions never wait for each other and nothing here runs on a socket's
+event handler beyond creating the run row.  A worker executes at most
+``agent_max_concurrent_runs`` runs at once.
+
+Cancelling.  The worker running a reply is named in its run row; a cancel
+handled by another worker reaches it as a ``chat.agent.cancel`` message on
+its channel (and, should that be lost, through the ``cancel_requested``
+flag its lease renewal reads).
+
+Time limits.  A run may take ``timeout_s`` from the agent's config, else
+``settings.CHAT.agent_timeout_s`` (default **60 s**), from claim to last
+chunk; then it fails with ``timeout``.  A claim is a lease of
+``agent_lease_s`` (default 30 s) renewed every third of it; if a worker
+dies, its run is failed with ``worker_lost`` once the lease has expired, by
+any worker's sweep (every half lease) or the session's next message.
+
+A reply is at most ``CHAT_MESSAGE_MAX_LENGTH`` characters: a backend that
+says more is cut there and its stored message marked ``truncated``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import notify
+from chat.agents import runs
+from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
+from chat.agents.secrets import redact, secret_values
+from chat.errors import ChatError
+from chat.models import AgentRunStatus
+from chat.shapes import now_ms, typing_shape
+
+try:  # Prometheus metrics and health windows, when the monitoring app is there.
+    from monitoring import metrics as _metrics
+except ImportError:  # pragma: no cover - monitoring is optional here
+    _metrics = None
+
+logger = logging.getLogger(__name__)
+
+STREAM_EVENT = "chat:agent-stream-chunk"
+TYPING_EVENT = "chat:typing-indicator"
+MESSAGE_EVENT = "chat:message-received"
+CANCEL_MESSAGE = "chat.agent.cancel"
+
+#: The prefix of this runner's channel.  channels-redis serves all of a
+#: process's channels through one blocking read per prefix under one lock,
+#: so a second prefix would starve the worker channel that room broadcasts
+#: use (chat.transport.worker_channel): it must be the same one.
+CHANNEL_PREFIX = "worker"
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_LEASE_S = 30.0
+DEFAULT_MAX_CONCURRENT_RUNS = 64
+#: How long a drain waits when an earlier message's run may still appear.
+WAIT_RETRY_S = 0.1
+
+
+def setting(name: str, default: float) -> float:
+    value = getattr(settings.CHAT, name, default)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
+
+
+def run_timeout_s(config: dict[str, Any]) -> float:
+    """The agent's ``timeout_s`` if it is a positive number, else ``settings.CHAT.agent_timeout_s`` (60)."""
+    value = config.get("timeout_s")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return float(setting("agent_timeout_s", DEFAULT_TIMEOUT_S))
+
+
+# --- shapes -----------------------------------------------------------------------------
+
+
+def chunk_shape(ticket: runs.RunTicket, chunk: str, *, complete: bool, index: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "sessionId": ticket.session_key,
+        "messageId": ticket.reply_key,
+        "chunk": chunk,
+        "isComplete": complete,
+        "timestamp": now_ms(),
+        "workspaceId": ticket.workspace_slug,
+        "agentId": ticket.agent_key,
+        "inReplyTo": ticket.trigger_key,
+        "index": index,
+        **extra,
+    }
+
+
+def agent_typing_shape(ticket: runs.RunTicket, is_typing: bool) -> dict[str, Any]:
+    shape = typing_shape(ticket.session_key, ticket.agent_name, is_typing)
+    shape.update(senderType="agent", agentId=ticket.agent_key)
+    return shape
+
+
+# --- one run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: str = ""
+    message: str = ""
+    truncated: bool = False
+
+
+class _NoTimer:
+    def first_chunk(self) -> None:
+        pass
+
+    def finished(self, error: str | None = None) -> None:
+        pass
+
+
+def run_timer(backend: str) -> Any:
+    """``monitoring.metrics.agent_run(backend)``: runs, durations, time to first chunk, errors."""
+    start = getattr(_metrics, "agent_run", None)
+    if start is None:
+        return _NoTimer()
+    try:
+        return start(backend or "none")
+    except Exception:  # metrics must never break a run
+        logger.exception("agent metrics failed")
+        return _NoTimer()
+
+
+@dataclass
+class ActiveRun:
+    ticket: runs.RunTicket
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+    typing: bool = False
+    stream_task: asyncio.Task[Outcome] | None = None
+    cancel_requested: bool = False
+    #: The lease was lost: another worker closed this run; store nothing.
+    lost: bool = False
+    timer: Any = field(default_factory=_NoTimer)
+
+    @property
+    def content(self) -> str:
+        return "".join(self.parts)
+
+
+class AgentRunner:
+    """This worker's share of the agent work: per-session drains, the cancel listener, the sweep."""
+
+    def __init__(self) -> None:
+        self._drains: dict[int, asyncio.Task[None]] = {}
+        self._kicked: set[int] = set()
+        self._active: dict[int, ActiveRun] = {}
+        self._early_cancels: set[int] = set()
+        self._background: list[asyncio.Task[None]] = []
+        self._starting: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.channel: str = ""
+
+    @property
+    def worker_id(self) -> str:
+        return settings.CHAT.worker_id
+
+    @property
+    def layer(self) -> Any:
+        return get_channel_layer()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the cancel listener and the sweep on this event loop (once)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new event loop (tests run one per test): forget the old one's tasks.
+            self.__init__()
+            self._loop = loop
+            self._starting = asyncio.Lock()
+            self._slots = asyncio.Semaphore(int(setting("agent_max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS)))
+        if self.channel:
+            return
+        assert self._starting is not None
+        async with self._starting:
+            if self.channel:
+                return
+            channel = await self.layer.new_channel(CHANNEL_PREFIX)
+            self._background = [
+                loop.create_task(self._listen(channel), name="agent-cancel-listener"),
+                loop.create_task(self._sweep(), name="agent-sweep"),
+            ]
+            self.channel = channel
+
+    async def stop(self) -> None:
+        """Cancel everything this worker runs (runs left open are recovered as ``worker_lost``)."""
+        tasks = [*self._background, *self._drains.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._background, self._drains, self.channel = [], {}, ""
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until this worker has no drain running (for tests and benchmarks)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(not task.done() for task in self._drains.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("agent runs still active")
+            await asyncio.sleep(0.01)
+
+    # --- entry points ----------------------------------------------------------------
+
+    async def on_user_message(self, session_id: int, message_id: int) -> int | None:
+        try:
+            await self.start()
+            run_id, _created = await database_sync_to_async(runs.create_run)(session_id, message_id)
+        except Exception:
+            # The message is stored and confirmed already: never fail the send for this.
+            # Resending the message id creates the run.
+            logger.exception("could not queue the agent's answer to message %s", message_id)
+            return None
+        if run_id is not None:
+            self.kick(session_id)
+        return run_id
+
+    async def cancel(self, session_id: int, message_key: str, user: Any, moderates: bool) -> runs.CancelRequest:
+        await self.start()
+        request = await database_sync_to_async(runs.request_cancel)(session_id, message_key, user, moderates)
+        if request.status == "cancelled":
+            # It had not started: nobody else will say so.
+            await self._announce_final(request.ticket, 0, cancelled=True)
+            self.kick(session_id)
+        elif request.worker_id == self.worker_id and request.ticket.run_id in self._active:
+            self._cancel_local(request.ticket.run_id)
+        elif request.worker_channel:
+            try:
+                await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
+            except Exception:
+                # The worker's lease renewal reads the flag too: it stops within a third of a lease.
+                logger.warning(
+                    "could not reach the worker of agent run %s; it will see the flag", request.ticket.run_id
+                )
+        return request
+
+    def kick(self, session_id: int) -> None:
+        """Make sure this worker works through the session's queue (now, or right after its current pass)."""
+        task = self._drains.get(session_id)
+        if task is not None and not task.done():
+            self._kicked.add(session_id)
+            return
+        self._drains[session_id] = asyncio.get_running_loop().create_task(
+            self._drain(session_id), name=f"agent-drain-{session_id}"
+        )
+
+    # --- the queue -------------------------------------------------------------------
+
+    async def _drain(self, session_id: int) -> None:
+        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        assert self._slots is not None
+        try:
+            while True:
+                self._kicked.discard(session_id)
+                async with self._slots:
+                    claim = await database_sync_to_async(runs.claim_next)(
+                        session_id, self.worker_id, self.channel, lease_s
+                    )
+                    if claim.kind == runs.ClaimKind.RUN:
+                        await self._execute(claim.ticket)
+                        continue
+                if claim.kind == runs.ClaimKind.LOST:
+                    await self._finish(claim.ticket, Outcome(AgentRunStatus.FAILED, "worker_lost"), None, 0)
+                    continue
+                if claim.kind == runs.ClaimKind.CANCELLED:
+                    await self._announce_final(claim.ticket, 0, cancelled=True)
+                    continue
+                if claim.kind == runs.ClaimKind.WAIT:
+                    await asyncio.sleep(WAIT_RETRY_S)
+                    continue
+                if session_id in self._kicked:
+                    continue
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The sweep finds the session again if runs are left in it.
+            logger.exception("agent queue of session %s failed", session_id)
+        finally:
+            if self._drains.get(session_id) is asyncio.current_task():
+                del self._drains[session_id]
+
+    async def _sweep(self) -> None:
+        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        while True:
+            await asyncio.sleep(lease_s / 2 * random.uniform(0.8, 1.2))
+            try:
+                for session_id in await database_sync_to_async(runs.sessions_needing_attention)():
+                    self.kick(session_id)
+            except Exception:
+                logger.exception("agent sweep failed; retrying next round")
+
+    async def _listen(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if isinstance(error, TimeoutError) or type(error).__name__ == "TimeoutError":
+                    continue  # an idle blocking read timed out (redis-py's socket timeout): read again
+                logger.exception("agent cancel listener failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if (
+                isinstance(message, dict)
+                and message.get("type") == CANCEL_MESSAGE
+                and isinstance(message.get("run"), int)
+            ):
+                self._cancel_local(message["run"])
+
+    def _cancel_local(self, run_id: int) -> None:
+        active = self._active.get(run_id)
+        if active is None:
+            self._early_cancels.add(run_id)
+            return
+        active.cancel_requested = True
+        if active.stream_task is not None:
+            active.stream_task.cancel()
+
+    # --- executing -------------------------------------------------------------------
+
+    async def _execute(self, ticket: runs.RunTicket) -> None:
+        active = ActiveRun(ticket, timer=run_timer(ticket.backend))
+        self._active[ticket.run_id] = active
+        renewal = asyncio.get_running_loop().create_task(self._renew(active), name=f"agent-lease-{ticket.run_id}")
+        outcome: Outcome | None = None
+        try:
+            await self._set_typing(active, True)
+            active.stream_task = asyncio.get_running_loop().create_task(self._stream(active))
+            if ticket.run_id in self._early_cancels:
+                self._early_cancels.discard(ticket.run_id)
+                self._cancel_local(ticket.run_id)
+            try:
+                outcome = await asyncio.shield(active.stream_task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    active.stream_task.cancel()  # this worker is stopping
+                    raise
+                # The stream was cancelled before it could say so itself.
+                outcome = Outcome(AgentRunStatus.CANCELLED)
+            if outcome.status == AgentRunStatus.COMPLETED and not active.content.strip():
+                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply", "The agent had nothing to say.")
+        finally:
+            renewal.cancel()
+            self._active.pop(ticket.run_id, None)
+            # Metrics: cancelled and completed runs are not errors.
+            active.timer.finished((outcome.error or None) if outcome is not None else "worker_stopped")
+        if active.lost:
+            logger.warning("agent run %s was taken over while running; its result is dropped", ticket.run_id)
+            return
+        await self._set_typing(active, False)
+        await self._finish(ticket, outcome, active, len(active.parts))
+
+    async def _stream(self, active: ActiveRun) -> Outcome:
+        ticket = active.ticket
+        limit = settings.CHAT.message_max_length
+        try:
+            async with asyncio.timeout(run_timeout_s(ticket.config)):
+                if ticket.agent_id is None:
+                    raise BackendError("The agent no longer exists.", code="agent_missing")
+                context = await self._context(active)
+                stream = make_backend(ticket.backend, ticket.config).stream(context)
+                try:
+                    async for chunk in stream:
+                        if not isinstance(chunk, str):
+                            raise BackendError("The backend produced something other than text.")
+                        if not chunk:
+                            continue
+                        room = limit - active.length
+                        truncated = len(chunk) >= room
+                        chunk = chunk[:room]
+                        if chunk:
+                            if not active.parts:
+                                active.timer.first_chunk()
+                            index = len(active.parts)
+                            active.parts.append(chunk)
+                            active.length += len(chunk)
+                            await notify.to_session(
+                                ticket.workspace_slug,
+                                ticket.session_key,
+                                STREAM_EVENT,
+                                chunk_shape(ticket, chunk, complete=False, index=index),
+                            )
+                        if truncated:
+                            return Outcome(AgentRunStatus.COMPLETED, truncated=True)
+                finally:
+                    await stream.aclose()
+            return Outcome(AgentRunStatus.COMPLETED)
+        except asyncio.CancelledError:
+            if active.cancel_requested and not active.lost:
+                return Outcome(AgentRunStatus.CANCELLED)
+            raise
+        except TimeoutError:
+            return Outcome(AgentRunStatus.TIMED_OUT, "timeout", "The agent did not answer in time.")
+        except BackendConfigError as error:
+            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+        except BackendError as error:
+            logger.warning(
+                "agent run %s failed: %s (%s)",
+                ticket.run_id,
+                error.code,
+                redact(error.message, secret_values(ticket.config)),
+            )
+            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+        except Exception as error:
+            detail = redact(f"{type(error).__name__}: {error}", secret_values(ticket.config))
+            logger.error("agent run %s failed unexpectedly: %s", ticket.run_id, detail)
+            return Outcome(AgentRunStatus.FAILED, "backend_error", "The agent backend failed.")
+
+    async def _context(self, active: ActiveRun) -> AgentContext:
+        ticket = active.ticket
+        message, history, state = await database_sync_to_async(runs.load_context)(ticket)
+
+        async def save_state(new_state: dict[str, Any]) -> None:
+            await database_sync_to_async(runs.save_state)(ticket.session_id, ticket.agent_id, dict(new_state))
+
+        async def report_status(status: str) -> None:
+            if status in ("typing", "processing"):
+                await self._set_typing(active, True)
+            elif status == "ready":
+                await self._set_typing(active, False)
+
+        return AgentContext(
+            session_id=ticket.session_id,
+            session_key=ticket.session_key,
+            workspace_slug=ticket.workspace_slug,
+            agent_key=ticket.agent_key,
+            agent_name=ticket.agent_name,
+            config=dict(ticket.config),
+            message=message,
+            history=history,
+            state=state,
+            save_state=save_state,
+            report_status=report_status,
+        )
+
+    async def _set_typing(self, active: ActiveRun, is_typing: bool) -> None:
+        if active.typing == is_typing:
+            return
+        active.typing = is_typing
+        ticket = active.ticket
+        await notify.to_session(
+            ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, is_typing)
+        )
+
+    async def _renew(self, active: ActiveRun) -> None:
+        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                lease = await database_sync_to_async(runs.renew_lease)(active.ticket.run_id, self.worker_id, lease_s)
+            except Exception:
+                logger.exception("could not renew the lease of agent run %s", active.ticket.run_id)
+                continue
+            if not lease.held:
+                active.lost = True
+                if active.stream_task is not None:
+                    active.stream_task.cancel()
+                return
+            if lease.cancel_requested and not active.cancel_requested:
+                self._cancel_local(active.ticket.run_id)
+
+    # --- finishing -------------------------------------------------------------------
+
+    async def _finish(self, ticket: runs.RunTicket, outcome: Outcome, active: ActiveRun | None, chunks: int) -> None:
+        """Store the result, then tell the session: final chunk, then the stored message."""
+        content = active.content if active else ""
+        if active is None:
+            # Its worker died mid-run: the session may still show the agent typing.
+            await notify.to_session(
+                ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, False)
+            )
+        worker_id = self.worker_id if active is not None else None
+        by = ""
+        if outcome.status == AgentRunStatus.CANCELLED:
+            by = await database_sync_to_async(runs.cancelled_by)(ticket.run_id)
+        try:
+            finished = await database_sync_to_async(runs.finish_run)(
+                ticket,
+                outcome.status,
+                worker_id=worker_id,
+                content=content,
+                error=outcome.error,
+                chunks=chunks,
+                truncated=outcome.truncated,
+                cancelled_by=by,
+            )
+        except ChatError as error:
+            # Storing failed (session closed, database down): close the run and say so.
+            logger.warning("agent run %s could not be stored: %s", ticket.run_id, error.code)
+            if worker_id is not None:
+                await database_sync_to_async(runs.fail_run)(ticket, worker_id, error.code)
+            await self._announce_final(ticket, chunks, error={"code": error.code, "message": error.message})
+            return
+        if not finished.held:
+            return
+        extra: dict[str, Any] = {}
+        if outcome.status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
+            message = outcome.message or runs.failure_text(ticket.agent_name, outcome.error)
+            extra["error"] = {"code": outcome.error or "backend_error", "message": message}
+        elif outcome.status == AgentRunStatus.CANCELLED:
+            extra["cancelled"] = True
+        if outcome.truncated:
+            extra["truncated"] = True
+        if finished.seq is not None and outcome.status in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
+            extra["seq"] = finished.seq
+        await self._announce_final(ticket, chunks, **extra)
+        if finished.shape is not None:
+            await notify.to_session(ticket.workspace_slug, ticket.session_key, MESSAGE_EVENT, finished.shape)
+
+    async def _announce_final(self, ticket: runs.RunTicket, index: int, **extra: Any) -> None:
+        await notify.to_session(
+            ticket.workspace_slug,
+            ticket.session_key,
+            STREAM_EVENT,
+            chunk_shape(ticket, "", complete=True, index=index, **extra),
+        )
+
+
+#: This process's runner.
+runner = AgentRunner()
+
+
+async def on_user_message(session_id: int, message_id: int) -> int | None:
+    """A user message was stored and broadcast: queue the agent's answer (if the session has an agent).
+
+    Idempotent: call it for resent (duplicate) messages too; a message gets
+    one run however often and wherever this is called.  Returns the run's
+    id, or ``None`` when nothing answers the message.
+    """
+    return await runner.on_user_message(session_id, message_id)
+
+
+async def cancel(session_id: int, message_key: str, user: Any, moderates: bool) -> runs.CancelRequest:
+    """Cancel the run answering ``message_key`` (the reply's ``messageId`` or the user message's id)."""
+    return await runner.cancel(session_id, message_key, user, moderates)
+
+
+async def start() -> None:
+    await runner.start()
