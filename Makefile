@@ -10,7 +10,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test conformance lint install
+.PHONY: run test conformance lint install bench browser
 
 install: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -31,8 +31,19 @@ run: install
 	@echo "Open http://127.0.0.1:8000/"
 	@$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 chatsite.asgi:application
 
-test: install
+# Browser tests drive Debian's Chromium (playwright cannot download browsers
+# here); installed when missing and we may, otherwise those tests say so.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(echo "Installing Debian's chromium for the browser tests..." && apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@$(VENV)/bin/python -m pip install -qq -e '.[bench]'
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 conformance: $(VENV_STAMP)
 	@echo "Conformance mode: Socket.IO at http://127.0.0.1:$(PORT)/socket.io/, bare Engine.IO echo at http://127.0.0.1:$(PORT)/engine.io/"

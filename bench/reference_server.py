@@ -1,0 +1,80 @@
+"""The reference for the benchmark: python-socketio's AsyncServer under uvicorn.
+
+Does the same room broadcast as the chat server, minus authentication and
+persistence, for ``bench/loadgen.mjs --mode plain``:
+
+- ``join`` ``{room}``: enter the room; the ack answers ``{"ok": true}``;
+- ``broadcast`` ``{room, id, t, content}``: the payload goes to everyone else
+  in the room as ``broadcast``, and the sender gets ``sent`` ``{id}`` (as our
+  sender gets ``chat:message-sent``).
+
+One process, asyncio event loop, like one daphne worker.  Run::
+
+    .venv/bin/python bench/reference_server.py --port 8101 [--ws websockets|wsproto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+
+import socketio
+
+
+def build_app() -> socketio.ASGIApp:
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", logger=False, engineio_logger=False)
+
+    @sio.event
+    async def connect(sid, environ, auth=None):
+        return True
+
+    @sio.event
+    async def join(sid, data):
+        room = data.get("room") if isinstance(data, dict) else None
+        if not isinstance(room, str):
+            return {"ok": False}
+        await sio.enter_room(sid, room)
+        return {"ok": True}
+
+    @sio.event
+    async def broadcast(sid, data):
+        if not isinstance(data, dict) or not isinstance(data.get("room"), str):
+            return
+        await sio.emit("broadcast", data, room=data["room"], skip_sid=sid)
+        await sio.emit("sent", {"id": data.get("id")}, to=sid)
+
+    return socketio.ASGIApp(sio)
+
+
+app = build_app()
+
+
+def default_ws() -> str:
+    return "websockets" if importlib.util.find_spec("websockets") else "wsproto"
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--ws", default=default_ws(), choices=["websockets", "wsproto"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        ws=args.ws,
+        loop="asyncio",
+        http="h11",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
