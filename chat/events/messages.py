@@ -36,8 +36,10 @@ def register(namespace: Namespace) -> None:
         content = message.get("content")
         if not isinstance(content, str):
             raise InvalidPayload("message.content must be a string.")
-        content_type = optional_str(message, "contentType", max_length=16) or "text"
-        metadata = message.get("metadata") or {}
+        content_type = optional_str(message, "contentType", max_length=16)
+        content_type = "text" if content_type is None else content_type
+        metadata = message.get("metadata")
+        metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidPayload("message.metadata must be a JSON object.")
         stored = writer.recently_stored(entry.session_id, key)
@@ -50,8 +52,14 @@ def register(namespace: Namespace) -> None:
             )
             sender = messages.Sender.for_user(socket.user)
             new = messages.NewMessage(entry.session_id, sender, key, content, content_type, metadata)
-            stored = await writer.store(new)
-        shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
+
+            async def announce(stored: messages.StoredMessage) -> None:
+                shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
+                await notify.to_session(
+                    entry.workspace_slug, entry.session_key, "chat:message-received", shape, exclude=[socket.id]
+                )
+
+            stored = await writer.store(new, announce)
         confirmation = {
             "messageId": key,
             "sessionId": entry.session_key,
@@ -59,10 +67,6 @@ def register(namespace: Namespace) -> None:
             "timestamp": to_ms(stored.message.created_at),
             "duplicate": not stored.created,
         }
-        if stored.created:
-            await notify.to_session(
-                entry.workspace_slug, entry.session_key, "chat:message-received", shape, exclude=[socket.id]
-            )
         await socket.emit("chat:message-sent", confirmation)
         # Idempotent (one run per message), so a resend also repairs a run
         # lost between storing and queueing.
@@ -89,4 +93,4 @@ def register(namespace: Namespace) -> None:
             "timestamp": now_ms(),
         }
         await socket.emit("chat:history-response", response)
-        return {"sessionId": entry.session_key, "count": len(shapes), "hasMore": page.has_more}
+        return response

@@ -57,13 +57,15 @@ def register(namespace: Namespace) -> None:
         session_key = required_client_id(payload, "sessionId")
         workspace_slug = required_slug(payload, "workspaceId")
         agent_key = optional_client_id(payload, "agentId")
-        if (workspace_slug, session_key) in joined(socket):
-            return {"sessionId": session_key, "workspaceId": workspace_slug, "alreadyJoined": True}
+        # Joining again is answered like the first time (fresh lastSeq and
+        # presence) but tells nobody else: nobody new arrived.
+        rejoin = (workspace_slug, session_key) in joined(socket)
         entry, session, presence_payload = await database_sync_to_async(_join)(
             socket.user, workspace_slug, session_key, agent_key, socket.id
         )
-        joined(socket)[(workspace_slug, session_key)] = entry
-        metrics.session_joined(socket.id, workspace_slug, session_key)
+        if not rejoin:
+            joined(socket)[(workspace_slug, session_key)] = entry
+            metrics.session_joined(socket.id, workspace_slug, session_key)
         await socket.join(notify.session_room(workspace_slug, session_key))
         await socket.join(notify.workspace_room(workspace_slug))
         await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))
@@ -79,7 +81,10 @@ def register(namespace: Namespace) -> None:
             "presence": presence_payload,
         }
         await socket.emit("chat:join-session-success", success)
-        await notify.to_session(workspace_slug, session_key, "chat:user-joined", presence_payload, exclude=[socket.id])
+        if not rejoin:
+            await notify.to_session(
+                workspace_slug, session_key, "chat:user-joined", presence_payload, exclude=[socket.id]
+            )
         return success
 
     @chat_event(namespace, "chat:leave-session", operation="join")

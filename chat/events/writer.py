@@ -3,19 +3,30 @@
 While one batch is in the database, new sends queue up and go together in
 the next: under light load every message is its own transaction (no added
 latency), under heavy load one commit and one thread hop serve many
-messages.  ``seq`` stays gap-free and each sender is confirmed only after
-the transaction holding its message has committed.
+messages.  ``seq`` stays gap-free, messages are announced in ``seq`` order
+(across workers too: see ``hold_publication_order``), and each sender is
+confirmed only after its message has committed and been announced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
+from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 
-from chat.errors import ChatError
-from chat.services.messages import NewMessage, StoredMessage, store_messages
+from chat.errors import ChatError, StoreFailed
+from chat.services.messages import (
+    NewMessage,
+    StoredMessage,
+    hold_publication_order,
+    release_publication_order,
+    store_messages,
+)
+
+logger = logging.getLogger(__name__)
 
 #: Most messages per transaction: bounds the time any one row lock is held.
 MAX_BATCH = 100
@@ -23,10 +34,25 @@ MAX_BATCH = 100
 #: without the database.  The database stays the authority on duplicates.
 RECENT = 10_000
 
+Announce = Callable[[StoredMessage], Awaitable[None]]
+Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]"]
+
+
+def _store_in_order(batch: list[NewMessage]) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
+    session_ids = sorted({new.session_id for new in batch})
+    held = hold_publication_order(session_ids)
+    try:
+        results = store_messages(batch)
+    except BaseException:
+        if held:
+            release_publication_order(session_ids)
+        raise
+    return results, session_ids if held else None
+
 
 class MessageWriter:
     def __init__(self) -> None:
-        self._pending: list[tuple[NewMessage, asyncio.Future[StoredMessage | ChatError]]] = []
+        self._pending: list[Pending] = []
         self._draining: asyncio.Task[None] | None = None
         self._recent: OrderedDict[tuple[int, str], StoredMessage] = OrderedDict()
 
@@ -35,10 +61,10 @@ class MessageWriter:
         stored = self._recent.get((session_id, key))
         return None if stored is None else StoredMessage(stored.message, created=False)
 
-    async def store(self, new: NewMessage) -> StoredMessage:
-        """Store one message; raise its :class:`ChatError` if it was refused."""
+    async def store(self, new: NewMessage, announce: Announce | None = None) -> StoredMessage:
+        """Store one message, run ``announce`` if it is new, and return it; raise its :class:`ChatError`."""
         result: asyncio.Future[StoredMessage | ChatError] = asyncio.get_running_loop().create_future()
-        self._pending.append((new, result))
+        self._pending.append((new, announce, result))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.get_running_loop().create_task(self._drain(), name="message-writer")
         outcome = await result
@@ -54,14 +80,29 @@ class MessageWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results = await database_sync_to_async(store_messages)([new for new, _ in batch])
-            except Exception as error:  # the thread itself failed: nobody was confirmed
-                results = [ChatError(str(type(error).__name__), retryable=True)] * len(batch)
-            for (new, future), outcome in zip(batch, results):
-                if isinstance(outcome, StoredMessage):
-                    self._remember(new, outcome)
+                results, held = await database_sync_to_async(_store_in_order)([new for new, _, _ in batch])
+            except Exception:  # the thread itself failed: nothing was confirmed
+                logger.exception("storing a batch of messages failed")
+                results, held = [StoreFailed()] * len(batch), None
+            try:
+                for (new, announce, _), outcome in zip(batch, results):
+                    if isinstance(outcome, StoredMessage):
+                        self._remember(new, outcome)
+                        if outcome.created and announce is not None:
+                            await self._announce(announce, outcome)
+            finally:
+                if held is not None:
+                    await database_sync_to_async(release_publication_order)(held)
+            for (_, _, future), outcome in zip(batch, results):
                 if not future.done():
                     future.set_result(outcome)
+
+    @staticmethod
+    async def _announce(announce: Announce, stored: StoredMessage) -> None:
+        try:
+            await announce(stored)
+        except Exception:  # stored and committed: recoverable from history, never unconfirmed
+            logger.exception("announcing a stored message failed")
 
     def _remember(self, new: NewMessage, stored: StoredMessage) -> None:
         self._recent[(new.session_id, new.key)] = stored

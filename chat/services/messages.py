@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from chat.errors import (
@@ -66,10 +66,30 @@ def check_content(content: str, content_type: str, metadata: dict) -> None:
         raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
     if content_type not in ContentType.values:
         raise InvalidPayload("contentType must be 'text' or 'markdown'.")
+    if "\x00" in content:
+        raise InvalidPayload("Content may not contain NUL characters.")
     if _depth(metadata) > METADATA_MAX_DEPTH:
         raise MetadataTooLarge(f"Metadata may nest at most {METADATA_MAX_DEPTH} levels.")
-    if len(json.dumps(metadata, separators=(",", ":"))) > METADATA_MAX_BYTES:
+    encoded = json.dumps(metadata, separators=(",", ":"))
+    if len(encoded) > METADATA_MAX_BYTES:
         raise MetadataTooLarge(f"Metadata is limited to {METADATA_MAX_BYTES} bytes of JSON.")
+    if "\\u0000" in encoded and _has_nul(metadata):
+        # PostgreSQL's jsonb cannot hold NUL: refuse it as invalid, not as a retryable failure.
+        raise InvalidPayload("Metadata may not contain NUL characters.")
+
+
+def _has_nul(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth(value: object) -> int:
@@ -137,8 +157,13 @@ def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
             with transaction.atomic():
                 _store_locked(batch, valid, results)
         except DatabaseError:
-            for index in valid:
-                results[index] = StoreFailed()
+            if len(valid) == 1:
+                results[valid[0]] = StoreFailed()
+            else:
+                # One message the database refuses must not fail the others:
+                # store them one by one, each in its own transaction.
+                for index in valid:
+                    results[index] = store_messages([batch[index]])[0]
     return results  # type: ignore[return-value]
 
 
@@ -200,6 +225,33 @@ def _muted_senders(batch: list[NewMessage], valid: list[int], sessions: dict[int
         muted_until__gt=timezone.now(),
     ).values_list("user_id", "workspace_id", "muted_until")
     return {(user, workspace): int(until.timestamp() * 1000) for user, workspace, until in rows}
+
+
+#: Advisory-lock namespace of "publishing a session's messages in seq order".
+_PUBLICATION_LOCK = 7337
+
+
+def hold_publication_order(session_ids: list[int]) -> bool:
+    """Keep other workers from committing into these sessions until :func:`release_publication_order`.
+
+    Storing assigns ``seq`` under the session row lock, but announcing
+    happens after the commit; without this a message committed later on
+    another worker could be announced first.  On PostgreSQL a session-level
+    advisory lock, taken in id order, spans commit and announcement; SQLite
+    serves one process, where the writer already announces in order.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        for session_id in sorted(session_ids):
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_PUBLICATION_LOCK, session_id % 2**31])
+    return True
+
+
+def release_publication_order(session_ids: list[int]) -> None:
+    with connection.cursor() as cursor:
+        for session_id in sorted(session_ids, reverse=True):
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PUBLICATION_LOCK, session_id % 2**31])
 
 
 @dataclass(frozen=True)

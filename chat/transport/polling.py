@@ -48,7 +48,10 @@ async def serve_polling(session: EngineSession, method: str, body: bytes, too_la
         await session.close(CloseReason.TRANSPORT_ERROR)
         raise PayloadTooLarge(f"Payload exceeds maxPayload ({session.options.max_payload} bytes).")
     try:
-        await session.post(decode_payload(body.decode("utf-8")))
+        # A client sends in one POST everything it buffered meanwhile: the
+        # body's size (maxPayload) bounds the work, not a packet count.
+        text = body.decode("utf-8")
+        await session.post(decode_payload(text, max_packets=max(64, len(text) // 2 + 1)))
     except UnicodeDecodeError:
         await session.close(CloseReason.PARSE_ERROR)
         raise ProtocolError("Payload is not valid UTF-8.") from None

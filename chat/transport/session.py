@@ -26,6 +26,11 @@ WebSocketWriter = Callable[[str | bytes], Awaitable[None]]
 WebSocketCloser = Callable[[int, str], Awaitable[None]]
 
 
+#: python-engineio's client refuses a polling payload of more than 16 packets
+#: (``Payload.max_decode_packets``), so no response carries more.
+MAX_PACKETS_PER_POLL = 16
+
+
 class CloseReason:
     """The reasons Socket.IO reports to disconnect handlers."""
 
@@ -143,8 +148,11 @@ class EngineSession:
     async def send_many(self, messages: list[str | bytes]) -> None:
         """Send several messages that must stay together (a binary packet)."""
         if self.transport == "websocket" and self._ws_write is not None and not self.upgrading:
-            for data in messages:
-                await self._ws_write(data if isinstance(data, bytes) else "4" + data)
+            try:
+                for data in messages:
+                    await self._ws_write(data if isinstance(data, bytes) else "4" + data)
+            except Exception:
+                await self.close(CloseReason.TRANSPORT_ERROR)
             return
         for data in messages:
             await self._send_packet(Packet(PacketType.MESSAGE, data))
@@ -197,10 +205,11 @@ class EngineSession:
     # --- long-polling ------------------------------------------------------------
 
     async def poll(self) -> list[Packet]:
-        """Wait for packets for a GET request and take them all.
+        """Wait for packets for a GET request and take up to :data:`MAX_PACKETS_PER_POLL`.
 
         Only one GET may wait at a time; a second one is an error that
-        closes the session, as the reference server does.
+        closes the session, as the reference server does.  What is left
+        over answers the next GET at once.
         """
         if self._poll_waiter is not None:
             await self.close(CloseReason.TRANSPORT_ERROR)
@@ -212,7 +221,8 @@ class EngineSession:
                 await waiter
             finally:
                 self._poll_waiter = None
-        packets, self._outbox, self._outbox_bytes = self._outbox, [], 0
+        packets, self._outbox = self._outbox[:MAX_PACKETS_PER_POLL], self._outbox[MAX_PACKETS_PER_POLL:]
+        self._outbox_bytes -= sum(len(packet.data) for packet in packets)
         return packets
 
     async def post(self, packets: list[Packet]) -> None:
