@@ -40,14 +40,15 @@ from chat.models import Agent, ChatSession, Membership, Workspace
 from chat.services.messages import Sender, store_message
 from security.models import ApiToken
 User = get_user_model()
-acme = Workspace.objects.create(slug="acme", name="Acme")
-Workspace.objects.create(slug="beta", name="Beta")
-admin = User.objects.create_user("integrator")
-Membership.objects.create(user=admin, workspace=acme, role="admin")
+# Other tests share this database and may have made some of these already.
+acme, _ = Workspace.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
+Workspace.objects.get_or_create(slug="beta", defaults={"name": "Beta"})
+admin, _ = User.objects.get_or_create(username="integrator")
+Membership.objects.update_or_create(user=admin, workspace=acme, defaults={"role": "admin"})
 for name in ("alice", "bob", "mallory"):
-    Membership.objects.create(user=User.objects.create_user(name), workspace=acme)
-Agent.objects.create(workspace=acme, key="helper", name="Helper")
-session = ChatSession.objects.create(workspace=acme, key="support-42", created_by=admin)
+    Membership.objects.get_or_create(user=User.objects.get_or_create(username=name)[0], workspace=acme)
+Agent.objects.get_or_create(workspace=acme, key="helper", defaults={"name": "Helper"})
+session, _ = ChatSession.objects.get_or_create(workspace=acme, key="support-42", defaults={"created_by": admin})
 store_message(session.pk, Sender.for_user(admin), "m-0001", "Where is my refund?")
 print(json.dumps({"token": ApiToken.issue(admin, name="schemathesis")[1]}))
 """
