@@ -1,0 +1,55 @@
+"""The settings module and the README's configuration table describe the same variables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chatsite import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_variables() -> set[str]:
+    source = (ROOT / "chatsite" / "config.py").read_text()
+    return set(re.findall(r'"((?:CHAT|DJANGO)_[A-Z0-9_]+|DATABASE_URL|REDIS_URL)"', source))
+
+
+def test_every_variable_read_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    assert read_variables() - documented == set()
+
+
+def test_defaults_run_embedded():
+    loaded = config.load({})
+    assert loaded.database_url.startswith("sqlite:///") and not loaded.uses_redis
+    assert (loaded.ping_interval_ms, loaded.ping_timeout_ms, loaded.max_payload) == (25_000, 20_000, 1_000_000)
+
+
+def test_conformance_mode_uses_the_suites_timings_and_any_origin():
+    loaded = config.load({"CHAT_CONFORMANCE": "1"})
+    assert (loaded.ping_interval_ms, loaded.ping_timeout_ms) == (300, 200)
+    assert loaded.origin_allowed("http://anything.example")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHAT_MAX_PAYLOAD": "lots"}, "CHAT_MAX_PAYLOAD must be a whole number"),
+        ({"CHAT_PING_INTERVAL_MS": "0"}, "CHAT_PING_INTERVAL_MS must be at least 1"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(env)
+
+
+def test_origins_match_exactly_never_by_substring():
+    loaded = config.load({"CHAT_ALLOWED_ORIGINS": "https://chat.example.com"})
+    assert loaded.origin_allowed("https://chat.example.com")
+    assert not loaded.origin_allowed("https://chat.example.com.evil.example")
+    assert not loaded.origin_allowed("http://chat.example.com")
