@@ -28,7 +28,7 @@ $(NODE_STAMP): package-lock.json
 run: install
 	@$(VENV)/bin/python manage.py migrate --noinput
 	@if $(VENV)/bin/python manage.py help setup_demo >/dev/null 2>&1; then $(VENV)/bin/python manage.py setup_demo; fi
-	@echo "Open http://127.0.0.1:8000/"
+	@echo "Open http://127.0.0.1:8000/ and log in as demo/demo (or guest/guest)."
 	@$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 chatsite.asgi:application
 
 # Browser tests drive Debian's Chromium (playwright cannot download browsers

@@ -4,10 +4,29 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from monitoring.views import healthz
+
 urlpatterns = [
     path("", include("monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("chat.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+]
+
+# widget routes -- the end users' web front (chat/web.py, docs/widget.md).  The vendor route must
+# come before the catch-all static one.
+from django.urls import re_path  # noqa: E402
+
+from chat import web  # noqa: E402
+
+urlpatterns += [
+    path("", web.index, name="chat-index"),
+    path("login/", web.login_view, name="login"),
+    path("logout/", web.logout_view, name="logout"),
+    path("embed/", web.embed, name="chat-embed"),
+    path("widget.js", web.widget_js, name="chat-widget-js"),
+    path("static/vendor/<str:name>", web.vendor_file, name="chat-vendor"),
+    re_path(r"^static/(?P<path>.+)$", web.static_file, name="static"),
 ]

@@ -1,0 +1,235 @@
+/**
+ * The messages of one session, in reading order, each exactly once.
+ *
+ * Pure data (no DOM, no socket), keyed by the message id the protocol uses
+ * as its idempotency key: whatever route a message takes -- an optimistic
+ * bubble, `chat:message-sent`, `chat:message-received`, a history page, a
+ * catch-up after a reconnect, the chunks of an agent's reply -- it lands
+ * on the same entry.  Stored messages are ordered by `seq`; those without
+ * one yet (sending, failed, still streaming) follow, in the order they
+ * appeared.
+ *
+ * Entry states:
+ *   pending   -- ours, not confirmed yet (`queued` is true while it waits for a connection)
+ *   sent      -- ours, confirmed by `chat:message-sent` (has its seq)
+ *   failed    -- ours, refused; `error` says why, a retry reuses the id
+ *   streaming -- an agent's reply arriving chunk by chunk
+ *   stored    -- anything else the server has stored (history, others' messages)
+ * Every change bumps `rev`, so a view re-renders only what changed.
+ */
+
+export const MessageState = Object.freeze({
+  PENDING: "pending",
+  SENT: "sent",
+  FAILED: "failed",
+  STREAMING: "streaming",
+  STORED: "stored",
+});
+
+let localOrder = 0;
+
+export class MessageStore {
+  constructor() {
+    /** @type {Map<string, object>} */
+    this.items = new Map();
+    this.self = { userId: null, userName: null };
+  }
+
+  get size() {
+    return this.items.size;
+  }
+
+  get(id) {
+    return this.items.get(id) ?? null;
+  }
+
+  /** The highest seq held (0 when none): what a catch-up asks after. */
+  get maxSeq() {
+    let max = 0;
+    for (const item of this.items.values()) if (item.seq != null && item.seq > max) max = item.seq;
+    return max;
+  }
+
+  /** How many stored messages are held: the offset of the next older history page. */
+  get storedCount() {
+    let count = 0;
+    for (const item of this.items.values()) if (item.seq != null) count += 1;
+    return count;
+  }
+
+  isMine(message) {
+    return message.senderType === "user" && this.self.userId != null && message.userId === this.self.userId;
+  }
+
+  /** Every entry in reading order. */
+  list() {
+    return [...this.items.values()].sort((a, b) => {
+      if (a.seq != null && b.seq != null) return a.seq - b.seq;
+      if (a.seq != null) return -1;
+      if (b.seq != null) return 1;
+      return a.order - b.order;
+    });
+  }
+
+  _touch(item, changes) {
+    Object.assign(item, changes);
+    item.rev += 1;
+    return item;
+  }
+
+  _create(fields) {
+    const item = {
+      id: fields.id,
+      seq: null,
+      senderType: "user",
+      userId: null,
+      userName: "",
+      content: "",
+      contentType: "text",
+      timestamp: Date.now(),
+      metadata: {},
+      state: MessageState.STORED,
+      mine: false,
+      queued: false,
+      error: null,
+      order: ++localOrder,
+      rev: 0,
+      ...fields,
+    };
+    this.items.set(item.id, item);
+    return item;
+  }
+
+  /**
+   * A message the server stored (ChatMessage): adds it, or completes the entry
+   * already there (our optimistic bubble, a streamed reply).  Returns
+   * `{item, added}`; `added` is true only for a message not seen before.
+   */
+  putStored(message) {
+    const fields = {
+      seq: message.seq,
+      senderType: message.senderType,
+      userId: message.userId ?? null,
+      userName: message.userName ?? "",
+      content: message.content ?? "",
+      contentType: message.contentType ?? "text",
+      metadata: message.metadata ?? {},
+      timestamp: message.timestamp ?? Date.now(),
+      queued: false,
+      error: null,
+    };
+    const existing = this.items.get(message.id);
+    const mine = this.isMine(message);
+    if (existing) {
+      const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
+      if (existing.seq === fields.seq && existing.state === state && existing.content === fields.content) {
+        return { item: existing, added: false };
+      }
+      return { item: this._touch(existing, { ...fields, mine: existing.mine || mine, state }), added: false };
+    }
+    const item = this._create({ id: message.id, ...fields, mine, state: MessageState.STORED });
+    return { item, added: true };
+  }
+
+  /** Our own new message, shown at once (the optimistic bubble). */
+  addLocal({ id, content, contentType = "text" }) {
+    return this._create({
+      id,
+      content,
+      contentType,
+      senderType: "user",
+      userId: this.self.userId,
+      userName: this.self.userName ?? "",
+      mine: true,
+      state: MessageState.PENDING,
+      queued: true,
+    });
+  }
+
+  markSending(id) {
+    const item = this.items.get(id);
+    if (!item || item.state === MessageState.SENT) return null;
+    return this._touch(item, { state: MessageState.PENDING, queued: false, error: null });
+  }
+
+  markQueued(id) {
+    const item = this.items.get(id);
+    if (!item || item.state !== MessageState.PENDING) return null;
+    return this._touch(item, { queued: true });
+  }
+
+  /** `chat:message-sent` (or the send's ack): the bubble turns confirmed. */
+  confirm(id, { seq, timestamp }) {
+    const item = this.items.get(id);
+    if (!item) return null;
+    if (item.state === MessageState.SENT && item.seq === seq) return item;
+    return this._touch(item, {
+      state: MessageState.SENT,
+      seq: seq ?? item.seq,
+      timestamp: timestamp ?? item.timestamp,
+      queued: false,
+      error: null,
+    });
+  }
+
+  /** A refused send: the bubble turns failed, with `error` = {code, message, retryAfter?, ...}. */
+  fail(id, error) {
+    const item = this.items.get(id);
+    if (!item || item.state === MessageState.SENT || item.seq != null) return null;
+    return this._touch(item, { state: MessageState.FAILED, queued: false, error });
+  }
+
+  /** Ours that still need sending: after a reconnect they go again, with the same ids. */
+  unsent() {
+    return this.list().filter((item) => item.state === MessageState.PENDING);
+  }
+
+  /** One chunk of an agent's reply (`chat:agent-stream-chunk`, not complete). */
+  appendChunk({ messageId, chunk, index, timestamp, userName, agentId }) {
+    let item = this.items.get(messageId);
+    if (item && item.state !== MessageState.STREAMING) return item; // the stored reply came first
+    if (!item) {
+      item = this._create({
+        id: messageId,
+        senderType: "agent",
+        userId: agentId ?? null,
+        userName: userName ?? agentId ?? "Agent",
+        state: MessageState.STREAMING,
+        timestamp: timestamp ?? Date.now(),
+        lastIndex: -1,
+      });
+    }
+    if (typeof index === "number") {
+      if (index <= item.lastIndex) return item; // a repeat
+      item.lastIndex = index;
+    }
+    return this._touch(item, { content: item.content + (chunk ?? "") });
+  }
+
+  /** The last chunk: the stored reply follows as `chat:message-received`, unless the run failed. */
+  finishStream(messageId, { error = null, cancelled = false } = {}) {
+    const item = this.items.get(messageId);
+    if (!item || item.state !== MessageState.STREAMING) return null;
+    if (error && !item.content) {
+      this.items.delete(messageId);
+      return null;
+    }
+    return this._touch(item, { streamDone: true, streamError: error, cancelled });
+  }
+
+  remove(id) {
+    return this.items.delete(id);
+  }
+
+  /** The ids of streaming replies, e.g. to drop ones that will never complete. */
+  streaming() {
+    return this.list().filter((item) => item.state === MessageState.STREAMING);
+  }
+}
+
+/** A message id: 1-128 of [A-Za-z0-9_-] as the protocol asks, random enough never to collide. */
+export function newId(prefix = "m") {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return `${prefix}-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
