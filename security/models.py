@@ -94,6 +94,12 @@ class SocketToken(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
     @classmethod
+    def purge_expired(cls, grace_s: int = 3600) -> int:
+        """Forget tokens expired for longer than ``grace_s`` (kept that long so replays are still recognised)."""
+        deleted, _ = cls.objects.filter(expires_at__lt=timezone.now() - timedelta(seconds=grace_s)).delete()
+        return deleted
+
+    @classmethod
     def issue(cls, user, lifetime_s: int) -> tuple["SocketToken", str]:
         secret = SOCKET_TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = timezone.now() + timedelta(seconds=lifetime_s)

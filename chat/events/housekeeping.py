@@ -1,4 +1,4 @@
-"""This worker's periodic chores: keep its presence rows alive, expire other workers' dead ones."""
+"""This worker's periodic chores: keep its presence rows alive, expire dead workers' rows and old socket tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from chat import notify
 from chat.services import presence
 from chat.shapes import user_left_shape
 from monitoring import metrics
+from security.models import SocketToken
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Housekeeping:
                 "chat:user-left",
                 user_left_shape(gone.session_key, gone.user_name, gone.socket_id),
             )
+        metrics.purged("socket_tokens", await database_sync_to_async(SocketToken.purge_expired)())
 
 
 housekeeping = Housekeeping()

@@ -327,3 +327,20 @@ async def test_record_from_database_threads(transactional_db) -> None:
     rows = await database_sync_to_async(_rows)()
     assert [row.detail["n"] for row in rows] == [1, 2, 3]
     await recorder.close()
+
+
+@pytest.mark.django_db
+def test_housekeeping_forgets_socket_tokens_long_expired_but_keeps_recent_ones(django_user_model):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from security.models import SocketToken
+
+    user = django_user_model.objects.create_user("token-owner")
+    old, _ = SocketToken.issue(user, 60)
+    recent, _ = SocketToken.issue(user, 60)
+    SocketToken.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(hours=2))
+    SocketToken.objects.filter(pk=recent.pk).update(expires_at=timezone.now() - timedelta(minutes=5))
+    assert SocketToken.purge_expired() == 1
+    assert list(SocketToken.objects.values_list("pk", flat=True)) == [recent.pk]
