@@ -146,6 +146,11 @@ class SocketServer:
                 await self._send_connect_error(connection, name, refusal)
                 return
             if connection.session.closed or connection.sockets.get(name) is not socket:
+                # The client left while its connect handler ran: whatever the
+                # handler took (a connection slot, say) is given back.
+                connection.sockets.pop(name, None)
+                socket.mark_gone()
+                await self._run_disconnect_handler(namespace, socket, CloseReason.TRANSPORT_CLOSE)
                 return
             await socket.join(socket_room(socket.id))
             await socket.join(NAMESPACE_ROOM)
@@ -164,11 +169,16 @@ class SocketServer:
         socket.fail_pending_acks()
         await socket.leave_all()
         namespace = self.namespaces.get(socket.namespace)
-        if was_connected and namespace is not None and namespace.disconnect_handler is not None:
-            try:
-                await namespace.disconnect_handler(socket, reason)
-            except Exception:
-                logger.exception("disconnect handler failed")
+        if was_connected and namespace is not None:
+            await self._run_disconnect_handler(namespace, socket, reason)
+
+    async def _run_disconnect_handler(self, namespace: Namespace, socket: Socket, reason: str) -> None:
+        if namespace.disconnect_handler is None:
+            return
+        try:
+            await namespace.disconnect_handler(socket, reason)
+        except Exception:
+            logger.exception("disconnect handler failed")
 
     # --- events -------------------------------------------------------------------------
 

@@ -66,16 +66,27 @@ def check_content(content: str, content_type: str, metadata: dict) -> None:
         raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
     if content_type not in ContentType.values:
         raise InvalidPayload("contentType must be 'text' or 'markdown'.")
-    if "\x00" in content:
-        raise InvalidPayload("Content may not contain NUL characters.")
+    if "\x00" in content or not _is_utf8(content):
+        raise InvalidPayload("Content must be UTF-8 text without NUL characters.")
     if _depth(metadata) > METADATA_MAX_DEPTH:
         raise MetadataTooLarge(f"Metadata may nest at most {METADATA_MAX_DEPTH} levels.")
-    encoded = json.dumps(metadata, separators=(",", ":"))
-    if len(encoded) > METADATA_MAX_BYTES:
+    encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    if not _is_utf8(encoded):
+        raise InvalidPayload("Metadata must be UTF-8 text (no lone surrogates).")
+    if len(encoded.encode()) > METADATA_MAX_BYTES:
         raise MetadataTooLarge(f"Metadata is limited to {METADATA_MAX_BYTES} bytes of JSON.")
     if "\\u0000" in encoded and _has_nul(metadata):
         # PostgreSQL's jsonb cannot hold NUL: refuse it as invalid, not as a retryable failure.
         raise InvalidPayload("Metadata may not contain NUL characters.")
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text with lone surrogates, which JSON can carry but UTF-8 and PostgreSQL cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_nul(value: object) -> bool:

@@ -8,8 +8,9 @@ server closes with on a protocol error -- 1002 protocol error, 1008 policy
 violation, 1009 message too big, 1011 internal error (see
 :data:`chat.errors.WIRE_ERRORS`) -- made it raise, the close frame was never
 sent, and the client stayed connected to a session the server had already
-forgotten.  The patched ``serverClose`` sends those codes as the close frame
-they are; every other code takes daphne's own path.
+forgotten; daphne also drops the close reason.  The patched ``handle_reply``
+sends the close frame with its code and reason, the protocol codes directly,
+the others through autobahn's checks.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ def install() -> None:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # another ASGI server: nothing to patch
         return
-    if getattr(WebSocketProtocol.serverClose, "chat_patched", False):
+    if getattr(WebSocketProtocol.handle_reply, "chat_patched", False):
         return
-    original = WebSocketProtocol.serverClose
+    original = WebSocketProtocol.handle_reply
 
-    def server_close(self: Any, code: int | None = None) -> None:
-        if code in PROTOCOL_CLOSE_CODES:
-            if self.state == self.STATE_OPEN:
-                self.sendCloseFrame(code=code, isReply=False)
+    def handle_reply(self: Any, message: dict[str, Any]) -> None:
+        if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
+            code = message.get("code") or 1000
+            reason = (message.get("reason") or "").encode()[:123]
+            if code in PROTOCOL_CLOSE_CODES:
+                self.sendCloseFrame(code=code, reasonUtf8=reason or None, isReply=False)
+            else:
+                self.sendClose(code=code, reason=reason.decode(errors="ignore") or None)
             return
-        original(self, code)
+        original(self, message)
 
-    server_close.chat_patched = True  # type: ignore[attr-defined]
-    WebSocketProtocol.serverClose = server_close
+    handle_reply.chat_patched = True  # type: ignore[attr-defined]
+    WebSocketProtocol.handle_reply = handle_reply

@@ -107,9 +107,9 @@ class PollingRelay:
 
         try:
             session = self.engine.sessions.get(str(message.get("sid", "")))
-            if session is None or session.closed:
-                raise UnknownSession()
             method = "POST" if message.get("method") == "POST" else "GET"
+            if session is None or (session.closed and not (method == "GET" and session.draining)):
+                raise UnknownSession()
             response = await serve_polling(
                 session, method, bytes(message.get("body") or b""), bool(message.get("too_large"))
             )

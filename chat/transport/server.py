@@ -90,7 +90,7 @@ class EngineServer:
             if transport == "polling" and owner is not None and owner != self.worker.name:
                 return owner
             raise UnknownSession()
-        if session.closed:
+        if session.closed and not (method == "GET" and transport == "polling" and session.draining):
             raise UnknownSession()
         if transport == "polling" and session.transport != "polling":
             raise BadRequest("Session is not using polling.")

@@ -29,6 +29,8 @@ WebSocketCloser = Callable[[int, str], Awaitable[None]]
 #: python-engineio's client refuses a polling payload of more than 16 packets
 #: (``Payload.max_decode_packets``), so no response carries more.
 MAX_PACKETS_PER_POLL = 16
+#: How long a closed polling session keeps what it queued for a GET to fetch.
+CLOSED_SESSION_GRACE_S = 5.0
 
 
 class CloseReason:
@@ -90,6 +92,7 @@ class EngineSession:
         self.options = options
         self.handler = handler
         self.closed = False
+        self._forgotten = False
         self.upgrading = False
         #: Free for the layer above (the Socket.IO connection object).
         self.attachment: Any = None
@@ -123,16 +126,21 @@ class EngineSession:
             return
         self.closed = True
         self._cancel_timers()
-        self._on_closed(self)
         metrics.connection_closed(self.transport, reason, self.opened_at)
         if self.transport == "websocket" and self._ws_close is not None:
+            self._forget()
             try:
                 await self._ws_close(ws_code, detail)
             except Exception:  # the peer may already be gone
                 logger.debug("websocket close failed", exc_info=True)
         else:
-            # A pending or future GET learns of the close from a close packet.
             self._outbox.append(Packet(PacketType.CLOSE))
+            if reason in (CloseReason.PING_TIMEOUT, CloseReason.TRANSPORT_ERROR, CloseReason.TRANSPORT_CLOSE):
+                self._forget()  # the client is gone or broke the protocol: nobody will read
+            else:
+                # The server closes with something to say (a CONNECT_ERROR, say):
+                # the next GET fetches it with the close packet, within a grace period.
+                self._loop.call_later(CLOSED_SESSION_GRACE_S, self._forget)
             self._wake_poller()
         try:
             await self.handler.on_close(self, reason)
@@ -223,7 +231,19 @@ class EngineSession:
                 self._poll_waiter = None
         packets, self._outbox = self._outbox[:MAX_PACKETS_PER_POLL], self._outbox[MAX_PACKETS_PER_POLL:]
         self._outbox_bytes -= sum(len(packet.data) for packet in packets)
+        if self.closed and not self._outbox:
+            self._forget()
         return packets
+
+    @property
+    def draining(self) -> bool:
+        """Closed, but a GET may still fetch what was queued before the close."""
+        return self.closed and not self._forgotten and bool(self._outbox)
+
+    def _forget(self) -> None:
+        if not self._forgotten:
+            self._forgotten = True
+            self._on_closed(self)
 
     async def post(self, packets: list[Packet]) -> None:
         """Feed the packets of one POST request, in order."""
