@@ -120,7 +120,7 @@ async def test_hidden_message_reaches_sockets_and_leaves_history(live, new):
         assert hidden == {"sessionId": session, "messageId": "bad-1", "workspaceId": live.ws}
 
     history = await carol.call("chat:request-history", {"sessionId": session})
-    assert history["ok"] is True and history["count"] == 0
+    assert history["ok"] is True and history["messages"] == []
     status, page = await live.api("carol", "GET", f"sessions/{session}/messages/")
     assert status == 200 and page["results"] == [] and page["lastSeq"] == 1
     status, page = await live.api("mod", "GET", f"sessions/{session}/messages/")
