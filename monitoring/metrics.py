@@ -29,10 +29,11 @@ Never a session, user, socket or message id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import re
 import time
-from typing import Any, Awaitable, Iterable, TypeVar
+from typing import Any, Awaitable, Iterable, Iterator, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -444,6 +445,28 @@ def message_received(event: Any, size: int) -> None:
     state.rates["received"].add(now)
     state.samples["message_size"].add(now, size)
     _receipt.set([now, None])
+
+
+def current_receipt() -> list[Any] | None:
+    """The receipt of the event being handled, to hand to :func:`processing_measured_here`."""
+    return _receipt.get()
+
+
+@contextlib.contextmanager
+def processing_measured_here(receipt: list[Any] | None) -> Iterator[None]:
+    """Let the first broadcast made in this block (in another task, such as the
+    message writer's) observe the processing time of the event ``receipt`` belongs to."""
+    if receipt is None:
+        yield
+        return
+    handler_task = receipt[1]
+    receipt[1] = _current_task()
+    token = _receipt.set(receipt)
+    try:
+        yield
+    finally:
+        _receipt.reset(token)
+        receipt[1] = handler_task
 
 
 def event_handling() -> None:

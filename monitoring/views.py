@@ -20,12 +20,15 @@ from typing import Any
 from asgiref.sync import async_to_sync, sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client.exposition import choose_encoder
 from rest_framework import status as http_status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from chat.api.schema import errors
 from monitoring import auth, checks, conf, exposition, metrics, probe, service
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -143,6 +146,10 @@ class MetricsAPIView(MonitoringAPIView):
     hour of dashboard points).
     """
 
+    @extend_schema(
+        summary="Metrics summary, health and recommendations",
+        responses={200: OpenApiTypes.OBJECT, **errors("forbidden")},
+    )
     def get(self, request: Any) -> Response:
         report = async_to_sync(_report)(_window(request))
         report["summary"]["sessions"]["per_workspace"] = service.sessions_per_workspace()
@@ -156,6 +163,10 @@ class MetricsAPIView(MonitoringAPIView):
 class HealthAPIView(MonitoringAPIView):
     """``{status, score, issues, checks}`` for this worker; 503 when unhealthy."""
 
+    @extend_schema(
+        summary="Health status, score and issues",
+        responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT, **errors("forbidden")},
+    )
     def get(self, request: Any) -> Response:
         health, dependencies = async_to_sync(_health)()
         body = {**health.as_dict(), "dependencies": dependencies, "worker": service._worker_id()}

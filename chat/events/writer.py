@@ -25,6 +25,7 @@ from chat.services.messages import (
     release_publication_order,
     store_messages,
 )
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ MAX_BATCH = 100
 RECENT = 10_000
 
 Announce = Callable[[StoredMessage], Awaitable[None]]
-Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]"]
+Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]", "list | None"]
 
 
 def _store_in_order(batch: list[NewMessage]) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
@@ -64,7 +65,7 @@ class MessageWriter:
     async def store(self, new: NewMessage, announce: Announce | None = None) -> StoredMessage:
         """Store one message, run ``announce`` if it is new, and return it; raise its :class:`ChatError`."""
         result: asyncio.Future[StoredMessage | ChatError] = asyncio.get_running_loop().create_future()
-        self._pending.append((new, announce, result))
+        self._pending.append((new, announce, result, metrics.current_receipt()))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.get_running_loop().create_task(self._drain(), name="message-writer")
         outcome = await result
@@ -80,20 +81,21 @@ class MessageWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results, held = await database_sync_to_async(_store_in_order)([new for new, _, _ in batch])
+                results, held = await database_sync_to_async(_store_in_order)([new for new, *_ in batch])
             except Exception:  # the thread itself failed: nothing was confirmed
                 logger.exception("storing a batch of messages failed")
                 results, held = [StoreFailed()] * len(batch), None
             try:
-                for (new, announce, _), outcome in zip(batch, results):
+                for (new, announce, _, receipt), outcome in zip(batch, results):
                     if isinstance(outcome, StoredMessage):
                         self._remember(new, outcome)
                         if outcome.created and announce is not None:
-                            await self._announce(announce, outcome)
+                            with metrics.processing_measured_here(receipt):
+                                await self._announce(announce, outcome)
             finally:
                 if held is not None:
                     await database_sync_to_async(release_publication_order)(held)
-            for (_, _, future), outcome in zip(batch, results):
+            for (_, _, future, _), outcome in zip(batch, results):
                 if not future.done():
                     future.set_result(outcome)
 
