@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 import pytest
 
@@ -23,42 +22,9 @@ from security.ratelimit import (
     limiter_from_settings,
     rules_from_settings,
 )
+from tests.unit.security_support import FakeClock, override_chat
 
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-#: The security settings (see the modules' docs); removed before each test so that defaults apply
-#: whatever the environment says.
-SECURITY_SETTINGS = {
-    "message_rate_limit", "join_rate_limit", "typing_rate_limit", "presence_rate_limit", "history_rate_limit",
-    "penalty_strikes", "penalty_strike_window_s", "penalty_quiet_s", "penalty_max_level",
-    "connection_limit", "connection_ttl_s", "spam_max_char_run", "spam_max_links", "spam_max_repeats",
-    "spam_repeat_window_s", "security_event_buffer",
-}  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def default_security_settings(settings) -> None:
-    settings.CHAT = SimpleNamespace(**{k: v for k, v in vars(settings.CHAT).items() if k not in SECURITY_SETTINGS})
-
-
-def override_chat(settings, **values) -> None:
-    """Replace ``settings.CHAT`` (restored after the test) with one that has ``values``."""
-    settings.CHAT = SimpleNamespace(**{**vars(settings.CHAT), **values})
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+pytestmark = pytest.mark.usefixtures("default_security_settings")
 
 
 def make_limiter(clock: FakeClock, **kwargs) -> RateLimiter:
