@@ -68,8 +68,12 @@ def main() -> None:
         host=args.host,
         port=args.port,
         ws=args.ws,
-        loop="asyncio",
-        http="h11",
+        # The same server settings as ours under uvicorn (bench/run.py
+        # ``ours_command``): uvloop and httptools when installed, and no
+        # WebSocket compression, which Socket.IO servers leave off by default.
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        ws_per_message_deflate=False,
         lifespan="off",
         log_level="warning",
         access_log=False,

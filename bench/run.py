@@ -367,15 +367,21 @@ def ensure_node(args: argparse.Namespace) -> str:
 
 #: What the reference server and the profiler need beyond the project's
 #: dependencies; installed into the running venv when missing.
-BENCH_PACKAGES = {"uvicorn": "uvicorn>=0.30,<1", "websockets": "websockets>=12", "py_spy": "py-spy>=0.3.14"}
+BENCH_PACKAGES = {
+    "uvicorn": "uvicorn>=0.30,<1",
+    "websockets": "websockets>=12",
+    "uvloop": "uvloop>=0.19",
+    "httptools": "httptools>=0.6",
+    "py_spy": "py-spy>=0.3.14",
+}
 
 
 def ensure_python_packages(args: argparse.Namespace) -> None:
     import importlib.util
 
     wanted = []
-    if not args.skip_reference:
-        wanted += ["uvicorn", "websockets"]
+    if not args.skip_reference or args.ours_server == "uvicorn":
+        wanted += ["uvicorn", "websockets", "uvloop", "httptools"]
     if args.profile:
         wanted += ["py_spy"]
     missing = []
@@ -781,11 +787,10 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
     if len(tokens) != users:
         raise RuntimeError(f"expected {users} tokens, got {len(tokens)}: {made.stderr[-500:]}")
     port = free_port()
-    log(f"ours: starting daphne on {port}")
+    log(f"ours: starting {args.ours_server} on {port}")
     log_path = workdir / "server-ours.log"
-    daphne = str(Path(PYTHON).with_name("daphne"))
     proc = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+        ours_command(args.ours_server, port),
         cwd=ROOT,
         env=env,
         stdout=open(log_path, "w"),
@@ -796,6 +801,20 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
     wait_for_port(port, proc)
     http_get(f"{server.url}/bench-ready")
     return server, tokens
+
+
+#: The ASGI servers ours can run under (``--ours-server``).
+OURS_SERVERS = ("daphne", "uvicorn")
+
+
+def ours_command(server: str, port: int) -> list[str]:
+    if server == "uvicorn":
+        return [
+            str(Path(PYTHON).with_name("uvicorn")), "chatsite.asgi:application", "--host", "127.0.0.1",
+            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+            "--ws-per-message-deflate", "false", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    return [str(Path(PYTHON).with_name("daphne")), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
 
 
 def start_reference(args: argparse.Namespace, workdir: Path) -> Server:
@@ -928,7 +947,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"{cfg['clients']} clients in rooms of {cfg['roomSize']}, websocket transport, "
         f"{cfg['stepS']} s per step, pass = p99 <= {cfg['thresholdMs']} ms with nothing lost; "
-        f"ours: daphne + PostgreSQL + {cfg['layer']} channel layer; reference: python-socketio "
+        f"ours: {cfg.get('oursServer', 'daphne')} + PostgreSQL + {cfg['layer']} channel layer; reference: python-socketio "
         f"{meta['versions'].get('python-socketio')} on uvicorn {meta['versions'].get('uvicorn')} "
         f"(ws: {meta['referenceWs']}).",
         "",
@@ -1064,6 +1083,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-name", default="chat_bench")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument("--reference-ws", choices=["websockets", "wsproto"], help="uvicorn's WebSocket library")
+    parser.add_argument("--ours-server", choices=OURS_SERVERS, default="daphne", help="ours: the ASGI server")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for ours")
     parser.add_argument("--quiet-cpu", type=float, default=15.0, help="other processes' CPU %% counted as quiet")
     parser.add_argument("--quiet-wait", type=float, help="seconds to wait for a quiet machine before measuring")
@@ -1137,6 +1157,7 @@ def main(argv: list[str] | None = None) -> int:
             "idleConnections": args.idle_connections,
             "layer": args.layer,
             "oursEnv": args.ours_env,
+            "oursServer": args.ours_server,
             "nice": args.nice,
         },
         "meta": {

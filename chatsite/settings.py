@@ -60,8 +60,10 @@ TEMPLATES = [
 # Socket handlers reach the database from one long-lived thread
 # (database_sync_to_async), which closes "old" connections around every
 # call: with a max age of 0 that would reconnect to PostgreSQL for each
-# message.  Keep connections, and check them before reuse.
-DATABASES = {"default": dj_database_url.parse(CHAT.database_url, conn_max_age=600, conn_health_checks=True)}
+# message.  Keep connections, without a health check: that check is a
+# ``SELECT 1`` round trip at the start of every call (every message batch).
+# A connection that broke fails one query, and Django replaces it on the next.
+DATABASES = {"default": dj_database_url.parse(CHAT.database_url, conn_max_age=600, conn_health_checks=False)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several async handlers write at once; wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}

@@ -70,7 +70,8 @@ def register(namespace: Namespace) -> None:
         await socket.emit("chat:message-sent", confirmation)
         # Idempotent (one run per message), so a resend also repairs a run
         # lost between storing and queueing.
-        await agent_runner.on_user_message(entry.session_id, stored.message.pk)
+        if stored.agent_may_answer:
+            await agent_runner.on_user_message(entry.session_id, stored.message.pk)
         return confirmation
 
     @chat_event(namespace, "chat:request-history", operation="history")

@@ -16,8 +16,10 @@ from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from chat.errors import ChatError, StoreFailed
+from chat.protocol.rooms import crosses_processes
 from chat.services.messages import (
     NewMessage,
     StoredMessage,
@@ -39,9 +41,12 @@ Announce = Callable[[StoredMessage], Awaitable[None]]
 Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]", "list | None"]
 
 
-def _store_in_order(batch: list[NewMessage]) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
+def _store_in_order(
+    batch: list[NewMessage], other_workers: bool
+) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
+    """Store a batch; while other workers may announce into the same sessions, hold their order."""
     session_ids = sorted({new.session_id for new in batch})
-    held = hold_publication_order(session_ids)
+    held = other_workers and hold_publication_order(session_ids)
     try:
         results = store_messages(batch)
     except BaseException:
@@ -81,7 +86,9 @@ class MessageWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results, held = await database_sync_to_async(_store_in_order)([new for new, *_ in batch])
+                results, held = await database_sync_to_async(_store_in_order)(
+                    [new for new, *_ in batch], crosses_processes(get_channel_layer())
+                )
             except Exception:  # the thread itself failed: nothing was confirmed
                 logger.exception("storing a batch of messages failed")
                 results, held = [StoreFailed()] * len(batch), None

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from chat.protocol.rooms import fanout_message, group_name
+from chat.protocol.rooms import fanout_message, group_name, send_to_group
 from chat.wire.socket_packets import Packet, PacketType, encode
 from monitoring import metrics
 
@@ -56,7 +56,7 @@ class Emitter:
         """Send ``event`` to everyone in ``room`` (default: the whole namespace)."""
         group = group_name(namespace, room)
         await metrics.broadcast(
-            self.layer.group_send(group, fanout_message(group, event_frames(namespace, event, args), exclude))
+            send_to_group(self.layer, group, fanout_message(group, event_frames(namespace, event, args), exclude))
         )
 
     async def emit_to_socket(self, socket_id: str, event: str, *args: Any, namespace: str = "/") -> None:
@@ -75,7 +75,7 @@ class Emitter:
 
     async def _control(self, op: str, room: str, namespace: str, target: str | None = None) -> None:
         group = group_name(namespace, room)
-        await metrics.layer_send(self.layer.group_send(group, fanout_message(group, op=op, room=target)))
+        await metrics.layer_send(send_to_group(self.layer, group, fanout_message(group, op=op, room=target)))
 
     def emit_sync(self, event: str, *args: Any, **kwargs: Any) -> None:
         async_to_sync(self.emit)(event, *args, **kwargs)

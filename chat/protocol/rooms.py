@@ -12,14 +12,24 @@ frames to its local members.
 
 Messages on the layer are plain dicts of strings, bytes and lists, so the
 Redis layer serialises them with msgpack, never pickle.
+
+An in-memory layer cannot reach another process, so :func:`send_to_group`
+hands such a broadcast to this process's fan-out directly: no queue, no
+copy of the message, no sweep of expired channels, and an emit is written
+to the local sockets before the sender's next step.  Order is kept: an emit
+is delivered inline only when no earlier message is still being handled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
+from collections import deque
 from typing import Any, Iterable, Protocol
+
+from channels.layers import InMemoryChannelLayer
 
 from chat.transport.worker_channel import WorkerChannel
 from monitoring import metrics
@@ -67,6 +77,9 @@ class RoomFanout:
         worker.route(BROADCAST, self.handle)
         #: Broadcasts dropped because delivering to one local socket failed.
         self.delivery_errors = 0
+        self._in_process: deque[dict[str, Any]] = deque()
+        self._in_process_task: asyncio.Task[None] | None = None
+        _fanouts.append(self)
 
     async def start(self) -> None:
         if self.channel is None:
@@ -119,7 +132,7 @@ class RoomFanout:
 
     async def broadcast(self, group: str, frames: list[str | bytes], exclude: Iterable[str] = ()) -> None:
         """Send already-encoded frames to every member of a room, on every worker."""
-        await metrics.broadcast(self.layer.group_send(group, fanout_message(group, frames, exclude)))
+        await metrics.broadcast(send_to_group(self.layer, group, fanout_message(group, frames, exclude)))
 
     # --- receiving ----------------------------------------------------------------
 
@@ -145,11 +158,51 @@ class RoomFanout:
                 self.delivery_errors += 1
                 logger.exception("delivery to a local socket failed")
 
+    async def post(self, message: dict[str, Any]) -> None:
+        """Handle a message sent in this process, in the order messages were posted."""
+        if message.get("op", "emit") == "emit" and self._in_process_task is None:
+            await self.handle(message)
+            return
+        self._in_process.append(message)
+        if self._in_process_task is None:
+            # A fresh context, as for messages from the layer: the poster may
+            # be a synchronous view whose thread is gone by the time a
+            # disconnect handler reaches the database.
+            self._in_process_task = asyncio.get_running_loop().create_task(
+                self._drain_in_process(), name="rooms-local", context=contextvars.Context()
+            )
+
+    async def _drain_in_process(self) -> None:
+        try:
+            while self._in_process:
+                await self.handle(self._in_process.popleft())
+        finally:
+            self._in_process_task = None
+
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(GROUP_REFRESH_S)
             for group in list(self._subscribed):
                 await self.layer.group_add(group, self.channel)
+
+
+#: The fan-outs of this process (one per Socket.IO server).
+_fanouts: list[RoomFanout] = []
+
+
+def crosses_processes(layer: Any) -> bool:
+    """Whether the layer connects several processes (Redis), or only this one (in-memory)."""
+    return not isinstance(layer, InMemoryChannelLayer)
+
+
+async def send_to_group(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """Send a room message to every worker with members: through the layer, or in-process."""
+    if crosses_processes(layer):
+        await layer.group_send(group, message)
+        return
+    for fanout in _fanouts:
+        if fanout.layer is layer:
+            await fanout.post(message)
 
 
 def fanout_message(

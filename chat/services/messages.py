@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,6 +21,7 @@ from chat.errors import (
     StoreFailed,
 )
 from chat.models import Agent, ChatMessage, ChatSession, ContentType, Membership, SenderType, SessionStatus
+from chat.services import message_rows
 from chat.services.moderation import Muted
 
 #: Metadata is the client's free-form JSON: bounded so it cannot be used to
@@ -56,6 +58,9 @@ class StoredMessage:
     #: False when the id had been sent before: the original is returned and
     #: nothing new was stored, so nothing may be broadcast.
     created: bool
+    #: False when the session had no agent as the message was stored, so no
+    #: agent run needs looking up; unknown (True) for a duplicate.
+    agent_may_answer: bool = True
 
 
 def check_content(content: str, content_type: str, metadata: dict) -> None:
@@ -165,9 +170,13 @@ def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
             results[index] = error
     if valid:
         try:
-            with transaction.atomic():
-                _store_locked(batch, valid, results)
-        except DatabaseError:
+            try:
+                with transaction.atomic():
+                    _store_locked(batch, valid, results, look_up_keys=False)
+            except message_rows.KeyAlreadyStored:
+                with transaction.atomic():
+                    _store_locked(batch, valid, results, look_up_keys=True)
+        except (DatabaseError, message_rows.KeyAlreadyStored):
             if len(valid) == 1:
                 results[valid[0]] = StoreFailed()
             else:
@@ -178,17 +187,22 @@ def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
     return results  # type: ignore[return-value]
 
 
-def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> None:
+def _store_locked(batch: list[NewMessage], valid: list[int], results: list, *, look_up_keys: bool) -> None:
     session_ids = sorted({batch[i].session_id for i in valid})
     sessions = {s.pk: s for s in ChatSession.objects.select_for_update().filter(pk__in=session_ids).order_by("pk")}
-    keys = {batch[i].key for i in valid}
-    muted = _muted_senders(batch, valid, sessions)
-    known = {
-        (m.session_id, m.key): m
-        for m in ChatMessage.objects.filter(session_id__in=session_ids, key__in=keys)
-    }
+    now = timezone.now()
+    muted = message_rows.muted_pairs(
+        {batch[i].sender.user.pk for i in valid if batch[i].sender.user is not None},
+        {session.workspace_id for session in sessions.values()},
+        now,
+    )
+    known: dict[tuple[int, str], ChatMessage] = {}
+    if look_up_keys:
+        keys = {batch[i].key for i in valid}
+        known = {
+            (m.session_id, m.key): m for m in ChatMessage.objects.filter(session_id__in=session_ids, key__in=keys)
+        }
     new_rows: list[ChatMessage] = []
-    touched: set[int] = set()
     for index in valid:
         new = batch[index]
         session = sessions.get(new.session_id)
@@ -200,7 +214,7 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> N
         elif session.status != SessionStatus.OPEN:
             results[index] = SessionClosed()
         elif new.sender.user is not None and (new.sender.user.pk, session.workspace_id) in muted:
-            results[index] = Muted(mutedUntil=muted[(new.sender.user.pk, session.workspace_id)])
+            results[index] = _muted(new.sender.user.pk, session.workspace_id, now)
         else:
             session.last_seq += 1
             row = ChatMessage(
@@ -217,25 +231,18 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list) -> N
             )
             new_rows.append(row)
             known[(new.session_id, new.key)] = row
-            touched.add(session.pk)
-            results[index] = StoredMessage(row, created=True)
-    ChatMessage.objects.bulk_create(new_rows)
-    now = timezone.now()
-    for session_id in touched:
-        ChatSession.objects.filter(pk=session_id).update(last_seq=sessions[session_id].last_seq, last_activity_at=now)
+            results[index] = StoredMessage(row, created=True, agent_may_answer=session.agent_id is not None)
+    message_rows.insert_new(new_rows)
+    message_rows.advance_sessions({row.session_id: sessions[row.session_id].last_seq for row in new_rows}, now)
 
 
-def _muted_senders(batch: list[NewMessage], valid: list[int], sessions: dict[int, ChatSession]) -> dict:
-    """(user id, workspace id) -> mute end (ms) for the users of the batch muted now: usually one empty read."""
-    user_ids = {batch[i].sender.user.pk for i in valid if batch[i].sender.user is not None}
-    if not user_ids:
-        return {}
-    rows = Membership.objects.filter(
-        user_id__in=user_ids,
-        workspace_id__in={session.workspace_id for session in sessions.values()},
-        muted_until__gt=timezone.now(),
-    ).values_list("user_id", "workspace_id", "muted_until")
-    return {(user, workspace): int(until.timestamp() * 1000) for user, workspace, until in rows}
+def _muted(user_id: int, workspace_id: int, now: datetime) -> Muted:
+    until = (
+        Membership.objects.filter(user_id=user_id, workspace_id=workspace_id, muted_until__gt=now)
+        .values_list("muted_until", flat=True)
+        .first()
+    )
+    return Muted(mutedUntil=int(until.timestamp() * 1000) if until else None)
 
 
 #: Advisory-lock namespace of "publishing a session's messages in seq order".
@@ -253,16 +260,21 @@ def hold_publication_order(session_ids: list[int]) -> bool:
     """
     if connection.vendor != "postgresql":
         return False
-    with connection.cursor() as cursor:
-        for session_id in sorted(session_ids):
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_PUBLICATION_LOCK, session_id % 2**31])
+    _advisory("pg_advisory_lock", sorted(session_ids))
     return True
 
 
 def release_publication_order(session_ids: list[int]) -> None:
+    _advisory("pg_advisory_unlock", sorted(session_ids, reverse=True))
+
+
+def _advisory(function: str, session_ids: list[int]) -> None:
+    """Take or release the locks one by one, in the order given, in one statement."""
     with connection.cursor() as cursor:
-        for session_id in sorted(session_ids, reverse=True):
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PUBLICATION_LOCK, session_id % 2**31])
+        cursor.execute(
+            f"SELECT {function}(%s, id) FROM unnest(%s::int[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+            [_PUBLICATION_LOCK, [session_id % 2**31 for session_id in session_ids]],
+        )
 
 
 @dataclass(frozen=True)
