@@ -1,4 +1,4 @@
-"""The harness every integration test uses: real daphne processes, backends, Node.
+"""The harness every integration test uses: real server processes, backends, Node.
 
 Nothing here runs for a test that does not ask for it: unit tests under
 ``tests/unit`` import no fixture below and never start a process or touch
@@ -12,7 +12,8 @@ a database.
   per pytest session, Redis); servers started on the same ``services``
   backend share both, which is how multi-process tests work.
 - ``server_factory`` / ``module_server_factory`` -- start real ``daphne``
-  processes on free ports and stop them at teardown, whatever happened.
+  processes (or ``uvicorn``, the production server: ``server="uvicorn"``) on
+  free ports and stop them at teardown, whatever happened.
 - :func:`run_node` -- run a Node script with a JSON document on stdin and
   return the JSON it prints.
 """
@@ -53,6 +54,18 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 _SERVER_ENV_PREFIXES = ("CHAT_", "DJANGO_", "DATABASE_URL", "REDIS_URL")
 
 STARTUP_TIMEOUT_S = 20.0
+
+#: The ASGI servers a test can run the application under: daphne (``make
+#: run``) and uvicorn as production runs it (``docs/deployment.md``,
+#: ``deploy/systemd/chat@.service``).
+SERVERS = ("daphne", "uvicorn")
+
+#: uvicorn's options in production, less the address.  The access log stays
+#: on: tests find which worker served a request in it.
+UVICORN_OPTIONS = [
+    "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+    "--ws-per-message-deflate", "false", "--lifespan", "off", "--timeout-graceful-shutdown", "3",
+]  # fmt: skip
 
 
 # --- services ----------------------------------------------------------------------
@@ -123,7 +136,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 class ServerProcess:
-    """A real server process (daphne, or ``make conformance``) on 127.0.0.1."""
+    """A real server process (daphne, uvicorn, or ``make conformance``) on 127.0.0.1."""
 
     def __init__(self, command: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
         self.command = command
@@ -140,6 +153,19 @@ class ServerProcess:
         port = port or free_port()
         command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
         return cls(command, env, port, log_path)
+
+    @classmethod
+    def uvicorn(cls, env: dict[str, str], log_path: Path, port: int | None = None) -> ServerProcess:
+        port = port or free_port()
+        command = [PYTHON, "-m", "uvicorn", "chatsite.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        return cls(command + UVICORN_OPTIONS, env, port, log_path)
+
+    @classmethod
+    def of(cls, server: str, env: dict[str, str], log_path: Path, port: int | None = None) -> ServerProcess:
+        """A ``daphne`` or ``uvicorn`` process (:data:`SERVERS`)."""
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}; one of {SERVERS}")
+        return getattr(cls, server)(env, log_path, port)
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> ServerProcess:
         with self.log_path.open("ab") as log:
@@ -346,13 +372,15 @@ def module_backend(request: pytest.FixtureRequest) -> Backend:
 
 
 class ServerFactory:
-    """Starts daphne servers; :meth:`stop_all` stops every one it started."""
+    """Starts daphne (or uvicorn) servers; :meth:`stop_all` stops every one it started."""
 
     def __init__(self, tmp_dir: Path) -> None:
         self.tmp_dir = tmp_dir
         self.servers: list[ServerProcess] = []
 
-    def __call__(self, backend: Backend, conformance: bool = True, **env: str | None) -> ServerProcess:
+    def __call__(
+        self, backend: Backend, conformance: bool = True, server: str = "daphne", **env: str | None
+    ) -> ServerProcess:
         workdir = self.tmp_dir / f"server{len(self.servers)}"
         workdir.mkdir()
         server_env = _base_env(**backend.server_env(workdir))
@@ -363,19 +391,19 @@ class ServerFactory:
                 server_env.pop(key, None)
             else:
                 server_env[key] = str(value)
-        server = None
-        for _attempt in range(3):  # a free port can be taken before daphne binds it
-            server = ServerProcess.daphne(server_env, workdir / "daphne.log")
-            self.servers.append(server)
+        process = None
+        for _attempt in range(3):  # a free port can be taken before the server binds it
+            process = ServerProcess.of(server, server_env, workdir / f"{server}.log")
+            self.servers.append(process)
             try:
-                server.start()
+                process.start()
             except RuntimeError:
-                if "Address already in use" in server.log_text():
+                if "address already in use" in process.log_text().lower():
                     continue
                 raise
-            _RUNNING.append(server)
-            return server
-        raise RuntimeError(f"could not find a free port\n{server.log_tail() if server else ''}")
+            _RUNNING.append(process)
+            return process
+        raise RuntimeError(f"could not find a free port\n{process.log_tail() if process else ''}")
 
     def stop_all(self) -> None:
         died = []
@@ -394,7 +422,7 @@ class ServerFactory:
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    """``server_factory(backend, conformance=True, **env)`` -> a started :class:`ServerProcess`."""
+    """``server_factory(backend, conformance=True, server="daphne", **env)`` -> a started :class:`ServerProcess`."""
     factory = ServerFactory(tmp_path)
     try:
         yield factory

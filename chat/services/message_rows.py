@@ -61,18 +61,20 @@ def insert_new(rows: list[ChatMessage]) -> None:
     """
     if not rows:
         return
-    values: list[object] = []
-    for row in rows:
-        for field in _FIELDS:
-            values.append(field.get_db_prep_save(field.pre_save(row, True), connection))
     columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
-    row_marks = f"({_placeholders(len(_FIELDS))})"
+    values = [[field.get_db_prep_save(field.pre_save(row, True), connection) for field in _FIELDS] for row in rows]
+    if connection.vendor == "postgresql":
+        # One array per column: the statement's text is the same for every
+        # batch, so psycopg parses it once instead of once per batch size.
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _FIELDS)
+        sql = f"INSERT INTO {_table(ChatMessage)} ({columns}) SELECT * FROM unnest({arrays})"
+        params: list[object] = [list(column) for column in zip(*values)]
+    else:
+        row_marks = f"({_placeholders(len(_FIELDS))})"
+        sql = f"INSERT INTO {_table(ChatMessage)} ({columns}) VALUES {', '.join([row_marks] * len(rows))}"
+        params = [value for row_values in values for value in row_values]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_table(ChatMessage)} ({columns}) VALUES {', '.join([row_marks] * len(rows))}"
-            " ON CONFLICT DO NOTHING RETURNING id, session_id, key",
-            values,
-        )
+        cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id, session_id, key", params)
         inserted = {(session_id, key): pk for pk, session_id, key in cursor.fetchall()}
     if len(inserted) != len(rows):
         raise KeyAlreadyStored()

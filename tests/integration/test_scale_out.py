@@ -1,7 +1,8 @@
 """Several workers behind nginx, without sticky sessions, and losing one of them.
 
-Two daphne workers share PostgreSQL and Redis behind a real nginx configured
-from ``deploy/nginx/chat.conf`` (round-robin).  Polling requests of one
+Two workers share PostgreSQL and Redis behind a real nginx configured from
+``deploy/nginx/chat.conf`` (round-robin), under uvicorn as in production
+(``deploy/systemd/chat@.service``, ``docs/deployment.md``).  Polling requests of one
 client land on both workers and the conversation goes on; a worker killed
 with SIGKILL mid-conversation loses no confirmed message.
 """
@@ -34,8 +35,8 @@ ENV = {
 
 @pytest.fixture
 def cluster(services_backend, server_factory, tmp_path):
-    first = server_factory(services_backend, conformance=False, **ENV)
-    second = server_factory(services_backend, conformance=False, **ENV)
+    first = server_factory(services_backend, conformance=False, server="uvicorn", **ENV)
+    second = server_factory(services_backend, conformance=False, server="uvicorn", **ENV)
     proxy = Nginx(tmp_path / "nginx", [first.port, second.port]).start()
     try:
         yield first, second, proxy
@@ -58,9 +59,7 @@ async def test_polling_requests_alternate_between_workers_and_chat_works(cluster
                 ack = await client.send(session, f"{client.label} {index}")
                 assert ack["ok"], ack
         for reader, writer in ((ann, "bob"), (bob, "ann")):
-            await reader.wait_for(
-                "chat:message-received", lambda m, w=writer: m["userName"] == w, count=10, timeout=15
-            )
+            await reader.wait_for("chat:message-received", lambda m, w=writer: m["userName"] == w, count=10, timeout=15)
             received = [m for m in reader.events("chat:message-received") if m["userName"] == writer]
             assert [m["content"] for m in received] == [f"{writer} {i}" for i in range(10)]
             assert [m["seq"] for m in received] == sorted(m["seq"] for m in received)
@@ -134,7 +133,7 @@ class Member:
         after = next((s - 1 for s, expected in zip(seqs, itertools.count(1)) if s != expected), len(seqs))
         while True:
             response: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self.sio.on("chat:history-response", lambda data: response.done() or response.set_result(data))
+            self.sio.on("chat:history-response", lambda data, r=response: r.done() or r.set_result(data))
             page = await self.sio.call(
                 "chat:request-history", {"sessionId": self.session, "afterSeq": after, "limit": 200}, timeout=10
             )
