@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
-    parser.add_argument("--ws", default=default_ws(), choices=["websockets", "wsproto"])
+    parser.add_argument("--ws", default=default_ws(), choices=["websockets", "websockets-sansio", "wsproto"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     uvicorn.run(

@@ -790,7 +790,7 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
     log(f"ours: starting {args.ours_server} on {port}")
     log_path = workdir / "server-ours.log"
     proc = subprocess.Popen(
-        ours_command(args.ours_server, port),
+        ours_command(args.ours_server, port, args.ws),
         cwd=ROOT,
         env=env,
         stdout=open(log_path, "w"),
@@ -807,11 +807,11 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
 OURS_SERVERS = ("daphne", "uvicorn")
 
 
-def ours_command(server: str, port: int) -> list[str]:
+def ours_command(server: str, port: int, ws: str = "websockets") -> list[str]:
     if server == "uvicorn":
         return [
             str(Path(PYTHON).with_name("uvicorn")), "chatsite.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--ws", ws,
             "--ws-per-message-deflate", "false", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     return [str(Path(PYTHON).with_name("daphne")), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
@@ -822,8 +822,7 @@ def start_reference(args: argparse.Namespace, workdir: Path) -> Server:
     log(f"reference: starting python-socketio on uvicorn on {port}")
     log_path = workdir / "server-reference.log"
     cmd = [PYTHON, str(BENCH / "reference_server.py"), "--port", str(port)]
-    if args.reference_ws:
-        cmd += ["--ws", args.reference_ws]
+    cmd += ["--ws", args.ws]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, preexec_fn=niced()
@@ -1082,7 +1081,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432"))
     parser.add_argument("--db-name", default="chat_bench")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
-    parser.add_argument("--reference-ws", choices=["websockets", "wsproto"], help="uvicorn's WebSocket library")
+    parser.add_argument(
+        "--ws",
+        choices=["websockets", "websockets-sansio", "wsproto"],
+        default="websockets",
+        help="uvicorn's WebSocket library, for the reference and for ours under uvicorn",
+    )
     parser.add_argument("--ours-server", choices=OURS_SERVERS, default="daphne", help="ours: the ASGI server")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for ours")
     parser.add_argument("--quiet-cpu", type=float, default=15.0, help="other processes' CPU %% counted as quiet")
@@ -1137,9 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_python_packages(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
-    import importlib.util
 
-    reference_ws = args.reference_ws or ("websockets" if importlib.util.find_spec("websockets") else "wsproto")
+    reference_ws = args.ws
     results: dict[str, Any] = {
         "config": {
             "quick": args.quick,

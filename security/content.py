@@ -119,6 +119,9 @@ _DEFUSE_SCHEME = re.compile(rf"{_SCRIPT_SCHEME}|{_DATA_URL}", re.IGNORECASE)
 #: A ``<`` that would open a tag, an end tag, a comment or a declaration.
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 _LOOSE_AMP = re.compile(r"&amp;(?![#A-Za-z0-9])")
+#: What makes the HTML parser change plain text: tags, entities, carriage
+#: returns (it normalises them to line feeds) and NUL.
+_MARKUP = re.compile(r"[<&\r\x00]")
 
 # check_content patterns (applied to the de-obfuscated text).
 _SCRIPT_TAG = re.compile(rf"<{_SEP}/?{_SEP}(?:script|iframe)\b", re.IGNORECASE)
@@ -159,12 +162,20 @@ def _defuse_schemes(text: str) -> str:
     return _DEFUSE_SCHEME.sub(lambda match: match.group(0)[:-1] + _FULLWIDTH_COLON, text)
 
 
+def _clean_text(content: str) -> str:
+    cleaned = nh3.clean(content, tags=set(), clean_content_tags=set(RAW_CONTENT_TAGS))
+    visible = html.unescape(cleaned)
+    return _defuse_schemes(_TAG_OPEN.sub("&lt;", visible))
+
+
 def sanitize(content: str, content_type: str = "text") -> str:
     """The safe form of ``content`` to store and broadcast (see the module docstring for the rules)."""
     if content_type == "text":
-        cleaned = nh3.clean(content, tags=set(), clean_content_tags=set(RAW_CONTENT_TAGS))
-        visible = html.unescape(cleaned)
-        return _defuse_schemes(_TAG_OPEN.sub("&lt;", visible))
+        if not _MARKUP.search(content):
+            # Nothing for the HTML parser to remove or rewrite: most chat
+            # lines, for which the result is the same without the round trip.
+            return _defuse_schemes(content)
+        return _clean_text(content)
     if content_type == "markdown":
         cleaned = nh3.clean(
             content,

@@ -50,6 +50,8 @@ def muted_pairs(user_ids: Iterable[int], workspace_ids: Iterable[int], now: date
 
 #: The columns an INSERT writes: every concrete field but the primary key.
 _FIELDS = [field for field in ChatMessage._meta.concrete_fields if not field.primary_key]
+#: Those whose Python value needs the field's conversion (the rest go as they are).
+_CONVERTED = frozenset(field for field in _FIELDS if field.get_internal_type() in ("JSONField", "DateTimeField"))
 
 
 def insert_new(rows: list[ChatMessage]) -> None:
@@ -62,7 +64,15 @@ def insert_new(rows: list[ChatMessage]) -> None:
     if not rows:
         return
     columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
-    values = [[field.get_db_prep_save(field.pre_save(row, True), connection) for field in _FIELDS] for row in rows]
+    values = [
+        [
+            field.get_db_prep_save(field.pre_save(row, True), connection)
+            if field in _CONVERTED
+            else getattr(row, field.attname)
+            for field in _FIELDS
+        ]
+        for row in rows
+    ]
     if connection.vendor == "postgresql":
         # One array per column: the statement's text is the same for every
         # batch, so psycopg parses it once instead of once per batch size.

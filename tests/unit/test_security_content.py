@@ -610,3 +610,13 @@ async def test_repeat_tracker_fails_open() -> None:
 def test_repeat_tracker_from_settings_uses_memory_without_redis() -> None:
     tracker = content.repeat_tracker_from_settings()
     assert isinstance(tracker.backend, MemoryBackend)
+
+
+@hsettings(max_examples=1000)
+@given(st.text().filter(lambda text: not any(c in text for c in "<&\r\x00")))
+@example("plain words, a > b and \"quotes\" and 'apostrophes'")
+@example("javascript:alert(1) \u00a0 \u200b \x0c \ufeff")
+def test_plain_text_skips_the_parser_with_the_same_result(text):
+    from security.content import _clean_text
+
+    assert sanitize(text, "text") == _clean_text(text)
