@@ -5,11 +5,14 @@
 
 For each server in turn (never both at once, so they never share the CPU):
 
-1. start it: ours is daphne on ``chatsite.asgi`` with PostgreSQL (a fresh
-   database, dropped and recreated), Redis as the channel layer and
-   ``DJANGO_DEBUG=0``; bench users are moderators of the ``bench`` workspace
-   with API tokens made by ``manage.py chat_token``.  The reference is
-   ``bench/reference_server.py`` (python-socketio's AsyncServer on uvicorn);
+1. start it: ours is ``chatsite.asgi`` under uvicorn as production runs it
+   (``--ours-server daphne`` for ``make run``'s server), one process, with
+   PostgreSQL (a fresh database, dropped and recreated), the in-memory
+   channel layer of a single worker (``--layer redis``: Redis, as several
+   workers use it) and ``DJANGO_DEBUG=0``; bench users are moderators of the
+   ``bench`` workspace with API tokens made by ``manage.py chat_token``.  The
+   reference is ``bench/reference_server.py`` (python-socketio's AsyncServer
+   on uvicorn, with the same uvicorn settings);
 2. memory per idle connection: open ``--idle-connections`` sockets that do
    nothing, (RSS with them - RSS before) / count;
 3. load: ``bench/loadgen.mjs`` (socket.io-client on worker threads) ramps the
@@ -84,7 +87,7 @@ FULL = dict(
     duration=10.0,
     warmup=5.0,
     idle_step=5.0,
-    start_rate=0.5,
+    start_rate=5.0,
     factor=1.5,
     max_steps=20,
     refine=3,
@@ -1077,7 +1080,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, help="seconds to let RSS settle around the idle measurement")
     parser.add_argument("--users", type=int, help="bench users (tokens) for ours; default one per client")
     parser.add_argument("--max-run-s", type=int, default=900, help="upper bound for one load run")
-    parser.add_argument("--layer", choices=["redis", "memory"], default="redis", help="ours: channel layer")
+    parser.add_argument(
+        "--layer",
+        choices=["redis", "memory"],
+        default="memory",
+        help="ours: channel layer (memory: one worker, no REDIS_URL; redis: as in a multi-worker deployment)",
+    )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432"))
     parser.add_argument("--db-name", default="chat_bench")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
@@ -1087,7 +1095,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="websockets",
         help="uvicorn's WebSocket library, for the reference and for ours under uvicorn",
     )
-    parser.add_argument("--ours-server", choices=OURS_SERVERS, default="daphne", help="ours: the ASGI server")
+    parser.add_argument("--ours-server", choices=OURS_SERVERS, default="uvicorn", help="ours: the ASGI server")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for ours")
     parser.add_argument("--quiet-cpu", type=float, default=15.0, help="other processes' CPU %% counted as quiet")
     parser.add_argument("--quiet-wait", type=float, help="seconds to wait for a quiet machine before measuring")
