@@ -42,9 +42,15 @@ Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | C
 
 
 def _store_in_order(
-    batch: list[NewMessage], other_workers: bool
+    batch: list[NewMessage], other_workers: bool, release: list[int] | None = None
 ) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
-    """Store a batch; while other workers may announce into the same sessions, hold their order."""
+    """Store a batch; while other workers may announce into the same sessions, hold their order.
+
+    ``release``: the sessions whose order the previous batch still holds
+    (announced by now), let go first, which spares a thread hop of its own.
+    """
+    if release:
+        release_publication_order(release)
     session_ids = sorted({new.session_id for new in batch})
     held = other_workers and hold_publication_order(session_ids)
     try:
@@ -83,15 +89,17 @@ class MessageWriter:
         return len(self._pending)
 
     async def _drain(self) -> None:
+        held_over: list[int] | None = None
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 results, held = await database_sync_to_async(_store_in_order)(
-                    [new for new, *_ in batch], crosses_processes(get_channel_layer())
+                    [new for new, *_ in batch], crosses_processes(get_channel_layer()), held_over
                 )
             except Exception:  # the thread itself failed: nothing was confirmed
                 logger.exception("storing a batch of messages failed")
                 results, held = [StoreFailed()] * len(batch), None
+            held_over = None
             try:
                 for (new, announce, _, receipt), outcome in zip(batch, results):
                     if isinstance(outcome, StoredMessage):
@@ -99,8 +107,14 @@ class MessageWriter:
                         if outcome.created and announce is not None:
                             with metrics.processing_measured_here(receipt):
                                 await self._announce(announce, outcome)
-            finally:
+            except BaseException:
                 if held is not None:
+                    await database_sync_to_async(release_publication_order)(held)
+                raise
+            if held is not None:
+                if self._pending:
+                    held_over = held  # released by the next batch's thread hop
+                else:
                     await database_sync_to_async(release_publication_order)(held)
             for (_, _, future, _), outcome in zip(batch, results):
                 if not future.done():
