@@ -226,6 +226,12 @@ class AgentRun(models.Model):
     error = models.CharField(max_length=64, blank=True)
     reply = models.ForeignKey(ChatMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     chunks = models.PositiveIntegerField(default=0)
+    #: The reply's chunks as streamed so far: saved while it runs (a few times
+    #: a second, by the worker running it) and once more when it ends, so any
+    #: worker can show a reply in progress (the Parlant-compatible event log,
+    #: ``chat.parlant``, serves it).  The backend's raw text, like the chunks
+    #: on the wire; the stored reply is the sanitised form.
+    stream = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,7 +1,9 @@
-"""ASGI entry point: Socket.IO (polling and WebSocket) at ``/socket.io/``, Django for the rest."""
+"""ASGI entry point: Socket.IO (polling and WebSocket) at ``/socket.io/``, the Parlant-compatible
+API at ``/parlant/`` (``chat.parlant``), Django for the rest."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -10,8 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from chat.parlant.consumer import ParlantConsumer  # noqa: E402
+from chat.parlant.watch import Watcher  # noqa: E402
 from chat.transport import daphne_compat  # noqa: E402
 from chat.transport.polling import PollingConsumer  # noqa: E402
 from chat.transport.websocket import WebSocketConsumer  # noqa: E402
@@ -25,6 +30,9 @@ websocket_routes = [path("socket.io/", WebSocketConsumer.as_asgi(engine=stack.en
 if stack.echo_engine is not None:
     http_routes.append(path("engine.io/", PollingConsumer.as_asgi(engine=stack.echo_engine)))
     websocket_routes.append(path("engine.io/", WebSocketConsumer.as_asgi(engine=stack.echo_engine)))
+if not settings.CHAT.conformance:
+    # Waiting requests are woken through this process's room fan-out (chat.parlant.watch).
+    http_routes.append(re_path(r"^parlant/", ParlantConsumer.as_asgi(watcher=Watcher(stack.sockets.fanout))))
 
 application = ProtocolTypeRouter(
     {
@@ -32,3 +40,11 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_routes),
     }
 )
+
+# What is loaded by now lives as long as the process: move it out of the
+# collector's way, so that full collections under load walk only what the
+# traffic allocates, and collect the young generation less often: traffic
+# allocates a great deal, nearly all of it short-lived and freed by
+# reference counting (both otherwise show up as latency spikes).
+gc.freeze()
+gc.set_threshold(20_000, 20, 20)

@@ -117,6 +117,12 @@ class Config:
     api_rate_limit: str = "120/m"
     #: An agent run that has not finished within this is stopped.
     agent_timeout_s: int = 60
+    #: The Parlant-compatible API (``chat.parlant``): the longest a request
+    #: waits for events (a client's ``wait_for_data`` is capped here), and how
+    #: long a one-time socket token used in a Parlant URL keeps working for
+    #: that URL once it goes unused.
+    parlant_max_wait_s: int = 60
+    parlant_token_idle_s: int = 3600
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host and process id.
     worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -177,6 +183,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         spam_repeat_window_s=_int(env, "CHAT_SPAM_REPEAT_WINDOW_S", defaults.spam_repeat_window_s, minimum=1),
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
+        parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
+        parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
         monitoring=load_monitoring(env),

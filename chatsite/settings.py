@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "chat",
+    "chat.parlant",
     "security",
     "monitoring",
 ]

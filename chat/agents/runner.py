@@ -46,6 +46,11 @@ handled by another worker reaches it as a ``chat.agent.cancel`` message on
 its channel (and, should that be lost, through the ``cancel_requested``
 flag its lease renewal reads).
 
+Progress.  While a reply streams, the chunks so far are saved in its run
+row every ``agent_stream_save_s`` (default 0.25 s) when there are new ones,
+and all of them with the final status, so any worker can show a reply in
+progress (``chat.parlant`` does); this never delays the chunks themselves.
+
 Time limits.  A run may take ``timeout_s`` from the agent's config, else
 ``settings.CHAT.agent_timeout_s`` (default **60 s**), from claim to last
 chunk; then it fails with ``timeout``.  A claim is a lease of
@@ -98,6 +103,8 @@ CHANNEL_PREFIX = "worker"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_LEASE_S = 30.0
 DEFAULT_MAX_CONCURRENT_RUNS = 64
+#: How often a running reply's chunks so far are saved (``AgentRun.stream``).
+DEFAULT_STREAM_SAVE_S = 0.25
 #: How long a drain waits when an earlier message's run may still appear.
 WAIT_RETRY_S = 0.1
 
@@ -177,6 +184,8 @@ class ActiveRun:
     length: int = 0
     typing: bool = False
     stream_task: asyncio.Task[Outcome] | None = None
+    #: How many of ``parts`` are saved in the run row (``AgentRun.stream``).
+    saved: int = 0
     cancel_requested: bool = False
     #: The lease was lost: another worker closed this run; store nothing.
     lost: bool = False
@@ -373,6 +382,7 @@ class AgentRunner:
         active = ActiveRun(ticket, timer=run_timer(ticket.backend))
         self._active[ticket.run_id] = active
         renewal = asyncio.get_running_loop().create_task(self._renew(active), name=f"agent-lease-{ticket.run_id}")
+        saving = asyncio.get_running_loop().create_task(self._save_stream(active), name=f"agent-stream-{ticket.run_id}")
         outcome: Outcome | None = None
         try:
             await self._set_typing(active, True)
@@ -393,6 +403,7 @@ class AgentRunner:
                 outcome = Outcome(AgentRunStatus.FAILED, "empty_reply", "The agent had nothing to say.")
         finally:
             renewal.cancel()
+            saving.cancel()
             self._active.pop(ticket.run_id, None)
             # Metrics: cancelled and completed runs are not errors.
             active.timer.finished((outcome.error or None) if outcome is not None else "worker_stopped")
@@ -494,6 +505,24 @@ class AgentRunner:
             ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, is_typing)
         )
 
+    async def _save_stream(self, active: ActiveRun) -> None:
+        """Save the chunks streamed so far, when there are new ones, until the run ends or is no longer ours."""
+        interval = setting("agent_stream_save_s", DEFAULT_STREAM_SAVE_S)
+        run_id = active.ticket.run_id
+        while True:
+            await asyncio.sleep(interval)
+            count = len(active.parts)
+            if count == active.saved:
+                continue
+            try:
+                held = await database_sync_to_async(runs.save_stream)(run_id, self.worker_id, active.parts[:count])
+            except Exception:
+                logger.exception("could not save the chunks of agent run %s; retrying", run_id)
+                continue
+            if not held:
+                return
+            active.saved = count
+
     async def _renew(self, active: ActiveRun) -> None:
         lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
         while True:
@@ -535,6 +564,7 @@ class AgentRunner:
                 chunks=chunks,
                 truncated=outcome.truncated,
                 cancelled_by=by,
+                stream=list(active.parts) if active is not None else None,
             )
         except ChatError as error:
             # Storing failed (session closed, database down): close the run and say so.

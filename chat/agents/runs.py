@@ -228,6 +228,19 @@ def renew_lease(run_id: int, worker_id: str, lease_s: float) -> Lease:
     return Lease(held=True, cancel_requested=bool(mine.values_list("cancel_requested", flat=True).first()))
 
 
+def save_stream(run_id: int, worker_id: str, stream: list[str]) -> bool:
+    """Save the chunks a running reply has streamed so far (only while the run is still ours).
+
+    Why: the chunks otherwise live only in the memory of the worker running
+    the reply; saved, any worker can show the reply in progress (the
+    Parlant-compatible event log reads them).  False when the run is no
+    longer ours or no longer running.
+    """
+    return bool(
+        AgentRun.objects.filter(pk=run_id, status=AgentRunStatus.RUNNING, worker_id=worker_id).update(stream=stream)
+    )
+
+
 def sessions_needing_attention(lease_grace_s: float = 0.0) -> list[int]:
     """Sessions whose queue may be stuck: a run whose worker stopped renewing, or an old unclaimed run."""
     now = timezone.now()
@@ -306,6 +319,7 @@ def finish_run(
     chunks: int = 0,
     truncated: bool = False,
     cancelled_by: str = "",
+    stream: list[str] | None = None,
 ) -> Finished:
     """Store what the run produced and close it, in one transaction.
 
@@ -315,13 +329,18 @@ def finish_run(
     markup; the streamed chunks are the provider's raw text); ``failed`` / ``timed_out`` store a system
     note saying the agent could not answer.  With ``worker_id`` the run must
     still be ours and running; ``None`` is for a run already closed by
-    :func:`claim_next` (lost or cancelled before it started).
+    :func:`claim_next` (lost or cancelled before it started).  ``stream``,
+    when given, is every chunk the reply streamed (saved with the status, so
+    whoever sees the run finished sees all of its chunks).
     """
     now = timezone.now()
     with transaction.atomic():
         if worker_id is not None:
             owned = AgentRun.objects.filter(pk=ticket.run_id, status=AgentRunStatus.RUNNING, worker_id=worker_id)
-            if not owned.update(status=status, error=error, finished_at=now, chunks=chunks):
+            changes: dict[str, Any] = {"status": status, "error": error, "finished_at": now, "chunks": chunks}
+            if stream is not None:
+                changes["stream"] = stream
+            if not owned.update(**changes):
                 return Finished(held=False)
         base_metadata = {"agentId": ticket.agent_key, "inReplyTo": ticket.trigger_key, "agentRun": status}
         stored = None
