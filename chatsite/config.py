@@ -8,6 +8,7 @@ memory cache) with nothing configured.  ``README.md`` documents each variable;
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -124,8 +125,11 @@ class Config:
     parlant_max_wait_s: int = 60
     parlant_token_idle_s: int = 3600
     #: Worker identity used in session ids so that any worker can tell which
-    #: one owns a session; defaults to host and process id.
-    worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+    #: one owns a session; defaults to host, process id and a random part, so
+    #: that it differs for every start: a worker keeps the presence rows
+    #: tagged with its id alive, and a container restarted in place gets the
+    #: same host name and pid again.
+    worker_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}")
     #: Metrics, health and dashboard settings (``monitoring.conf``, ``docs/monitoring.md``).
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
