@@ -39,6 +39,8 @@ RECENT = 10_000
 
 Announce = Callable[[StoredMessage], Awaitable[None]]
 Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]", "list | None"]
+#: A stored batch: each message's outcome, and the sessions whose publication order it holds.
+Stored = tuple[list["StoredMessage | ChatError"], "list[int] | None"]
 
 
 def _store_in_order(
@@ -90,16 +92,20 @@ class MessageWriter:
 
     async def _drain(self) -> None:
         held_over: list[int] | None = None
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                results, held = await database_sync_to_async(_store_in_order)(
-                    [new for new, *_ in batch], crosses_processes(get_channel_layer()), held_over
-                )
-            except Exception:  # the thread itself failed: nothing was confirmed
-                logger.exception("storing a batch of messages failed")
-                results, held = [StoreFailed()] * len(batch), None
-            held_over = None
+        ahead: tuple[list[Pending], asyncio.Task[Stored]] | None = None
+        while self._pending or ahead is not None:
+            if ahead is None:
+                batch = self._take()
+                results, held = await self._store_batch(batch, held_over)
+            else:
+                batch, storing = ahead
+                results, held = await storing
+            held_over, ahead = None, None
+            if held is None and self._pending:
+                # No other worker's order to keep: the next batch goes to the
+                # database while this one is announced, so the two overlap.
+                following = self._take()
+                ahead = following, asyncio.get_running_loop().create_task(self._store_batch(following, None))
             try:
                 for (new, announce, _, receipt), outcome in zip(batch, results):
                     if isinstance(outcome, StoredMessage):
@@ -119,6 +125,20 @@ class MessageWriter:
             for (_, _, future, _), outcome in zip(batch, results):
                 if not future.done():
                     future.set_result(outcome)
+
+    def _take(self) -> list[Pending]:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        return batch
+
+    @staticmethod
+    async def _store_batch(batch: list[Pending], release: list[int] | None) -> Stored:
+        try:
+            return await database_sync_to_async(_store_in_order)(
+                [new for new, *_ in batch], crosses_processes(get_channel_layer()), release
+            )
+        except Exception:  # the thread itself failed: nothing was confirmed
+            logger.exception("storing a batch of messages failed")
+            return [StoreFailed()] * len(batch), None
 
     @staticmethod
     async def _announce(announce: Announce, stored: StoredMessage) -> None:
