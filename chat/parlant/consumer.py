@@ -45,8 +45,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
-from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 
 from chat import notify
@@ -65,6 +63,7 @@ from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
 from chat.shapes import message_shape
+from chat.transport.http_request import BoundedHttpConsumer
 from security import content as screening
 from security import events as security_events
 from security.errors import MessageBlocked, RateLimited, SpamDetected
@@ -267,43 +266,21 @@ def admit(call: Call) -> Membership:
 # --- the consumer -----------------------------------------------------------------------------------------
 
 
-class ParlantConsumer(AsyncHttpConsumer):
-    # No channel per request: waiting requests are woken through the worker's room fan-out (chat.parlant.watch).
-    channel_layer_alias = None
-
+class ParlantConsumer(BoundedHttpConsumer):
     def __init__(self, watcher: Watcher) -> None:
         super().__init__()
         self.watcher = watcher
-        self._received = 0
-        self._too_large = False
-        self._request: asyncio.Task[None] | None = None
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.request":
-            await self.http_request(message)
-        elif message["type"] == "http.disconnect":
-            await self.http_disconnect(message)
+    def max_body(self) -> int:
+        return settings.CHAT.max_payload
 
-    async def http_request(self, message: dict[str, Any]) -> None:
-        chunk = message.get("body", b"")
-        self._received += len(chunk)
-        if self._received > settings.CHAT.max_payload:
-            self._too_large = True
-            self.body.clear()
-        elif not self._too_large:
-            self.body.append(chunk)
-        if not message.get("more_body", False) and self._request is None:
-            self._request = asyncio.create_task(self._respond(b"".join(self.body)))
-
-    async def http_disconnect(self, message: dict[str, Any]) -> None:
+    def cancel_on_disconnect(self) -> bool:
         # A waiting GET (long-poll, stream) stops; a POST finishes: what it stores must be stored whole.
-        if self._request is not None and not self._request.done() and self.scope["method"] != "POST":
-            self._request.cancel()
-        raise StopConsumer()
+        return self.scope["method"] != "POST"
 
     # --- one request ---
 
-    async def _respond(self, body: bytes) -> None:
+    async def respond(self, body: bytes) -> None:
         method = self.scope["method"]
         origin = header(self.scope, b"origin")
         cors = self._cors(origin)
@@ -316,7 +293,7 @@ class ParlantConsumer(AsyncHttpConsumer):
                 await self._send_json(Json(204, None, self._preflight()), cors)
                 return
             call, handler, route, token = self._route(method, body)
-            if self._too_large:
+            if self.too_large:
                 raise ApiError(413, f"Request body exceeds {settings.CHAT.max_payload} bytes.", "payload_too_large")
             call.user = await database_sync_to_async(authenticate)(token or self._bearer())
             call.membership = await database_sync_to_async(admit)(call)

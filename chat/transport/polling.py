@@ -15,12 +15,9 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-from channels.exceptions import StopConsumer
-from channels.generic.http import AsyncHttpConsumer
 
 from chat.errors import BadRequest, ChatError, EngineRequestError, Forbidden, PayloadTooLarge, ProtocolError
+from chat.transport.http_request import BoundedHttpConsumer
 from chat.transport.server import EngineServer, header, query_params
 from chat.transport.session import CloseReason, EngineSession
 from chat.wire.engine_packets import decode_payload, encode_payload, open_packet
@@ -78,46 +75,21 @@ def error_response(error: Exception) -> PollingResponse:
     return PollingResponse(status, json.dumps(body).encode(), JSON)
 
 
-class PollingConsumer(AsyncHttpConsumer):
-    # Sockets get broadcasts through the worker's channel, not through a
-    # channel of their own, so the consumer does not create one.
-    channel_layer_alias = None
-
+class PollingConsumer(BoundedHttpConsumer):
     def __init__(self, engine: EngineServer) -> None:
         super().__init__()
         self.engine = engine
-        self._received = 0
-        self._too_large = False
-        self._request: asyncio.Task[None] | None = None
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Only the two ASGI message types exist here; no name-based lookup,
-        # and no per-message database housekeeping on the hot path.
-        if message["type"] == "http.request":
-            await self.http_request(message)
-        elif message["type"] == "http.disconnect":
-            await self.http_disconnect(message)
+    def max_body(self) -> int:
+        return self.engine.options.max_payload
 
-    async def http_request(self, message: dict[str, Any]) -> None:
-        chunk = message.get("body", b"")
-        self._received += len(chunk)
-        if self._received > self.engine.options.max_payload:
-            self._too_large = True
-            self.body.clear()
-        elif not self._too_large:
-            self.body.append(chunk)
-        if not message.get("more_body", False) and self._request is None:
-            self._request = asyncio.create_task(self._respond(b"".join(self.body)))
-
-    async def http_disconnect(self, message: dict[str, Any]) -> None:
+    def cancel_on_disconnect(self) -> bool:
         # A GET still waiting is cancelled before it takes packets it could
         # not deliver.  A POST is not: the packets it carries (a close, a
         # disconnect) must be handled even if the client is gone.
-        if self._request is not None and not self._request.done() and self.scope["method"] == "GET":
-            self._request.cancel()
-        raise StopConsumer()
+        return self.scope["method"] == "GET"
 
-    async def _respond(self, body: bytes) -> None:
+    async def respond(self, body: bytes) -> None:
         method = self.scope["method"]
         origin = header(self.scope, b"origin")
         cors = self._cors_headers(origin)
@@ -132,9 +104,9 @@ class PollingConsumer(AsyncHttpConsumer):
                     response = await self._handshake()
                 elif isinstance(target, str):
                     sid = self._sid()
-                    response = await self.engine.relay.forward(target, sid, method, body, self._too_large)
+                    response = await self.engine.relay.forward(target, sid, method, body, self.too_large)
                 else:
-                    response = await serve_polling(target, method, body, self._too_large)
+                    response = await serve_polling(target, method, body, self.too_large)
         except asyncio.CancelledError:
             raise
         except Exception as error:
