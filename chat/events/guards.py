@@ -57,16 +57,27 @@ _last_recorded: dict[tuple[Any, str], float] = {}
 
 def record(socket: Socket, kind: str, *, workspace: Any = None, session_key: str = "", **detail: Any) -> None:
     """Record a security event about this socket's user, once per kind and window."""
-    user = socket.user
-    who = getattr(user, "pk", None) or events.client_ip(socket.scope)
-    key = (who, f"{kind}:{detail.get('operation', '')}:{detail.get('reason', '')}")
+    record_client(socket.scope, kind, user=socket.user, workspace=workspace, session_key=session_key, **detail)
+
+
+def record_client(
+    scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any = None, session_key: str = "", **detail: Any
+) -> None:
+    """Record a security event about the client of ``scope``, once per kind and window.
+
+    Attempts repeat at the attacker's pace: the window keeps the log (and
+    the database) from growing with them.  Never pass a token or content.
+    """
+    who = getattr(user, "pk", None) or events.client_ip(scope)
+    reasons = ":".join(str(detail.get(name, "")) for name in ("operation", "reason", "code"))
+    key = (who, f"{kind}:{reasons}")
     now = time.monotonic()
     if now - _last_recorded.get(key, -EVENT_DEDUP_S) < EVENT_DEDUP_S:
         return
     if len(_last_recorded) >= _DEDUP_MAX_KEYS:
         _last_recorded.clear()
     _last_recorded[key] = now
-    events.record(kind, user=user, workspace=workspace, session_key=session_key, scope=socket.scope, detail=detail)
+    events.record(kind, user=user, workspace=workspace, session_key=session_key, scope=scope, detail=detail)
 
 
 async def admit(socket: Socket) -> None:

@@ -38,7 +38,6 @@ import json
 import logging
 import re
 import secrets
-import time
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -96,8 +95,6 @@ SECURITY_EVENT_OF_CODE = {
     "forbidden": SecurityEventType.UNAUTHORIZED_ACCESS_ATTEMPT,
     "session_not_found": SecurityEventType.SESSION_VALIDATION_FAILED,
 }
-EVENT_DEDUP_S = 60.0
-_last_recorded: dict[tuple[Any, str], float] = {}
 
 
 # --- requests and answers ---------------------------------------------------------------------
@@ -228,16 +225,8 @@ def body_str(body: dict[str, Any], name: str, *, required: bool, max_length: int
 
 
 def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any = None, **detail: Any) -> None:
-    """A security event about this client, once per kind and window (never the token or the content)."""
-    who = getattr(user, "pk", None) or security_events.client_ip(scope)
-    key = (who, f"{kind}:{detail.get('reason', '')}:{detail.get('code', '')}:{detail.get('operation', '')}")
-    now = time.monotonic()
-    if now - _last_recorded.get(key, -EVENT_DEDUP_S) < EVENT_DEDUP_S:
-        return
-    if len(_last_recorded) >= 50_000:
-        _last_recorded.clear()
-    _last_recorded[key] = now
-    security_events.record(kind, user=user, workspace=workspace, scope=scope, detail={"surface": "parlant", **detail})
+    """A security event about this client, deduplicated as the socket path's are (never the token or the content)."""
+    guards.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
 
 
 def admit(call: Call) -> Membership:
