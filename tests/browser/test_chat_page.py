@@ -287,9 +287,14 @@ def test_keyboard_only_use(chat_server, open_user):
     visitor = open_user("demo", password=False)
     page = visitor.page
     page.goto(f"{chat_server.url}/login/")
-    page.keyboard.type("demo")  # the username field has autofocus
-    page.keyboard.press("Tab")
+    # The username field has autofocus, which Chromium may apply after the
+    # load event: wait for it (it must come) rather than type into nothing.
+    page.wait_for_function("() => document.activeElement?.id === 'id_username'", timeout=5000)
     page.keyboard.type("demo")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "id_password"
+    page.keyboard.type("demo")
+    assert page.input_value("#id_username") == "demo"
     page.keyboard.press("Enter")
     page.wait_for_url(f"{chat_server.url}/")
     visitor.wait_connected()
