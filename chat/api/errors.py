@@ -3,10 +3,9 @@
 Layer: REST API.
 
 A :class:`~chat.errors.ChatError` answers with the HTTP status of its code in
-:data:`chat.errors.WIRE_ERRORS`; a code not (yet) in that table uses the
-error class's own ``http_status``, so services can add codes without a
-second table to keep in step.  DRF's own exceptions get the same shape, with
-their codes renamed where the socket protocol has a name for the same thing.
+:data:`chat.errors.WIRE_ERRORS`, the one table of every surface.  DRF's own
+exceptions get the same shape, with their codes renamed where the socket
+protocol has a name for the same thing.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chat.errors import WIRE_ERRORS, ChatError, wire_error
+from chat.errors import ChatError, wire_error
 
 #: DRF's codes that the socket protocol names differently.
 DRF_CODES = {
@@ -30,9 +29,7 @@ DRF_CODES = {
 
 
 def http_status(error: ChatError) -> int:
-    if error.code in WIRE_ERRORS:
-        return wire_error(error).http_status
-    return getattr(error, "http_status", wire_error(error).http_status)
+    return wire_error(error).http_status
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

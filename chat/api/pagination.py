@@ -24,7 +24,6 @@ MAX_LIMIT = 200
 class InvalidCursor(ChatError):
     code = "invalid_cursor"
     default_message = "No such page: use the next and previous links as given."
-    http_status = 404
 
 
 class Cursor(CursorPagination):

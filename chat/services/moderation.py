@@ -46,31 +46,26 @@ MUTE_MAX_SECONDS = 365 * 24 * 3600
 class Muted(ChatError):
     code = "muted"
     default_message = "You are muted in this workspace."
-    http_status = 403
 
 
 class Banned(ChatError):
     code = "banned"
     default_message = "This user is banned from this workspace."
-    http_status = 403
 
 
 class MemberNotFound(ChatError):
     code = "member_not_found"
     default_message = "No member of this workspace has that username."
-    http_status = 404
 
 
 class UserNotFound(ChatError):
     code = "user_not_found"
     default_message = "No active user has that username."
-    http_status = 404
 
 
 class MemberExists(ChatError):
     code = "member_exists"
     default_message = "That user is already a member of this workspace."
-    http_status = 409
 
 
 class NotModerator(PermissionDenied):

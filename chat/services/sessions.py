@@ -31,13 +31,11 @@ from chat.services.moderation import MemberNotFound, audit
 class SessionExists(ChatError):
     code = "session_exists"
     default_message = "A session with this id already exists in this workspace."
-    http_status = 409
 
 
 class MessageNotFound(ChatError):
     code = "message_not_found"
     default_message = "No such message in this session."
-    http_status = 404
 
 
 def visible_sessions(membership: Membership) -> models.QuerySet[ChatSession]:
