@@ -332,19 +332,19 @@ print(json.dumps(tokens))
 """
 
 
-def issue_token(server: ServerProcess, user: str, workspace: str, role: str = "member") -> str:
-    """``manage.py chat_token USER --workspace SLUG --role ROLE --create``: the printed API token."""
+def server_python(server: ServerProcess, *args: str) -> str:
+    """Run Python with the server's settings and database (``manage.py ...``, ``-c SCRIPT``): its last line."""
     done = subprocess.run(
-        [sys.executable, "manage.py", "chat_token", user, "--workspace", workspace, "--role", role, "--create"],
-        env=server.env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, *args], env=server.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    token = done.stdout.strip().splitlines()[-1]
-    assert token.startswith("chat_"), done.stdout
+    return done.stdout.strip().splitlines()[-1]
+
+
+def issue_token(server: ServerProcess, user: str, workspace: str, role: str = "member") -> str:
+    """``manage.py chat_token USER --workspace SLUG --role ROLE --create``: the printed API token."""
+    token = server_python(server, "manage.py", "chat_token", user, "--workspace", workspace, "--role", role, "--create")
+    assert token.startswith("chat_"), token
     return token
 
 

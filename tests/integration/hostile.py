@@ -26,8 +26,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,8 +35,9 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from tests.conftest import REPO_ROOT, ServerProcess, free_port
-from tests.integration.chat_client import ChatClient, db_rows, unique
+from tests.conftest import ServerProcess, free_port
+from tests.integration.chat_client import ChatClient, db_rows, server_python, unique
+from tests.integration.clients import until
 
 #: Servers whose tests are not about limits: nothing may be refused for volume.
 HIGH_LIMITS = {
@@ -86,18 +85,6 @@ CHAT_EVENTS = [
 ]
 
 RS = "\x1e"
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Wait for ``check()`` to be truthy and return it; ``None`` on timeout (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(interval)
 
 
 def log_size(server: ServerProcess) -> int:
@@ -241,16 +228,7 @@ print(store.session_key)
 
 def session_cookie(server: ServerProcess, username: str) -> str:
     """A logged-in Django session for ``username`` in the server's database: the cookie value."""
-    done = subprocess.run(
-        [sys.executable, "-c", _SESSION_SCRIPT, username],
-        env=server.env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return server_python(server, "-c", _SESSION_SCRIPT, username)
 
 
 # --- raw Engine.IO ----------------------------------------------------------------------------

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -29,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO_ROOT, ServerProcess, free_port
+from tests.integration.chat_client import server_python
 
 OPS_TOKEN = "ops-token-for-tests-0123456789abcdef"
 
@@ -156,16 +155,7 @@ print(ApiToken.issue(user, name="monitoring-tests")[1])
 
 def staff_token(server: ServerProcess, username: str = "ops-staff", password: str = "staff-password-123") -> str:
     """A staff user (with ``password``, for the admin login) and an API token for it."""
-    done = subprocess.run(
-        [sys.executable, "-c", _STAFF_SCRIPT.format(username=username, password=password)],
-        env=server.env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return server_python(server, "-c", _STAFF_SCRIPT.format(username=username, password=password))
 
 
 # --- a switchable TCP forwarder -------------------------------------------------------------------
