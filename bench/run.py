@@ -793,7 +793,7 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
     log(f"ours: starting {args.ours_server} on {port}")
     log_path = workdir / "server-ours.log"
     proc = subprocess.Popen(
-        ours_command(args.ours_server, port, args.ws),
+        ours_command(args.ours_server, port, args.ours_ws),
         cwd=ROOT,
         env=env,
         stdout=open(log_path, "w"),
@@ -810,7 +810,11 @@ def start_ours(args: argparse.Namespace, workdir: Path) -> tuple[Server, list[st
 OURS_SERVERS = ("daphne", "uvicorn")
 
 
-def ours_command(server: str, port: int, ws: str = "websockets") -> list[str]:
+#: Production's WebSocket protocol for ours under uvicorn (see docs/deployment.md).
+CORKED_WS = "chat.transport.uvicorn_websocket:CorkedWebSocketProtocol"
+
+
+def ours_command(server: str, port: int, ws: str = CORKED_WS) -> list[str]:
     if server == "uvicorn":
         return [
             str(Path(PYTHON).with_name("uvicorn")), "chatsite.asgi:application", "--host", "127.0.0.1",
@@ -949,7 +953,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"{cfg['clients']} clients in rooms of {cfg['roomSize']}, websocket transport, "
         f"{cfg['stepS']} s per step, pass = p99 <= {cfg['thresholdMs']} ms with nothing lost; "
-        f"ours: {cfg.get('oursServer', 'daphne')} + PostgreSQL + {cfg['layer']} channel layer; reference: python-socketio "
+        f"ours: {cfg.get('oursServer', 'daphne')} (ws: {cfg.get('oursWs', 'websockets')}) + PostgreSQL + {cfg['layer']} "
+        "channel layer; reference: python-socketio "
         f"{meta['versions'].get('python-socketio')} on uvicorn {meta['versions'].get('uvicorn')} "
         f"(ws: {meta['referenceWs']}).",
         "",
@@ -1093,7 +1098,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ws",
         choices=["websockets", "websockets-sansio", "wsproto"],
         default="websockets",
-        help="uvicorn's WebSocket library, for the reference and for ours under uvicorn",
+        help="uvicorn's WebSocket library for the reference",
+    )
+    parser.add_argument(
+        "--ours-ws",
+        default=CORKED_WS,
+        help="ours under uvicorn: its WebSocket protocol (default: production's corked one; or a name as for --ws)",
     )
     parser.add_argument("--ours-server", choices=OURS_SERVERS, default="uvicorn", help="ours: the ASGI server")
     parser.add_argument("--ours-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for ours")
@@ -1169,6 +1179,7 @@ def main(argv: list[str] | None = None) -> int:
             "layer": args.layer,
             "oursEnv": args.ours_env,
             "oursServer": args.ours_server,
+            "oursWs": args.ours_ws,
             "nice": args.nice,
         },
         "meta": {

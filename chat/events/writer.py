@@ -2,8 +2,9 @@
 
 While one batch is in the database, new sends queue up and go together in
 the next: under light load every message is its own transaction (no added
-latency), under heavy load one commit and one thread hop serve many
-messages.  ``seq`` stays gap-free, messages are announced in ``seq`` order
+latency), under heavy load one commit serves many messages.  On PostgreSQL
+batches go through the writer's own pipelined connection on the event loop
+(:mod:`chat.services.pg_batches`), elsewhere through Django's in a thread.  ``seq`` stays gap-free, messages are announced in ``seq`` order
 (across workers too: see ``hold_publication_order``), and each sender is
 confirmed only after its message has committed and been announced.
 """
@@ -17,6 +18,7 @@ from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 
 from chat.errors import ChatError, StoreFailed
 from chat.protocol.rooms import crosses_processes
@@ -27,6 +29,7 @@ from chat.services.messages import (
     release_publication_order,
     store_messages,
 )
+from chat.services.pg_batches import PostgresBatchStore
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,20 @@ Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | C
 Stored = tuple[list["StoredMessage | ChatError"], "list[int] | None"]
 
 
+class ThreadedBatchStore:
+    """Batches stored through Django's connection, in a thread: SQLite, and the reference path."""
+
+    async def store(
+        self, batch: list[NewMessage], *, hold_order: bool, release: list[int] | None = None
+    ) -> Stored:
+        return await database_sync_to_async(_store_in_order)(batch, hold_order, release)
+
+    async def release(self, session_ids: list[int]) -> None:
+        await database_sync_to_async(release_publication_order)(session_ids)
+
+
 def _store_in_order(
-    batch: list[NewMessage], other_workers: bool, release: list[int] | None = None
+    batch: list[NewMessage], hold_order: bool, release: list[int] | None
 ) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
     """Store a batch; while other workers may announce into the same sessions, hold their order.
 
@@ -54,7 +69,7 @@ def _store_in_order(
     if release:
         release_publication_order(release)
     session_ids = sorted({new.session_id for new in batch})
-    held = other_workers and hold_publication_order(session_ids)
+    held = hold_order and hold_publication_order(session_ids)
     try:
         results = store_messages(batch)
     except BaseException:
@@ -64,11 +79,17 @@ def _store_in_order(
     return results, session_ids if held else None
 
 
+def _batch_store() -> ThreadedBatchStore | PostgresBatchStore:
+    """PostgreSQL gets the pipelined store on the event loop; SQLite serves one process and keeps the thread."""
+    return PostgresBatchStore() if connection.vendor == "postgresql" else ThreadedBatchStore()
+
+
 class MessageWriter:
     def __init__(self) -> None:
         self._pending: list[Pending] = []
         self._draining: asyncio.Task[None] | None = None
         self._recent: OrderedDict[tuple[int, str], StoredMessage] = OrderedDict()
+        self._batches: ThreadedBatchStore | PostgresBatchStore | None = None
 
     def recently_stored(self, session_id: int, key: str) -> StoredMessage | None:
         """The message this worker stored under ``key``, as a duplicate, if it still remembers it."""
@@ -115,13 +136,13 @@ class MessageWriter:
                                 await self._announce(announce, outcome)
             except BaseException:
                 if held is not None:
-                    await database_sync_to_async(release_publication_order)(held)
+                    await self._store.release(held)
                 raise
             if held is not None:
                 if self._pending:
                     held_over = held  # released by the next batch's thread hop
                 else:
-                    await database_sync_to_async(release_publication_order)(held)
+                    await self._store.release(held)
             for (_, _, future, _), outcome in zip(batch, results):
                 if not future.done():
                     future.set_result(outcome)
@@ -130,13 +151,18 @@ class MessageWriter:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         return batch
 
-    @staticmethod
-    async def _store_batch(batch: list[Pending], release: list[int] | None) -> Stored:
+    @property
+    def _store(self) -> ThreadedBatchStore | PostgresBatchStore:
+        if self._batches is None:
+            self._batches = _batch_store()
+        return self._batches
+
+    async def _store_batch(self, batch: list[Pending], release: list[int] | None) -> Stored:
         try:
-            return await database_sync_to_async(_store_in_order)(
-                [new for new, *_ in batch], crosses_processes(get_channel_layer()), release
+            return await self._store.store(
+                [new for new, *_ in batch], hold_order=crosses_processes(get_channel_layer()), release=release
             )
-        except Exception:  # the thread itself failed: nothing was confirmed
+        except Exception:  # storing itself failed: nothing was confirmed
             logger.exception("storing a batch of messages failed")
             return [StoreFailed()] * len(batch), None
 

@@ -2,16 +2,26 @@
 
 They run for every message a worker stores, and the ORM spent about three
 times their cost building them (profiled with ``bench/run.py --profile``).
-The SQL is portable between PostgreSQL and SQLite (3.35 or later, for
-``RETURNING``), and runs inside the caller's transaction.
+Each builder returns a :class:`Statement` and runs nothing, so the same SQL
+serves Django's connection (:func:`run`, inside the caller's transaction)
+and the writer's own pipelined PostgreSQL connection
+(:mod:`chat.services.pg_batches`).  On PostgreSQL the text of each statement
+is the same for every batch (arrays instead of value lists), so the server
+parses it once per connection; the SQLite forms need 3.35 or later, for
+``RETURNING``.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from datetime import timezone as dt_timezone
+from typing import Iterable, NamedTuple
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.utils.timezone import make_aware
 
 from chat.models import ChatMessage, ChatSession, Membership
 
@@ -24,6 +34,22 @@ class KeyAlreadyStored(Exception):
     """
 
 
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: list[object]
+
+
+class SessionRow(NamedTuple):
+    """What storing needs of a locked session."""
+
+    id: int
+    workspace_id: int
+    status: str
+    last_seq: int
+    agent_id: int | None
+
+
 def _table(model: type) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
@@ -32,79 +58,157 @@ def _placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def muted_pairs(user_ids: Iterable[int], workspace_ids: Iterable[int], now: datetime) -> set[tuple[int, int]]:
-    """(user id, workspace id) of the members muted at ``now``: usually an empty answer."""
-    users, workspaces = list(user_ids), list(workspace_ids)
-    if not users or not workspaces:
-        return set()
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _in(column: str, values: list[object]) -> tuple[str, list[object]]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL, a list elsewhere."""
+    if _on_postgresql():
+        return f"{column} = ANY(%s::bigint[])", [values]
+    return f"{column} IN ({_placeholders(len(values))})", list(values)
+
+
+def lock_sessions(session_ids: list[int]) -> Statement:
+    """The sessions' rows, locked in id order, so that two batches cannot deadlock."""
+    where, params = _in("id", sorted(session_ids))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return Statement(
+        f"SELECT id, workspace_id, status, last_seq, agent_id FROM {_table(ChatSession)}"
+        f" WHERE {where} ORDER BY id{lock}",
+        params,
+    )
+
+
+def muted_members(user_ids: Iterable[int], session_ids: list[int], now: datetime) -> Statement:
+    """(user id, workspace id, muted until) of the senders muted where these sessions are: usually none."""
+    users, users_params = _in("m.user_id", sorted(set(user_ids)))
+    sessions, sessions_params = _in("s.id", sorted(session_ids))
     muted_until = Membership._meta.get_field("muted_until")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT user_id, workspace_id FROM {_table(Membership)}"
-            f" WHERE user_id IN ({_placeholders(len(users))}) AND workspace_id IN ({_placeholders(len(workspaces))})"
-            " AND muted_until > %s",
-            [*users, *workspaces, muted_until.get_db_prep_value(now, connection)],
-        )
-        return {(user, workspace) for user, workspace in cursor.fetchall()}
+    return Statement(
+        f"SELECT m.user_id, m.workspace_id, m.muted_until FROM {_table(Membership)} m"
+        f" JOIN {_table(ChatSession)} s ON s.workspace_id = m.workspace_id"
+        f" WHERE {users} AND {sessions} AND m.muted_until > %s",
+        [*users_params, *sessions_params, muted_until.get_db_prep_value(now, connection)],
+    )
+
+
+def read_muted(rows: list[tuple]) -> list[tuple[int, int, datetime]]:
+    """:func:`muted_members`' rows with aware datetimes (SQLite's raw rows hold UTC text)."""
+    field = Membership._meta.get_field("muted_until")
+    return [
+        (user, workspace, until if isinstance(until, datetime) else make_aware(field.to_python(until), dt_timezone.utc))
+        for user, workspace, until in rows
+    ]
 
 
 #: The columns an INSERT writes: every concrete field but the primary key.
 _FIELDS = [field for field in ChatMessage._meta.concrete_fields if not field.primary_key]
-#: Those whose Python value needs the field's conversion (the rest go as they are).
-_CONVERTED = frozenset(field for field in _FIELDS if field.get_internal_type() in ("JSONField", "DateTimeField"))
+#: The attribute names a new row is built from, in the model's positional order.
+_ATTNAMES = [field.attname for field in ChatMessage._meta.concrete_fields]
 
 
-def insert_new(rows: list[ChatMessage]) -> None:
-    """Insert messages that should be new, setting their ``pk`` and ``created_at``.
+def new_row(now: datetime, **values: object) -> ChatMessage:
+    """A message row to insert, created ``now``; unnamed fields take their defaults.
 
-    Raises :class:`KeyAlreadyStored` when a ``(session, key)`` was taken,
-    instead of looking every key up beforehand: resends are rare, and most
-    are answered from the writer's memory before they get here.
+    Built positionally, as Django builds rows it loads: the keyword form
+    cost as much as the INSERT itself under load.
     """
-    if not rows:
-        return
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
-    values = [
-        [
-            field.get_db_prep_save(field.pre_save(row, True), connection)
-            if field in _CONVERTED
-            else getattr(row, field.attname)
-            for field in _FIELDS
-        ]
-        for row in rows
-    ]
-    if connection.vendor == "postgresql":
-        # One array per column: the statement's text is the same for every
-        # batch, so psycopg parses it once instead of once per batch size.
-        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _FIELDS)
-        sql = f"INSERT INTO {_table(ChatMessage)} ({columns}) SELECT * FROM unnest({arrays})"
-        params: list[object] = [list(column) for column in zip(*values)]
-    else:
-        row_marks = f"({_placeholders(len(_FIELDS))})"
-        sql = f"INSERT INTO {_table(ChatMessage)} ({columns}) VALUES {', '.join([row_marks] * len(rows))}"
-        params = [value for row_values in values for value in row_values]
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id, session_id, key", params)
-        inserted = {(session_id, key): pk for pk, session_id, key in cursor.fetchall()}
-    if len(inserted) != len(rows):
+    values["created_at"] = now
+    return ChatMessage(
+        *(
+            values[attname] if attname in values else field.get_default()
+            for attname, field in zip(_ATTNAMES, ChatMessage._meta.concrete_fields)
+        )
+    )
+
+
+def insert_messages(rows: list[ChatMessage], *, skip_conflicts: bool) -> Statement:
+    """Insert messages that should be new, returning ``(id, session_id, key)`` of each row inserted.
+
+    On PostgreSQL the rows travel as one JSON document, which the server
+    unpacks (``json_to_recordset``): encoding JSON is one C call here, where
+    binding each value of each column was the costliest part of storing.
+    With ``skip_conflicts`` a key that was taken is skipped (the caller
+    compares counts); without it the statement fails, which aborts the
+    transaction and every statement queued after it.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    conflicts = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    if db.vendor == "postgresql":
+        document = json.dumps([[_json_value(getattr(row, field.attname)) for field in _FIELDS] for row in rows])
+        return Statement(_insert_sql(db) + conflicts + " RETURNING id, session_id, key", [document])
+    columns = ", ".join(db.ops.quote_name(field.column) for field in _FIELDS)
+    row_marks = f"({_placeholders(len(_FIELDS))})"
+    return Statement(
+        f"INSERT INTO {_table(ChatMessage)} ({columns}) VALUES {', '.join([row_marks] * len(rows))}"
+        f"{conflicts} RETURNING id, session_id, key",
+        [field.get_db_prep_save(getattr(row, field.attname), db) for row in rows for field in _FIELDS],
+    )
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@functools.cache
+def _insert_sql_for(vendor: str, table: str) -> str:
+    db = connections[DEFAULT_DB_ALIAS]
+    columns = ", ".join(db.ops.quote_name(field.column) for field in _FIELDS)
+    # Row i of the document is a JSON array whose element n is column n.
+    values = ", ".join(
+        f"(r->>{n})::{field.db_type(db)}" if field.get_internal_type() != "JSONField" else f"(r->{n})::jsonb"
+        for n, field in enumerate(_FIELDS)
+    )
+    return f"INSERT INTO {table} ({columns}) SELECT {values} FROM json_array_elements(%s::json) AS r"
+
+
+def _insert_sql(db: object) -> str:
+    return _insert_sql_for(db.vendor, _table(ChatMessage))
+
+
+def set_ids(rows: list[ChatMessage], inserted: list[tuple]) -> None:
+    """Give each row its ``pk`` from :func:`insert_messages`' result; raise if any was not inserted."""
+    ids = {(session_id, key): pk for pk, session_id, key in inserted}
+    if len(ids) != len(rows):
         raise KeyAlreadyStored()
     for row in rows:
-        row.pk = inserted[(row.session_id, row.key)]
+        row.pk = ids[(row.session_id, row.key)]
+        row._state.adding = False
+        row._state.db = DEFAULT_DB_ALIAS
 
 
-def advance_sessions(last_seqs: dict[int, int], now: datetime) -> None:
+def advance_sessions(last_seqs: dict[int, int], now: datetime) -> Statement:
     """Set each session's ``last_seq`` and activity time, in one statement for the whole batch."""
-    if not last_seqs:
-        return
-    cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
-    activity = ChatSession._meta.get_field("last_activity_at")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(ChatSession)} SET last_seq = CASE id {cases} END, last_activity_at = %s"
-            f" WHERE id IN ({_placeholders(len(last_seqs))})",
-            [
-                *(value for pair in last_seqs.items() for value in pair),
-                activity.get_db_prep_value(now, connection),
-                *last_seqs,
-            ],
+    activity = ChatSession._meta.get_field("last_activity_at").get_db_prep_value(now, connection)
+    if _on_postgresql():
+        return Statement(
+            f"UPDATE {_table(ChatSession)} AS s SET last_seq = v.seq, last_activity_at = %s"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq) WHERE s.id = v.id",
+            [activity, list(last_seqs), list(last_seqs.values())],
         )
+    cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
+    return Statement(
+        f"UPDATE {_table(ChatSession)} SET last_seq = CASE id {cases} END, last_activity_at = %s"
+        f" WHERE id IN ({_placeholders(len(last_seqs))})",
+        [*(value for pair in last_seqs.items() for value in pair), activity, *last_seqs],
+    )
+
+
+#: Advisory-lock namespace of "publishing a session's messages in seq order".
+_PUBLICATION_LOCK = 7337
+
+
+def publication_locks(function: str, session_ids: list[int]) -> Statement:
+    """Take (``pg_advisory_lock``) or release (``pg_advisory_unlock``) the locks one by one, in the order given."""
+    return Statement(
+        f"SELECT {function}(%s, id) FROM unnest(%s::int[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+        [_PUBLICATION_LOCK, [session_id % 2**31 for session_id in session_ids]],
+    )
+
+
+def run(statement: Statement) -> list[tuple]:
+    """Run a statement on Django's connection; its rows, if it returns any."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        return cursor.fetchall() if cursor.description else []

@@ -20,7 +20,7 @@ from chat.errors import (
     SessionNotFound,
     StoreFailed,
 )
-from chat.models import Agent, ChatMessage, ChatSession, ContentType, Membership, SenderType, SessionStatus
+from chat.models import Agent, ChatMessage, ContentType, SenderType, SessionStatus
 from chat.services import message_rows
 from chat.services.moderation import Muted
 
@@ -30,6 +30,7 @@ METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 8
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
+_CONTENT_TYPES = frozenset(ContentType.values)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def check_content(content: str, content_type: str, metadata: dict) -> None:
     limit = settings.CHAT.message_max_length
     if len(content) > limit:
         raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
-    if content_type not in ContentType.values:
+    if content_type not in _CONTENT_TYPES:
         raise InvalidPayload("contentType must be 'text' or 'markdown'.")
     if "\x00" in content or not _is_utf8(content):
         raise InvalidPayload("Content must be UTF-8 text without NUL characters.")
@@ -161,13 +162,7 @@ def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
     i.e. after the commit.
     """
     results: list[StoredMessage | ChatError | None] = [None] * len(batch)
-    valid: list[int] = []
-    for index, new in enumerate(batch):
-        try:
-            check_content(new.content, new.content_type, new.metadata)
-            valid.append(index)
-        except ChatError as error:
-            results[index] = error
+    valid = check_batch(batch, results)
     if valid:
         try:
             try:
@@ -187,25 +182,67 @@ def store_messages(batch: list[NewMessage]) -> list[StoredMessage | ChatError]:
     return results  # type: ignore[return-value]
 
 
+def check_batch(batch: list[NewMessage], results: list) -> list[int]:
+    """The indexes of the messages worth storing; the others' errors go into ``results``."""
+    valid: list[int] = []
+    for index, new in enumerate(batch):
+        try:
+            check_content(new.content, new.content_type, new.metadata)
+            valid.append(index)
+        except ChatError as error:
+            results[index] = error
+    return valid
+
+
+def batch_sessions(batch: list[NewMessage], valid: list[int]) -> list[int]:
+    return sorted({batch[i].session_id for i in valid})
+
+
+def batch_senders(batch: list[NewMessage], valid: list[int]) -> set[int]:
+    return {batch[i].sender.user.pk for i in valid if batch[i].sender.user is not None}
+
+
 def _store_locked(batch: list[NewMessage], valid: list[int], results: list, *, look_up_keys: bool) -> None:
-    session_ids = sorted({batch[i].session_id for i in valid})
-    sessions = {s.pk: s for s in ChatSession.objects.select_for_update().filter(pk__in=session_ids).order_by("pk")}
+    session_ids = batch_sessions(batch, valid)
     now = timezone.now()
-    muted = message_rows.muted_pairs(
-        {batch[i].sender.user.pk for i in valid if batch[i].sender.user is not None},
-        {session.workspace_id for session in sessions.values()},
-        now,
-    )
+    sessions = [message_rows.SessionRow(*row) for row in message_rows.run(message_rows.lock_sessions(session_ids))]
+    senders = batch_senders(batch, valid)
+    muted = message_rows.read_muted(message_rows.run(message_rows.muted_members(senders, session_ids, now))) if senders else []
     known: dict[tuple[int, str], ChatMessage] = {}
     if look_up_keys:
         keys = {batch[i].key for i in valid}
         known = {
             (m.session_id, m.key): m for m in ChatMessage.objects.filter(session_id__in=session_ids, key__in=keys)
         }
-    new_rows: list[ChatMessage] = []
+    rows, last_seqs = number_messages(batch, valid, results, sessions, muted, known, now)
+    if rows:
+        inserted = message_rows.run(message_rows.insert_messages(rows, skip_conflicts=True))
+        message_rows.set_ids(rows, inserted)
+        message_rows.run(message_rows.advance_sessions(last_seqs, now))
+
+
+def number_messages(
+    batch: list[NewMessage],
+    valid: list[int],
+    results: list,
+    sessions: list[message_rows.SessionRow],
+    muted: list[tuple[int, int, datetime]],
+    known: dict[tuple[int, str], ChatMessage],
+    now: datetime,
+) -> tuple[list[ChatMessage], dict[int, int]]:
+    """The new rows of a batch, each with the next ``seq`` of its locked session, and each session's last ``seq``.
+
+    Every other message's outcome (a known key, a missing or closed
+    session, a muted sender) goes into ``results``.  Pure: the caller reads
+    the locked rows and writes what this returns.
+    """
+    last_seq = {session.id: session.last_seq for session in sessions}
+    by_id = {session.id: session for session in sessions}
+    muted_until = {(user, workspace): until for user, workspace, until in muted}
+    rows: list[ChatMessage] = []
     for index in valid:
         new = batch[index]
-        session = sessions.get(new.session_id)
+        session = by_id.get(new.session_id)
         existing = known.get((new.session_id, new.key))
         if existing is not None:
             results[index] = StoredMessage(existing, created=False)
@@ -213,40 +250,28 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list, *, l
             results[index] = SessionNotFound()
         elif session.status != SessionStatus.OPEN:
             results[index] = SessionClosed()
-        elif new.sender.user is not None and (new.sender.user.pk, session.workspace_id) in muted:
-            results[index] = _muted(new.sender.user.pk, session.workspace_id, now)
+        elif new.sender.user is not None and (new.sender.user.pk, session.workspace_id) in muted_until:
+            until = muted_until[(new.sender.user.pk, session.workspace_id)]
+            results[index] = Muted(mutedUntil=int(until.timestamp() * 1000))
         else:
-            session.last_seq += 1
-            row = ChatMessage(
-                session=session,
+            last_seq[session.id] += 1
+            row = message_rows.new_row(
+                now,
+                session_id=session.id,
                 key=new.key,
-                seq=session.last_seq,
+                seq=last_seq[session.id],
                 sender_type=new.sender.type,
-                user=new.sender.user,
-                agent=new.sender.agent,
+                user_id=None if new.sender.user is None else new.sender.user.pk,
+                agent_id=None if new.sender.agent is None else new.sender.agent.pk,
                 sender_name=new.sender.name[:150],
                 content=new.content,
                 content_type=new.content_type,
                 metadata=new.metadata,
             )
-            new_rows.append(row)
+            rows.append(row)
             known[(new.session_id, new.key)] = row
             results[index] = StoredMessage(row, created=True, agent_may_answer=session.agent_id is not None)
-    message_rows.insert_new(new_rows)
-    message_rows.advance_sessions({row.session_id: sessions[row.session_id].last_seq for row in new_rows}, now)
-
-
-def _muted(user_id: int, workspace_id: int, now: datetime) -> Muted:
-    until = (
-        Membership.objects.filter(user_id=user_id, workspace_id=workspace_id, muted_until__gt=now)
-        .values_list("muted_until", flat=True)
-        .first()
-    )
-    return Muted(mutedUntil=int(until.timestamp() * 1000) if until else None)
-
-
-#: Advisory-lock namespace of "publishing a session's messages in seq order".
-_PUBLICATION_LOCK = 7337
+    return rows, {row.session_id: last_seq[row.session_id] for row in rows}
 
 
 def hold_publication_order(session_ids: list[int]) -> bool:
@@ -260,21 +285,12 @@ def hold_publication_order(session_ids: list[int]) -> bool:
     """
     if connection.vendor != "postgresql":
         return False
-    _advisory("pg_advisory_lock", sorted(session_ids))
+    message_rows.run(message_rows.publication_locks("pg_advisory_lock", sorted(session_ids)))
     return True
 
 
 def release_publication_order(session_ids: list[int]) -> None:
-    _advisory("pg_advisory_unlock", sorted(session_ids, reverse=True))
-
-
-def _advisory(function: str, session_ids: list[int]) -> None:
-    """Take or release the locks one by one, in the order given, in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {function}(%s, id) FROM unnest(%s::int[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
-            [_PUBLICATION_LOCK, [session_id % 2**31 for session_id in session_ids]],
-        )
+    message_rows.run(message_rows.publication_locks("pg_advisory_unlock", sorted(session_ids, reverse=True)))
 
 
 @dataclass(frozen=True)

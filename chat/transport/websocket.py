@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
@@ -39,6 +40,19 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self.session: EngineSession | None = None
         self._upgrading: EngineSession | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Channels' loop wraps every receive in a task and an asyncio.wait so
+        # that it can serve a layer channel as well; with none, a frame is
+        # one await (a few percent of the server's time under load).
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # The three ASGI message types, dispatched explicitly: no name-based
