@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.utils import timezone
 
 from chat.errors import (
@@ -255,23 +255,51 @@ def number_messages(
             results[index] = Muted(mutedUntil=int(until.timestamp() * 1000))
         else:
             last_seq[session.id] += 1
-            row = message_rows.new_row(
-                now,
-                session_id=session.id,
-                key=new.key,
-                seq=last_seq[session.id],
-                sender_type=new.sender.type,
-                user_id=None if new.sender.user is None else new.sender.user.pk,
-                agent_id=None if new.sender.agent is None else new.sender.agent.pk,
-                sender_name=new.sender.name[:150],
-                content=new.content,
-                content_type=new.content_type,
-                metadata=new.metadata,
-            )
+            row = new_row(new, now, seq=last_seq[session.id])
             rows.append(row)
             known[(new.session_id, new.key)] = row
             results[index] = StoredMessage(row, created=True, agent_may_answer=session.agent_id is not None)
     return rows, {row.session_id: last_seq[row.session_id] for row in rows}
+
+
+def new_row(new: NewMessage, now: datetime, *, seq: int | None) -> ChatMessage:
+    """The row that stores ``new``, created ``now``."""
+    return message_rows.new_row(
+        now,
+        session_id=new.session_id,
+        key=new.key,
+        seq=seq,
+        sender_type=new.sender.type,
+        user_id=None if new.sender.user is None else new.sender.user.pk,
+        agent_id=None if new.sender.agent is None else new.sender.agent.pk,
+        sender_name=new.sender.name[:150],
+        content=new.content,
+        content_type=new.content_type,
+        metadata=new.metadata,
+    )
+
+
+def numbered_outcomes(rows: list[ChatMessage], numbered: list[tuple], results: list, valid: list[int]) -> None:
+    """Each message's outcome from :func:`~chat.services.message_rows.store_numbered`'s result rows.
+
+    The same outcomes as :func:`number_messages` gives, decided by the
+    database: ``rows[n]`` is ``batch[valid[n]]``'s row, stored if the
+    database gave it an id.
+    """
+    for position, pk, seq, session_found, status, agent_id, muted_until in numbered:
+        row, index = rows[position], valid[position]
+        if pk is not None:
+            row.pk, row.seq = pk, seq
+            row._state.adding, row._state.db = False, DEFAULT_DB_ALIAS
+            results[index] = StoredMessage(row, created=True, agent_may_answer=agent_id is not None)
+        elif not session_found:
+            results[index] = SessionNotFound()
+        elif status != SessionStatus.OPEN:
+            results[index] = SessionClosed()
+        elif muted_until is not None:
+            results[index] = Muted(mutedUntil=int(muted_until.timestamp() * 1000))
+        else:  # pragma: no cover - every row not inserted has one of the reasons above
+            results[index] = StoreFailed()
 
 
 def hold_publication_order(session_ids: list[int]) -> bool:

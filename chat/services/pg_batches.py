@@ -1,15 +1,14 @@
-"""Storing the writer's batches on PostgreSQL from the event loop, in two round trips.
+"""Storing the writer's batches on PostgreSQL from the event loop, in one round trip.
 
 Django's connection is synchronous, so every batch used to take a thread hop
 and six round trips (BEGIN, lock, mutes, insert, update, COMMIT), and the
 thread waited for the busy event loop's GIL after each one: 7-12 ms per
 batch at 1,000 sends/s, most of a message's latency (``bench/run.py``).
-This store keeps a connection of its own on the loop and pipelines the
-statements: the locks and reads go in one round trip, the writes and the
-COMMIT in the next, and the loop serves sockets while they travel.
+This store keeps a connection of its own on the loop and sends a batch as
+one pipeline: BEGIN, one statement that numbers and stores it
+(:func:`chat.services.message_rows.store_numbered`), COMMIT.  Under load a
+round trip costs a whole turn of the busy loop, so one matters.
 
-The statements are :mod:`chat.services.message_rows`' and the numbering is
-:func:`chat.services.messages.number_messages`, as on the threaded path.
 Anything unusual (a key stored before, a value the database refuses) is
 rolled back here and handed to :func:`chat.services.messages.store_messages`,
 the reference path, which sorts it out message by message.
@@ -58,6 +57,7 @@ class PostgresBatchStore:
         valid = messages.check_batch(batch, results)
         session_ids = messages.batch_sessions(batch, valid)
         hold = hold_order and bool(session_ids)
+        now = timezone.now()
         try:
             connection = await self._connect()
             async with connection.pipeline() as pipeline:
@@ -68,22 +68,11 @@ class PostgresBatchStore:
                 if hold:
                     await _execute(connection, _locks("pg_advisory_lock", session_ids))
                 await connection.execute("BEGIN")
-                now = timezone.now()
-                locked = await _execute(connection, message_rows.lock_sessions(session_ids))
-                senders = messages.batch_senders(batch, valid)
-                if senders:
-                    muting = await _execute(connection, message_rows.muted_members(senders, session_ids, now))
-                await pipeline.sync()
-                sessions = [message_rows.SessionRow(*row) for row in await locked.fetchall()]
-                muted = await muting.fetchall() if senders else []
-                rows, last_seqs = messages.number_messages(batch, valid, results, sessions, muted, {}, now)
-                if rows:
-                    inserted = await _execute(connection, message_rows.insert_messages(rows, skip_conflicts=False))
-                    await _execute(connection, message_rows.advance_sessions(last_seqs, now))
+                rows = [messages.new_row(batch[index], now, seq=None) for index in valid]
+                numbered = await _execute(connection, message_rows.store_numbered(rows, now))
                 await connection.execute("COMMIT")
                 await pipeline.sync()
-                if rows:
-                    message_rows.set_ids(rows, await inserted.fetchall())
+                messages.numbered_outcomes(rows, await numbered.fetchall(), results, valid)
             return results, session_ids if hold else None
         except psycopg.Error as error:
             return await self._recover(error, batch, valid, results, session_ids if hold else None)

@@ -23,6 +23,17 @@ from monitoring import metrics
 logger = logging.getLogger(__name__)
 
 WebSocketWriter = Callable[[str | bytes], Awaitable[None]]
+
+#: The last message's Engine.IO text: a broadcast's recipients share one
+#: ``str`` (which the server can then frame once), not a copy each.
+_last_message: tuple[str, str] = ("", "4")
+
+
+def _message_text(data: str) -> str:
+    global _last_message
+    if _last_message[0] is not data:
+        _last_message = (data, "4" + data)
+    return _last_message[1]
 WebSocketCloser = Callable[[int, str], Awaitable[None]]
 
 
@@ -158,7 +169,7 @@ class EngineSession:
         if self.transport == "websocket" and self._ws_write is not None and not self.upgrading:
             try:
                 for data in messages:
-                    await self._ws_write(data if isinstance(data, bytes) else "4" + data)
+                    await self._ws_write(data if isinstance(data, bytes) else _message_text(data))
             except Exception:
                 await self.close(CloseReason.TRANSPORT_ERROR)
             return

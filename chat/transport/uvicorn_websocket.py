@@ -1,4 +1,4 @@
-"""uvicorn's WebSocket protocol with corked writes: what one loop iteration writes to a socket leaves in one system call.
+"""uvicorn's WebSocket protocol with corked writes and broadcasts framed once.
 
 Layer: transport (a server adapter; daphne and the other uvicorn protocols
 work without it).  Use it with ``uvicorn --ws
@@ -14,6 +14,18 @@ the event loop.  Holding those frames until the iteration ends and handing
 them to the kernel together (as Node's ``socket.cork()`` does) turns N
 system calls into one; a frame waits at most until the loop next runs its
 ready callbacks.
+
+A broadcast's frame is also the same bytes for every recipient (a server
+does not mask its frames), yet the ASGI path frames it again for each one,
+through three coroutines.  The protocol therefore offers the application
+an ASGI extension, :data:`SEND_TEXT_NOW`: a plain function that writes a
+text frame at once, framing each distinct ``str`` object only once, so a
+broadcast's recipients after the first cost a dictionary-free identity
+check and a list append.  It declines (returns ``False``) whenever the
+ordinary path must be taken instead: before the handshake completes, after
+a close, with an extension such as per-message deflate, or while an
+ordinary send is waiting for the transport to drain (so frames keep their
+order).
 """
 
 from __future__ import annotations
@@ -22,6 +34,12 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+#: ``scope["extensions"][SEND_TEXT_NOW]["send"](text) -> bool``: write ``text``
+#: as one text frame now, or return ``False`` to have it sent with ``websocket.send``.
+SEND_TEXT_NOW = "chat.websocket.send_text_now"
 
 
 class CorkedTransport:
@@ -66,8 +84,56 @@ class CorkedTransport:
         return getattr(self._transport, name)
 
 
+class TextFrames:
+    """The last text framed, with its frame: a broadcast's recipients are written one after another."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._frame = Frame(Opcode.TEXT, b"").serialize(mask=False, extensions=[])
+
+    def frame(self, text: str) -> bytes:
+        if text is not self._text:
+            self._text, self._frame = text, Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+        return self._frame
+
+
+_text_frames = TextFrames()
+
+
 class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's ``websockets-sansio`` protocol, writing through a :class:`CorkedTransport`."""
+    """uvicorn's ``websockets-sansio`` protocol, writing through a :class:`CorkedTransport`, offering :data:`SEND_TEXT_NOW`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sends_waiting = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if not self.close_sent:
+            self.scope["extensions"][SEND_TEXT_NOW] = {"send": self.send_text_now}  # type: ignore[index]
+
+    def send_text_now(self, text: str) -> bool:
+        if (
+            self._sends_waiting
+            or not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+            or not self.writable.is_set()
+        ):
+            return False
+        self.transport.write(_text_frames.frame(text))
+        return True
+
+    async def send(self, message: Any) -> None:
+        # Counted while suspended (waiting for the transport to drain), so
+        # that send_text_now cannot overtake a frame sent before it.
+        self._sends_waiting += 1
+        try:
+            await super().send(message)
+        finally:
+            self._sends_waiting -= 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from chat.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
 from chat.transport.server import EngineServer
 from chat.transport.session import CloseReason, EngineSession
+from chat.transport.uvicorn_websocket import SEND_TEXT_NOW
 from chat.wire.engine_packets import decode_frame, open_packet
 from monitoring import metrics
 
@@ -40,6 +41,8 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self.session: EngineSession | None = None
         self._upgrading: EngineSession | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
+        #: The server's way to write a text frame at once (see chat.transport.uvicorn_websocket).
+        self._send_text_now: Callable[[str], bool] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Channels' loop wraps every receive in a task and an asyncio.wait so
@@ -48,6 +51,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        self._send_text_now = scope.get("extensions", {}).get(SEND_TEXT_NOW, {}).get("send")
         try:
             while True:
                 await self.dispatch(await receive())
@@ -149,7 +153,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": "b"})
         elif isinstance(frame, bytes):
             await self.base_send({"type": "websocket.send", "bytes": frame})
-        else:
+        elif self._send_text_now is None or not self._send_text_now(frame):
             await self.base_send({"type": "websocket.send", "text": frame})
 
     async def _close(self, code: int, reason: str) -> None:
