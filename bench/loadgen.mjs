@@ -24,7 +24,8 @@
 // connected, nothing sent: the server's background CPU, measured by the
 // driver), then a warm-up (not counted), then the rate is raised step by
 // step (x --factor) while a step passes, then bisected --refine times between
-// the last pass and the first failure.  A step passes when, for the messages
+// the last pass and the first failure; a failed step is re-run --retries
+// times before it counts.  A step passes when, for the messages
 // sent in it: p99 latency <= --threshold-ms, nothing lost (every other member
 // got it within --drain-ms after the step), nothing duplicated or misrouted,
 // no error event, and the achieved send rate is within 3% of the target.
@@ -63,6 +64,7 @@ const DEFAULTS = {
   startRate: 2, // msgs/s per room
   factor: 1.5,
   refine: 2,
+  retries: 0, // a failed step is run again this many times before it counts as a failure
   maxSteps: 16,
   stepS: 10,
   drainMs: 3000,
@@ -672,9 +674,20 @@ async function mainThread() {
         let pass = null;
         let fail = null;
         let rate = cfg.startRate;
-        while (steps.length < cfg.maxSteps && fits()) {
-          const s = await runStep(pool, cfg, index++, rate, "ramp");
+        // A failure is confirmed by --retries re-runs at the same rate: one
+        // stall of the shared machine must not end the ramp of either server.
+        const measure = async (at, label) => {
+          let s = await runStep(pool, cfg, index++, at, label);
           steps.push(s);
+          for (let r = 0; !s.passed && r < cfg.retries && steps.length < cfg.maxSteps && fits(); r++) {
+            await pool.all({ cmd: "quiet", quietMs: 1000, maxMs: 15000 }, "quiet");
+            s = await runStep(pool, cfg, index++, at, "retry");
+            steps.push(s);
+          }
+          return s;
+        };
+        while (steps.length < cfg.maxSteps && fits()) {
+          const s = await measure(rate, "ramp");
           if (s.passed) pass = s;
           else {
             fail = s;
@@ -687,8 +700,7 @@ async function mainThread() {
           const low = pass ? pass.ratePerRoom : 0;
           const mid = round((low + fail.ratePerRoom) / 2);
           if (mid <= low || mid >= fail.ratePerRoom) break;
-          const s = await runStep(pool, cfg, index++, mid, "refine");
-          steps.push(s);
+          const s = await measure(mid, "refine");
           if (s.passed) pass = s;
           else fail = s;
         }

@@ -74,6 +74,7 @@ QUICK = dict(
     factor=2.0,
     max_steps=2,
     refine=0,
+    retries=0,
     idle_connections=50,
     idle_warmup=0,
     quiet_wait=0.0,
@@ -89,8 +90,9 @@ FULL = dict(
     idle_step=5.0,
     start_rate=5.0,
     factor=1.5,
-    max_steps=20,
+    max_steps=24,
     refine=3,
+    retries=1,
     idle_connections=2000,
     idle_warmup=50,
     quiet_wait=120.0,
@@ -478,6 +480,7 @@ class LoadgenRun:
             result["best"]["cpuPercent"] = self.step_cpu.get(result["best"]["step"])
         add_cpu_per_send(result)
         result["efficiency"] = efficiency(result)
+        result["within100ms"] = best_within(result, 100.0)
         result["exitCode"] = proc.returncode
         return result
 
@@ -487,6 +490,21 @@ class LoadgenRun:
             dst.write(line)
             dst.flush()
             sys.stderr.write(line)
+
+
+def best_within(load: dict[str, Any], p99_ms: float) -> dict[str, Any] | None:
+    """The passing step with the most deliveries whose p99 also stayed under ``p99_ms``.
+
+    The issue's target for ours is a rate with p99 at most 100 ms, a
+    stricter bar than the 200 ms a step must pass.
+    """
+    steps = [
+        s for s in load.get("steps") or [] if s.get("passed") and (s.get("latencyMs") or {}).get("p99", 1e9) <= p99_ms
+    ]
+    if not steps:
+        return None
+    best = max(steps, key=lambda s: s["deliveredPerSec"])
+    return {"deliveredPerSec": best["deliveredPerSec"], "sendsPerSec": best["sendsPerSec"], "p99": best["latencyMs"]["p99"]}
 
 
 def cpu_ms_per_send(step: dict[str, Any], idle: dict[str, float] | None) -> dict[str, float] | None:
@@ -562,6 +580,7 @@ def loadgen_config(args: argparse.Namespace, url: str, mode: str, tokens: list[s
         "startRate": args.start_rate,
         "factor": args.factor,
         "refine": args.refine,
+        "retries": args.retries,
         "maxSteps": args.max_steps,
         "stepS": args.duration,
         "drainMs": args.drain_ms,
@@ -879,6 +898,12 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
     rows = [
         ("max sustained delivered msgs/s", ("load", "summary", "maxDeliveredPerSec"), "higher is better"),
         ("  sends/s at that rate", ("load", "summary", "maxSendsPerSec"), ""),
+        (
+            "max sustained delivered msgs/s with p99 <= 100 ms",
+            ("load", "within100ms", "deliveredPerSec"),
+            "the issue's bar for ours",
+        ),
+        ("  p99 at that rate (ms)", ("load", "within100ms", "p99"), ""),
         ("  latency p50 (ms)", ("load", "summary", "latencyMs", "p50"), "send -> receipt at another member"),
         ("  latency p95 (ms)", ("load", "summary", "latencyMs", "p95"), ""),
         ("  latency p99 (ms)", ("load", "summary", "latencyMs", "p99"), ""),
@@ -1076,6 +1101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--factor", type=float, help="rate multiplier between steps")
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--refine", type=int, help="bisection steps after the first failure")
+    parser.add_argument("--retries", type=int, help="re-runs of a failed step before it counts as a failure")
     parser.add_argument("--threshold-ms", type=float, default=200.0, help="p99 latency a step must stay under")
     parser.add_argument("--drain-ms", type=int, help="how long after a step a message may still arrive")
     parser.add_argument("--workers", type=int, help="load generator worker threads")
@@ -1171,6 +1197,7 @@ def main(argv: list[str] | None = None) -> int:
             "startRate": args.start_rate,
             "factor": args.factor,
             "refine": args.refine,
+            "retries": args.retries,
             "thresholdMs": args.threshold_ms,
             "drainMs": args.drain_ms,
             "workers": args.workers,

@@ -242,7 +242,7 @@ def set_ids(rows: list[ChatMessage], inserted: list[tuple]) -> None:
     if len(ids) != len(rows):
         raise KeyAlreadyStored()
     for row in rows:
-        row.pk = ids[(row.session_id, row.key)]
+        row.id = ids[(row.session_id, row.key)]
         row._state.adding = False
         row._state.db = DEFAULT_DB_ALIAS
 

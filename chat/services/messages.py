@@ -289,7 +289,7 @@ def numbered_outcomes(rows: list[ChatMessage], numbered: list[tuple], results: l
     for position, pk, seq, session_found, status, agent_id, muted_until in numbered:
         row, index = rows[position], valid[position]
         if pk is not None:
-            row.pk, row.seq = pk, seq
+            row.id, row.seq = pk, seq
             row._state.adding, row._state.db = False, DEFAULT_DB_ALIAS
             results[index] = StoredMessage(row, created=True, agent_may_answer=agent_id is not None)
         elif not session_found:
