@@ -55,6 +55,18 @@ async def new():
         yield make
 
 
+async def in_one_session(new, places: dict[str, tuple]) -> tuple[str, str, dict[str, ChatClient]]:
+    """Clients named by ``places`` (name -> (server, transport)) joined to a new session: (workspace, session, clients)."""
+    ws, s, suffix = unique("ws"), unique("s"), unique("u")
+    first_server = next(iter(places.values()))[0]
+    tokens = issue_tokens(first_server, [(f"{name}-{suffix}", ws, "moderator") for name in places])
+    clients = {}
+    for name, (server, transport) in places.items():
+        clients[name] = await new(name).connect(server.url, tokens[f"{name}-{suffix}"], [transport])
+        await clients[name].join(ws, s)
+    return ws, s, clients
+
+
 async def test_a_crowd_sending_at_once_gets_gap_free_seq_and_ordered_delivery(production, new):
     server = production()
     ws, s, suffix = unique("ws"), unique("crowd"), unique("u")
@@ -87,12 +99,8 @@ async def test_a_crowd_sending_at_once_gets_gap_free_seq_and_ordered_delivery(pr
 
 async def test_a_key_only_the_database_knows_is_a_duplicate_and_its_batch_is_stored(production, new):
     first, second = production(), production()  # two writers, two memories, one database
-    ws, s, suffix = unique("ws"), unique("s"), unique("u")
-    tokens = issue_tokens(first, [(f"ann-{suffix}", ws, "moderator"), (f"ben-{suffix}", ws, "moderator")])
-    ann = await new("ann").connect(first.url, tokens[f"ann-{suffix}"], ["websocket"])
-    ben = await new("ben").connect(second.url, tokens[f"ben-{suffix}"], ["websocket"])
-    await ann.join(ws, s)
-    await ben.join(ws, s)
+    ws, s, clients = await in_one_session(new, {"ann": (first, "websocket"), "ben": (second, "websocket")})
+    ann, ben = clients["ann"], clients["ben"]
     original = await ann.send(s, "stored through the first worker", "taken-id")
     assert original["ok"] is True and original["seq"] == 1
 
@@ -115,12 +123,8 @@ async def test_a_key_only_the_database_knows_is_a_duplicate_and_its_batch_is_sto
 
 async def test_a_lost_connection_fails_its_batch_retryably_and_the_next_one_reconnects(production, new):
     server = production()
-    ws, s, suffix = unique("ws"), unique("s"), unique("u")
-    tokens = issue_tokens(server, [(f"ann-{suffix}", ws, "moderator"), (f"ben-{suffix}", ws, "moderator")])
-    ann = await new("ann").connect(server.url, tokens[f"ann-{suffix}"], ["websocket"])
-    ben = await new("ben").connect(server.url, tokens[f"ben-{suffix}"], ["polling"])
-    await ann.join(ws, s)
-    await ben.join(ws, s)
+    ws, s, clients = await in_one_session(new, {"ann": (server, "websocket"), "ben": (server, "polling")})
+    ann, ben = clients["ann"], clients["ben"]
     assert (await ann.send(s, "one"))["seq"] == 1
     await ben.wait_for("chat:message-received", lambda m: m["seq"] == 1)
 
@@ -144,3 +148,17 @@ async def test_a_lost_connection_fails_its_batch_retryably_and_the_next_one_reco
     assert [content for _, _, content in stored_messages(server, ws, s)] == ["one", "two", "three"]
     assert await until(lambda: "database connection failed" in server.log_text(), timeout=5)
     assert server.log_text().count("the message writer's database connection failed") == 1
+
+
+async def test_an_id_sent_twice_at_once_is_stored_once(production, new):
+    server = production()
+    ws, s, clients = await in_one_session(new, {"ann": (server, "websocket")})
+    ann = clients["ann"]
+    # Sent together, the two copies and a third message tend to share a batch.
+    acks = await asyncio.gather(ann.send(s, "twice", "same-id"), ann.send(s, "twice", "same-id"), ann.send(s, "other"))
+    assert all(a["ok"] is True for a in acks), acks
+    assert sorted(a["duplicate"] for a in acks[:2]) == [False, True]
+    assert acks[0]["seq"] == acks[1]["seq"]
+    assert sorted({acks[0]["seq"], acks[2]["seq"]}) == [1, 2]
+    assert [key for _, key, _ in stored_messages(server, ws, s)].count("same-id") == 1
+    assert (await ann.send(s, "next"))["seq"] == 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 from uvicorn.config import Config
@@ -60,15 +60,25 @@ def text_frame(text: str) -> bytes:
     return Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
 
 
-def connect(app: Any) -> tuple[CorkedWebSocketProtocol, RecordingTransport, asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    config = Config(app=app, ws="websockets-sansio", lifespan="off", ws_per_message_deflate=False)
-    config.load()
-    protocol = CorkedWebSocketProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
-    transport = RecordingTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(UPGRADE)
-    return protocol, transport, loop
+@pytest.fixture
+def connect() -> Iterator[Callable[[Any], tuple[CorkedWebSocketProtocol, RecordingTransport, asyncio.AbstractEventLoop]]]:
+    """Upgrade a connection to ``app`` on a loop of its own: (protocol, transport, loop)."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def upgrade(app: Any) -> tuple[CorkedWebSocketProtocol, RecordingTransport, asyncio.AbstractEventLoop]:
+        loop = asyncio.new_event_loop()
+        loops.append(loop)
+        config = Config(app=app, ws="websockets-sansio", lifespan="off", ws_per_message_deflate=False)
+        config.load()
+        protocol = CorkedWebSocketProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(UPGRADE)
+        return protocol, transport, loop
+
+    yield upgrade
+    for loop in loops:
+        loop.close()
 
 
 def run(loop: asyncio.AbstractEventLoop, ticks: int = 5) -> None:
@@ -82,7 +92,7 @@ def after_handshake(transport: RecordingTransport) -> bytes:
     return rest
 
 
-def test_texts_written_now_are_the_frames_the_asgi_path_writes() -> None:
+def test_texts_written_now_are_the_frames_the_asgi_path_writes(connect) -> None:
     seen: dict[str, Any] = {}
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -94,17 +104,14 @@ def test_texts_written_now_are_the_frames_the_asgi_path_writes() -> None:
         await send({"type": "websocket.send", "text": "after"})
 
     protocol, transport, loop = connect(app)
-    try:
-        run(loop)
-        assert seen["results"] == [True, True, True]
-        assert after_handshake(transport) == (
-            text_frame("4" + "x" * 200) * 2 + text_frame("4" + "y" * 70_000) + text_frame("after")
-        )
-    finally:
-        loop.close()
+    run(loop)
+    assert seen["results"] == [True, True, True]
+    assert after_handshake(transport) == (
+        text_frame("4" + "x" * 200) * 2 + text_frame("4" + "y" * 70_000) + text_frame("after")
+    )
 
 
-def test_declined_while_an_ordinary_send_waits_so_frames_keep_their_order() -> None:
+def test_declined_while_an_ordinary_send_waits_so_frames_keep_their_order(connect) -> None:
     seen: dict[str, Any] = {}
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -121,16 +128,13 @@ def test_declined_while_an_ordinary_send_waits_so_frames_keep_their_order() -> N
         seen["after"] = now("third")
 
     protocol, transport, loop = connect(app)
-    try:
-        run(loop, 10)
-        assert seen == {"while_paused": False, "while_the_first_is_due": False, "after": True}
-        assert after_handshake(transport) == text_frame("first") + text_frame("third")
-    finally:
-        loop.close()
+    run(loop, 10)
+    assert seen == {"while_paused": False, "while_the_first_is_due": False, "after": True}
+    assert after_handshake(transport) == text_frame("first") + text_frame("third")
 
 
 @pytest.mark.parametrize("moment", ["before accept", "after close"])
-def test_declined_outside_an_open_connection(moment: str) -> None:
+def test_declined_outside_an_open_connection(connect, moment: str) -> None:
     seen: dict[str, Any] = {}
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -145,12 +149,9 @@ def test_declined_outside_an_open_connection(moment: str) -> None:
             seen["result"] = now("late")
 
     protocol, transport, loop = connect(app)
-    try:
-        run(loop)
-        assert seen["result"] is False
-        assert b"early" not in transport.written and b"late" not in transport.written
-    finally:
-        loop.close()
+    run(loop)
+    assert seen["result"] is False
+    assert b"early" not in transport.written and b"late" not in transport.written
 
 
 def test_a_text_is_framed_once_while_it_is_the_last() -> None:
