@@ -123,18 +123,16 @@ def new_row(now: datetime, **values: object) -> ChatMessage:
     )
 
 
-def insert_messages(rows: list[ChatMessage], *, skip_conflicts: bool) -> Statement:
+def insert_messages(rows: list[ChatMessage]) -> Statement:
     """Insert messages that should be new, returning ``(id, session_id, key)`` of each row inserted.
 
+    A key that was taken is skipped: :func:`set_ids` compares the counts.
     On PostgreSQL the rows travel as one JSON document, which the server
-    unpacks (``json_to_recordset``): encoding JSON is one C call here, where
-    binding each value of each column was the costliest part of storing.
-    With ``skip_conflicts`` a key that was taken is skipped (the caller
-    compares counts); without it the statement fails, which aborts the
-    transaction and every statement queued after it.
+    unpacks (``json_array_elements``): encoding JSON is one C call here,
+    where binding each value of each column was the costliest part of storing.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    conflicts = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    conflicts = " ON CONFLICT DO NOTHING"
     if db.vendor == "postgresql":
         document = json.dumps([[_json_value(getattr(row, field.attname)) for field in _FIELDS] for row in rows])
         return Statement(_insert_sql(db) + conflicts + " RETURNING id, session_id, key", [document])
@@ -156,8 +154,7 @@ def store_numbered(rows: list[ChatMessage], now: datetime) -> Statement:
     loop).  ``rows`` come unnumbered; the result has one row per input row,
     in order: ``(position, id, seq, session found, status, agent id, muted
     until)``, with an id when the row was stored.  A key stored before makes
-    the statement fail (and with it the transaction), as in
-    :func:`insert_messages` without ``skip_conflicts``.
+    the statement fail (and with it the transaction).
     """
     db = connections[DEFAULT_DB_ALIAS]
     document = json.dumps(

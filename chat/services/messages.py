@@ -216,7 +216,7 @@ def _store_locked(batch: list[NewMessage], valid: list[int], results: list, *, l
         }
     rows, last_seqs = number_messages(batch, valid, results, sessions, muted, known, now)
     if rows:
-        inserted = message_rows.run(message_rows.insert_messages(rows, skip_conflicts=True))
+        inserted = message_rows.run(message_rows.insert_messages(rows))
         message_rows.set_ids(rows, inserted)
         message_rows.run(message_rows.advance_sessions(last_seqs, now))
 

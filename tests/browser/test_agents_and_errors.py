@@ -112,6 +112,8 @@ def test_failed_send_retries_with_the_same_message_id(chat_server_factory, open_
     # "Edit" puts the text back in the box to shorten it.
     demo.message(long_text).locator("button[data-action=edit]").click()
     assert demo.page.input_value("#composer-input") == long_text
+    # ...and takes the failed message out of the list (rendered on the next frame).
+    demo.page.wait_for_function("() => !document.querySelector('[data-message-list] > li')", timeout=5_000)
     assert not demo.messages()
     demo.page.fill("#composer-input", "Short enough")
     demo.page.press("#composer-input", "Enter")
