@@ -6,9 +6,9 @@ Each builder returns a :class:`Statement` and runs nothing, so the same SQL
 serves Django's connection (:func:`run`, inside the caller's transaction)
 and the writer's own pipelined PostgreSQL connection
 (:mod:`chat.services.pg_batches`).  On PostgreSQL the text of each statement
-is the same for every batch (arrays instead of value lists), so the server
-parses it once per connection; the SQLite forms need 3.35 or later, for
-``RETURNING``.
+is the same for every batch (a batch's rows travel as one JSON document,
+ids as arrays), so it is built once per process; the SQLite forms need
+3.35 or later, for ``RETURNING``.
 """
 
 from __future__ import annotations
@@ -132,15 +132,14 @@ def insert_messages(rows: list[ChatMessage]) -> Statement:
     where binding each value of each column was the costliest part of storing.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    conflicts = " ON CONFLICT DO NOTHING"
     if db.vendor == "postgresql":
         document = json.dumps([[_json_value(getattr(row, field.attname)) for field in _FIELDS] for row in rows])
-        return Statement(_insert_sql(db) + conflicts + " RETURNING id, session_id, key", [document])
+        return Statement(_insert_from_json_sql(db.vendor), [document])
     columns = ", ".join(db.ops.quote_name(field.column) for field in _FIELDS)
     row_marks = f"({_placeholders(len(_FIELDS))})"
     return Statement(
         f"INSERT INTO {_table(ChatMessage)} ({columns}) VALUES {', '.join([row_marks] * len(rows))}"
-        f"{conflicts} RETURNING id, session_id, key",
+        " ON CONFLICT DO NOTHING RETURNING id, session_id, key",
         [field.get_db_prep_save(getattr(row, field.attname), db) for row in rows for field in _FIELDS],
     )
 
@@ -173,10 +172,7 @@ def _store_numbered_sql(vendor: str) -> str:
     quote = db.ops.quote_name
     sessions, memberships = _table(ChatSession), _table(Membership)
     batch_columns = ", ".join(
-        f"(r->{n})::jsonb AS {quote(field.column)}"
-        if field.get_internal_type() == "JSONField"
-        else f"(r->>{n})::{field.db_type(db)} AS {quote(field.column)}"
-        for n, field in enumerate(_NUMBERED, start=1)
+        f"{value} AS {quote(field.column)}" for value, field in zip(_from_json(_NUMBERED, first=1), _NUMBERED)
     )
     columns = ", ".join(quote(field.column) for field in _FIELDS)
     values = ", ".join(
@@ -217,20 +213,22 @@ def _json_value(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-@functools.cache
-def _insert_sql_for(vendor: str, table: str) -> str:
+def _from_json(fields: list, first: int) -> list[str]:
+    """The values of ``fields`` in a JSON array row ``r``, from element ``first`` on, as their columns' types."""
     db = connections[DEFAULT_DB_ALIAS]
-    columns = ", ".join(db.ops.quote_name(field.column) for field in _FIELDS)
-    # Row i of the document is a JSON array whose element n is column n.
-    values = ", ".join(
-        f"(r->>{n})::{field.db_type(db)}" if field.get_internal_type() != "JSONField" else f"(r->{n})::jsonb"
-        for n, field in enumerate(_FIELDS)
+    return [
+        f"(r->{n})::jsonb" if field.get_internal_type() == "JSONField" else f"(r->>{n})::{field.db_type(db)}"
+        for n, field in enumerate(fields, start=first)
+    ]
+
+
+@functools.cache
+def _insert_from_json_sql(vendor: str) -> str:
+    columns = ", ".join(connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column) for field in _FIELDS)
+    return (
+        f"INSERT INTO {_table(ChatMessage)} ({columns}) SELECT {', '.join(_from_json(_FIELDS, first=0))}"
+        " FROM json_array_elements(%s::json) AS r ON CONFLICT DO NOTHING RETURNING id, session_id, key"
     )
-    return f"INSERT INTO {table} ({columns}) SELECT {values} FROM json_array_elements(%s::json) AS r"
-
-
-def _insert_sql(db: object) -> str:
-    return _insert_sql_for(db.vendor, _table(ChatMessage))
 
 
 def set_ids(rows: list[ChatMessage], inserted: list[tuple]) -> None:

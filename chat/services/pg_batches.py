@@ -93,24 +93,25 @@ class PostgresBatchStore:
         if connection is None or connection.broken or connection.closed:
             # Nothing was committed and the locks ended with the connection.
             logger.warning("the message writer's database connection failed: %s", type(error).__name__)
-            self._drop()
-            for index in valid:
-                results[index] = StoreFailed()
-            return results, None
+            return self._lost(valid, results)
         try:
             await connection.execute("ROLLBACK")
             await connection.execute("SELECT pg_advisory_unlock_all()")
             if hold:
                 await _execute(connection, _locks("pg_advisory_lock", hold))
         except psycopg.Error:
-            self._drop()
-            for index in valid:
-                results[index] = StoreFailed()
-            return results, None
+            return self._lost(valid, results)
         stored = await database_sync_to_async(messages.store_messages)([batch[index] for index in valid])
         for index, outcome in zip(valid, stored):
             results[index] = outcome
         return results, hold
+
+    def _lost(self, valid: list[int], results: list) -> tuple[Results, None]:
+        """The connection is gone, and with it the batch's transaction and locks: nothing of it was stored."""
+        self._drop()
+        for index in valid:
+            results[index] = StoreFailed()
+        return results, None
 
     async def _connect(self) -> psycopg.AsyncConnection:
         if self._connection is None or self._connection.closed:
