@@ -69,7 +69,8 @@ const DEFAULTS = {
   stepS: 10,
   drainMs: 3000,
   thresholdMs: 200,
-  fixedRate: null, // one measured step at this rate per room, no ramp
+  fixedRate: null, // measured steps at this rate per room, no ramp
+  fixedSteps: 1,
   holdMs: 5000, // idle mode
   maxRunS: 900,
   out: null,
@@ -669,7 +670,10 @@ async function mainThread() {
       const fits = () => Date.now() + (cfg.stepS * 1000 + cfg.drainMs + 2000) < deadline;
       const round = (x) => Math.round(x * 100) / 100;
       if (cfg.fixedRate) {
-        steps.push(await runStep(pool, cfg, index++, cfg.fixedRate, "fixed"));
+        for (let i = 0; i < cfg.fixedSteps && fits(); i++) {
+          if (i > 0) await pool.all({ cmd: "quiet", quietMs: 1000, maxMs: 15000 }, "quiet");
+          steps.push(await runStep(pool, cfg, index++, cfg.fixedRate, "fixed"));
+        }
       } else {
         let pass = null;
         let fail = null;

@@ -128,8 +128,10 @@ def insert_messages(rows: list[ChatMessage]) -> Statement:
 
     A key that was taken is skipped: :func:`set_ids` compares the counts.
     On PostgreSQL the rows travel as one JSON document, which the server
-    unpacks (``json_array_elements``): encoding JSON is one C call here,
+    unpacks (``jsonb_array_elements``): encoding JSON is one C call here,
     where binding each value of each column was the costliest part of storing.
+    As ``jsonb`` the document is parsed once; as ``json`` each value read
+    (``r->>n``) parsed its row again, a third of the statement's time.
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor == "postgresql":
@@ -181,7 +183,7 @@ def _store_numbered_sql(vendor: str) -> str:
     )
     return f"""
 WITH batch AS (
-    SELECT (r->>0)::int AS position, {batch_columns} FROM json_array_elements(%(rows)s::json) AS r
+    SELECT (r->>0)::int AS position, {batch_columns} FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 ), locked AS (
     SELECT id, workspace_id, status, last_seq, agent_id FROM {sessions}
     WHERE id IN (SELECT session_id FROM batch) ORDER BY id FOR UPDATE
@@ -217,7 +219,7 @@ def _from_json(fields: list, first: int) -> list[str]:
     """The values of ``fields`` in a JSON array row ``r``, from element ``first`` on, as their columns' types."""
     db = connections[DEFAULT_DB_ALIAS]
     return [
-        f"(r->{n})::jsonb" if field.get_internal_type() == "JSONField" else f"(r->>{n})::{field.db_type(db)}"
+        f"(r->{n})" if field.get_internal_type() == "JSONField" else f"(r->>{n})::{field.db_type(db)}"
         for n, field in enumerate(fields, start=first)
     ]
 
@@ -227,7 +229,7 @@ def _insert_from_json_sql(vendor: str) -> str:
     columns = ", ".join(connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column) for field in _FIELDS)
     return (
         f"INSERT INTO {_table(ChatMessage)} ({columns}) SELECT {', '.join(_from_json(_FIELDS, first=0))}"
-        " FROM json_array_elements(%s::json) AS r ON CONFLICT DO NOTHING RETURNING id, session_id, key"
+        " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT DO NOTHING RETURNING id, session_id, key"
     )
 
 

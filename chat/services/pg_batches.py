@@ -4,10 +4,13 @@ Django's connection is synchronous, so every batch used to take a thread hop
 and six round trips (BEGIN, lock, mutes, insert, update, COMMIT), and the
 thread waited for the busy event loop's GIL after each one: 7-12 ms per
 batch at 1,000 sends/s, most of a message's latency (``bench/run.py``).
-This store keeps a connection of its own on the loop and sends a batch as
-one pipeline: BEGIN, one statement that numbers and stores it
-(:func:`chat.services.message_rows.store_numbered`), COMMIT.  Under load a
-round trip costs a whole turn of the busy loop, so one matters.
+This store keeps a connection of its own on the loop, in autocommit, and
+sends a batch as one prepared statement that numbers and stores it
+(:func:`chat.services.message_rows.store_numbered`): its own transaction,
+committed when the reply comes.  Where workers keep a shared publication
+order, the advisory locks go with it in one pipeline: unlock, lock, BEGIN,
+the statement, COMMIT.  Under load a round trip costs a whole turn of the
+busy loop, so each one saved matters.
 
 Anything unusual (a key stored before, a value the database refuses) is
 rolled back here and handed to :func:`chat.services.messages.store_messages`,
@@ -34,8 +37,21 @@ Results = list["messages.StoredMessage | ChatError"]
 APPLICATION_NAME = "chat message writer"
 
 
-async def _execute(connection: psycopg.AsyncConnection, statement: Statement) -> psycopg.AsyncCursor:
-    return await connection.execute(statement.sql, statement.params)
+async def _execute(
+    connection: psycopg.AsyncConnection, statement: Statement, *, prepare: bool = False
+) -> psycopg.AsyncCursor:
+    return await connection.execute(statement.sql, statement.params, prepare=prepare)
+
+
+def _may_prepare() -> bool:
+    """Whether the writer may keep its statement prepared on the server.
+
+    Parsing and planning it took a millisecond of each batch.  Behind a
+    pooler in transaction mode, which is when Django asks for
+    ``DISABLE_SERVER_SIDE_CURSORS``, the next transaction may land on a
+    server connection that never saw it prepared.
+    """
+    return not django_connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS", False)
 
 
 class PostgresBatchStore:
@@ -60,22 +76,36 @@ class PostgresBatchStore:
         now = timezone.now()
         try:
             connection = await self._connect()
-            async with connection.pipeline() as pipeline:
+            if not valid:
                 if release:
                     await _execute(connection, _locks("pg_advisory_unlock", release))
-                if not valid:
-                    return results, None
-                if hold:
-                    await _execute(connection, _locks("pg_advisory_lock", session_ids))
-                await connection.execute("BEGIN")
-                rows = [messages.new_row(batch[index], now, seq=None) for index in valid]
-                numbered = await _execute(connection, message_rows.store_numbered(rows, now))
-                await connection.execute("COMMIT")
-                await pipeline.sync()
-                messages.numbered_outcomes(rows, await numbered.fetchall(), results, valid)
+                return results, None
+            rows = [messages.new_row(batch[index], now, seq=None) for index in valid]
+            statement = message_rows.store_numbered(rows, now)
+            if release or hold:
+                numbered = await self._store_holding(connection, statement, release, session_ids if hold else None)
+            else:
+                # One statement is its own transaction: one round trip, committed when it returns.
+                numbered = await (await _execute(connection, statement, prepare=_may_prepare())).fetchall()
+            messages.numbered_outcomes(rows, numbered, results, valid)
             return results, session_ids if hold else None
         except psycopg.Error as error:
             return await self._recover(error, batch, valid, results, session_ids if hold else None)
+
+    async def _store_holding(
+        self, connection: psycopg.AsyncConnection, statement: Statement, release: list[int] | None, hold: list[int] | None
+    ) -> list[tuple]:
+        """Store with the previous batch's order let go and this batch's taken, in one pipeline."""
+        async with connection.pipeline() as pipeline:
+            if release:
+                await _execute(connection, _locks("pg_advisory_unlock", release))
+            if hold:
+                await _execute(connection, _locks("pg_advisory_lock", hold))
+            await connection.execute("BEGIN")
+            numbered = await _execute(connection, statement, prepare=_may_prepare())
+            await connection.execute("COMMIT")
+            await pipeline.sync()
+            return await numbered.fetchall()
 
     async def release(self, session_ids: list[int]) -> None:
         """Let other workers announce into these sessions again."""
