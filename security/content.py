@@ -153,12 +153,19 @@ _OBFUSCATED_HOST = re.compile(
     re.IGNORECASE,
 )
 _LINK = re.compile(r"\b(?:https?://|ftps?://|www\.)", re.IGNORECASE)
+#: What any blocking rule needs: ``<`` for a tag, ``:`` for a scheme or a URL,
+#: ``&``, ``%`` or ``\`` for an escape, anything beyond printable ASCII for
+#: compatibility characters.  Most chat lines have none of it, and then there
+#: is nothing to reveal or block, only floods to count.
+_NEEDS_SCRUTINY = re.compile(r"[^\t\n\x20-\x7e]|[<&%\\:]")
 
 
 # --- sanitising ------------------------------------------------------------------------------
 
 
 def _defuse_schemes(text: str) -> str:
+    if ":" not in text:  # every scheme ends in one
+        return text
     return _DEFUSE_SCHEME.sub(lambda match: match.group(0)[:-1] + _FULLWIDTH_COLON, text)
 
 
@@ -253,6 +260,26 @@ def _count_links(content: str, stop_after: int) -> int:
     return count
 
 
+def _refuse_hostile(content: str) -> None:
+    """The blocking half of :func:`check_content`."""
+    revealed = reveal(content)
+    if (
+        _SCRIPT_TAG.search(revealed)
+        or _BAD_SCHEME.search(revealed)
+        or _HTML_DATA_URL.search(revealed)
+        or _ACTIVE_TAG.search(revealed)
+    ):
+        raise MessageBlocked(SCRIPT_INJECTION)
+    tag_reason = _scan_tags(revealed)
+    if tag_reason is not None:
+        raise MessageBlocked(tag_reason)
+    if revealed != content and _escapes_a_letter(content):
+        if len(_URL_SCHEME.findall(revealed)) > len(_URL_SCHEME.findall(content)):
+            raise MessageBlocked(OBFUSCATED_URL)
+    if _OBFUSCATED_HOST.search(content) or _OBFUSCATED_HOST.search(revealed):
+        raise MessageBlocked(OBFUSCATED_URL)
+
+
 def check_content(content: str, *, max_char_run: int | None = None, max_links: int | None = None) -> None:
     """Raise :class:`MessageBlocked` or :class:`SpamDetected` for hostile content; return quietly otherwise.
 
@@ -271,22 +298,8 @@ def check_content(content: str, *, max_char_run: int | None = None, max_links: i
     Spam: ``char_flood`` -- one non-space character repeated more than
     ``max_char_run`` times in a row; ``link_flood`` -- more than ``max_links`` links.
     """
-    revealed = reveal(content)
-    if (
-        _SCRIPT_TAG.search(revealed)
-        or _BAD_SCHEME.search(revealed)
-        or _HTML_DATA_URL.search(revealed)
-        or _ACTIVE_TAG.search(revealed)
-    ):
-        raise MessageBlocked(SCRIPT_INJECTION)
-    tag_reason = _scan_tags(revealed)
-    if tag_reason is not None:
-        raise MessageBlocked(tag_reason)
-    if revealed != content and _escapes_a_letter(content):
-        if len(_URL_SCHEME.findall(revealed)) > len(_URL_SCHEME.findall(content)):
-            raise MessageBlocked(OBFUSCATED_URL)
-    if _OBFUSCATED_HOST.search(content) or _OBFUSCATED_HOST.search(revealed):
-        raise MessageBlocked(OBFUSCATED_URL)
+    if _NEEDS_SCRUTINY.search(content):
+        _refuse_hostile(content)
     max_run = int(setting("spam_max_char_run", DEFAULT_MAX_CHAR_RUN)) if max_char_run is None else max_char_run
     if _has_char_flood(content, max_run):
         raise SpamDetected(CHAR_FLOOD)

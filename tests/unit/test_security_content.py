@@ -428,6 +428,43 @@ def test_check_content_only_raises_its_own_errors(text: str) -> None:
         assert error.reason in {SCRIPT, HANDLER, OBFUSCATED, "char_flood", "link_flood"}
 
 
+#: Words the blocking rules look for, so that the strings below come close to them.
+_NEAR_MISSES = [
+    "javascript", "vbscript", "data", "script", "iframe", "object", "embed", "onload", "onerror", "expression(",
+    "-moz-binding", "behavior", "http", "https", "www.", "0x7f", "017700000001", "2130706433", "text/html", "=",
+    "/", "//", " ", "\t", "\n", ";", ",", "(", ")", "'", '"', "`", ">", "#", "x",
+]  # fmt: skip
+_printable_ascii = st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="<&%\\:")
+unscrutinised_text = st.lists(st.one_of(st.sampled_from(_NEAR_MISSES), st.text(_printable_ascii, max_size=8)), max_size=30).map(
+    "".join
+)
+
+
+@given(unscrutinised_text)
+@example("javascript/alert(1)")
+@example("script src=x onerror=alert(1)>")
+@example("http//2130706433/")
+@hsettings(max_examples=500, deadline=None)
+def test_text_the_blocking_rules_skip_could_never_be_blocked(text: str) -> None:
+    """check_content skips its blocking rules for printable ASCII without ``< : & % \\``: they find nothing there."""
+    assert not content._NEEDS_SCRUTINY.search(text)
+    content._refuse_hostile(text)  # raises if any blocking rule matched
+
+
+@pytest.mark.parametrize("char", ["<", ":", "&", "%", "\\", "\x00", "\r", "\u00a0", "\uff1a", "\u00e9"])
+def test_any_character_a_blocking_rule_needs_brings_the_rules_back(char: str) -> None:
+    assert content._NEEDS_SCRUTINY.search(f"plain words {char} more words")
+
+
+def test_floods_are_counted_on_the_quick_path_too() -> None:
+    with pytest.raises(SpamDetected) as flood:
+        check_content("a" * 200)
+    assert flood.value.reason == "char_flood"
+    with pytest.raises(SpamDetected) as links:
+        check_content(" ".join(["www.example.com"] * 20))
+    assert links.value.reason == "link_flood"
+
+
 # --- obfuscation -------------------------------------------------------------------------------
 
 
