@@ -72,8 +72,13 @@ def check_content(content: str, content_type: str, metadata: dict) -> None:
         raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
     if content_type not in _CONTENT_TYPES:
         raise InvalidPayload("contentType must be 'text' or 'markdown'.")
-    if "\x00" in content or not _is_utf8(content):
+    if "\x00" in content or not (content.isascii() or _is_utf8(content)):
         raise InvalidPayload("Content must be UTF-8 text without NUL characters.")
+    if metadata:  # most messages carry none
+        _check_metadata(metadata)
+
+
+def _check_metadata(metadata: dict) -> None:
     if _depth(metadata) > METADATA_MAX_DEPTH:
         raise MetadataTooLarge(f"Metadata may nest at most {METADATA_MAX_DEPTH} levels.")
     encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
