@@ -151,7 +151,8 @@ class RoomFanout:
                 continue
             try:
                 if op == "emit":
-                    await member.deliver(message["frames"])
+                    if not member.deliver_now(message["frames"]):
+                        await member.deliver(message["frames"])
                 else:
                     await member.apply_remote(op, message.get("room"))
             except Exception:

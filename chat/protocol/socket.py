@@ -80,6 +80,10 @@ class Socket:
     async def send_packet(self, packet: Packet) -> None:
         await self.deliver(encode(packet))
 
+    def deliver_now(self, frames: list[str | bytes]) -> bool:
+        """:meth:`deliver` without awaiting, where the transport can write at once; False: await :meth:`deliver`."""
+        return self.connected and self.connection.session.send_now(frames)
+
     async def deliver(self, frames: list[str | bytes]) -> None:
         """Write already-encoded frames (the fan-out calls this for broadcasts)."""
         if self.connected:

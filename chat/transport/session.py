@@ -23,6 +23,8 @@ from monitoring import metrics
 logger = logging.getLogger(__name__)
 
 WebSocketWriter = Callable[[str | bytes], Awaitable[None]]
+#: Writes a text frame at once and says so, or declines (False): see :meth:`EngineSession.send_now`.
+WebSocketWriterNow = Callable[[str], bool]
 
 #: The last message's Engine.IO text: a broadcast's recipients share one
 #: ``str`` (which the server can then frame once), not a copy each.
@@ -113,6 +115,7 @@ class EngineSession:
         self._poll_waiter: asyncio.Future[None] | None = None
         self._posting = False
         self._ws_write: WebSocketWriter | None = None
+        self._ws_write_now: WebSocketWriterNow | None = None
         self._ws_close: WebSocketCloser | None = None
         self._loop = asyncio.get_running_loop()
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -163,6 +166,25 @@ class EngineSession:
     async def send(self, data: str | bytes) -> None:
         """Send one Engine.IO message to the client."""
         await self._send_packet(Packet(PacketType.MESSAGE, data))
+
+    def send_now(self, messages: list[str | bytes]) -> bool:
+        """Send one text message without awaiting, where the WebSocket can take it at once.
+
+        A broadcast reaches most of its recipients this way, without a
+        coroutine per recipient.  False: nothing was sent; use :meth:`send_many`.
+        """
+        if (
+            self._ws_write_now is None
+            or len(messages) != 1
+            or not isinstance(messages[0], str)
+            or self.upgrading
+            or self.closed
+        ):
+            return False
+        try:
+            return self._ws_write_now(_message_text(messages[0]))
+        except Exception:  # send_many meets it again, and closes the session
+            return False
 
     async def send_many(self, messages: list[str | bytes]) -> None:
         """Send several messages that must stay together (a binary packet)."""
@@ -276,10 +298,12 @@ class EngineSession:
 
     # --- WebSocket ----------------------------------------------------------------
 
-    def attach_websocket(self, write: WebSocketWriter, close: WebSocketCloser) -> None:
+    def attach_websocket(
+        self, write: WebSocketWriter, close: WebSocketCloser, write_now: WebSocketWriterNow | None = None
+    ) -> None:
         """Carry this session on a WebSocket from the start (no polling)."""
         self.transport = "websocket"
-        self._ws_write, self._ws_close = write, close
+        self._ws_write, self._ws_close, self._ws_write_now = write, close, write_now
 
     def begin_upgrade(self) -> None:
         """The probe succeeded: make the client's pending GET return so it can pause."""
@@ -287,11 +311,13 @@ class EngineSession:
         self._outbox.append(Packet(PacketType.NOOP))
         self._wake_poller()
 
-    async def complete_upgrade(self, write: WebSocketWriter, close: WebSocketCloser) -> None:
+    async def complete_upgrade(
+        self, write: WebSocketWriter, close: WebSocketCloser, write_now: WebSocketWriterNow | None = None
+    ) -> None:
         """Switch to the WebSocket and flush whatever polling had queued."""
         queued, self._outbox, self._outbox_bytes = self._outbox, [], 0
         self._wake_poller()
-        self.attach_websocket(write, close)
+        self.attach_websocket(write, close, write_now)
         metrics.connection_upgraded()
         self.upgrading = False
         for packet in queued:

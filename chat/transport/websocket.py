@@ -80,7 +80,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         if session is None:
             await self.accept()
             self.session = await self.engine.create_session(self.scope, "websocket")
-            self.session.attach_websocket(self._write, self._close)
+            self.session.attach_websocket(self._write, self._close, self._write_now)
             handshake = self.engine.options.handshake(self.session.sid, [])
             await self._write(open_packet(handshake))
             await self.session.open()
@@ -129,7 +129,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
                 self._upgrade_timer.cancel()
             self._upgrading = None
             self.session = session
-            await session.complete_upgrade(self._write, self._close)
+            await session.complete_upgrade(self._write, self._close, self._write_now)
         else:
             raise ProtocolError("Expected the upgrade probe or the upgrade packet.")
 
@@ -153,8 +153,12 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": "b"})
         elif isinstance(frame, bytes):
             await self.base_send({"type": "websocket.send", "bytes": frame})
-        elif self._send_text_now is None or not self._send_text_now(frame):
+        elif not self._write_now(frame):
             await self.base_send({"type": "websocket.send", "text": frame})
+
+    def _write_now(self, text: str) -> bool:
+        """Write a text frame at once where the server offers it (``chat.websocket.send_text_now``)."""
+        return self._send_text_now is not None and self._send_text_now(text)
 
     async def _close(self, code: int, reason: str) -> None:
         await self.close(code=code, reason=reason[:120] or None)
