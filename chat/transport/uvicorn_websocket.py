@@ -80,6 +80,16 @@ class CorkedTransport:
         self._corked, self._corked_size = [], 0
         self._transport.abort()
 
+    # uvicorn pauses and resumes reading around every message it receives: spelled out, not looked up.
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
