@@ -41,6 +41,9 @@ browser:
 test: install browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+#: Servers and load generator above other processes (needs root; ignored otherwise).
+BENCH_ARGS ?= --nice -5
+
 bench: install
 	@$(VENV)/bin/python -m pip install -qq -e '.[bench]'
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
