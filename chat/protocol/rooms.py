@@ -57,6 +57,10 @@ class LocalMember(Protocol):
 
     id: str
 
+    def deliver_now(self, frames: list[str | bytes]) -> bool:
+        """Deliver without awaiting if possible; False: the fan-out awaits :meth:`deliver` instead."""
+        ...
+
     async def deliver(self, frames: list[str | bytes]) -> None: ...
 
     async def apply_remote(self, op: str, room: str | None) -> None: ...
