@@ -53,7 +53,6 @@ is checked in a few milliseconds.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import html
 import re
@@ -256,12 +255,7 @@ def _scan_tags(text: str) -> str | None:
 
 
 def _has_char_flood(content: str, max_run: int) -> bool:
-    return len(content) > max_run and _char_run(max_run).search(content) is not None
-
-
-@functools.lru_cache(maxsize=8)
-def _char_run(max_run: int) -> re.Pattern[str]:
-    return re.compile(r"(\S)\1{%d,}" % max_run)
+    return len(content) > max_run and re.search(r"(\S)\1{%d,}" % max_run, content) is not None
 
 
 def _count_links(content: str, stop_after: int) -> int:
@@ -296,9 +290,8 @@ def _refuse_hostile(content: str, *, thorough: bool = False) -> None:
     if revealed != content and _escapes_a_letter(content):
         if len(_URL_SCHEME.findall(revealed)) > len(_URL_SCHEME.findall(content)):
             raise MessageBlocked(OBFUSCATED_URL)
-    if (thorough or "://" in content) and _OBFUSCATED_HOST.search(content):
-        raise MessageBlocked(OBFUSCATED_URL)
-    if (thorough or "://" in revealed) and _OBFUSCATED_HOST.search(revealed):
+    seen = (content,) if revealed is content else (content, revealed)
+    if any((thorough or "://" in text) and _OBFUSCATED_HOST.search(text) for text in seen):
         raise MessageBlocked(OBFUSCATED_URL)
 
 

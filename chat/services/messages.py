@@ -72,7 +72,7 @@ def check_content(content: str, content_type: str, metadata: dict) -> None:
         raise MessageTooLong(f"Messages are limited to {limit} characters.", maxLength=limit)
     if content_type not in _CONTENT_TYPES:
         raise InvalidPayload("contentType must be 'text' or 'markdown'.")
-    if "\x00" in content or not (content.isascii() or _is_utf8(content)):
+    if "\x00" in content or not _is_utf8(content):
         raise InvalidPayload("Content must be UTF-8 text without NUL characters.")
     if metadata:  # most messages carry none
         _check_metadata(metadata)
@@ -93,6 +93,8 @@ def _check_metadata(metadata: dict) -> None:
 
 def _is_utf8(text: str) -> bool:
     """False for text with lone surrogates, which JSON can carry but UTF-8 and PostgreSQL cannot."""
+    if text.isascii():  # most text, told without encoding it
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -470,7 +470,7 @@ def test_prefilters_change_no_result(text: str) -> None:
     assert content._has_char_flood(text, 3) == (re.search(r"(\S)\1{3,}", text) is not None)
 
 
-def test_floods_are_counted_on_the_quick_path_too() -> None:
+def test_floods_are_counted_in_text_the_blocking_rules_skip() -> None:
     with pytest.raises(SpamDetected) as flood:
         check_content("a" * 200)
     assert flood.value.reason == "char_flood"
