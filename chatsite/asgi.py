@@ -21,6 +21,7 @@ from chat.transport import daphne_compat  # noqa: E402
 from chat.transport.polling import PollingConsumer  # noqa: E402
 from chat.transport.websocket import WebSocketConsumer  # noqa: E402
 from chatsite import realtime  # noqa: E402
+from security.body_limit import BodyLimit  # noqa: E402
 
 daphne_compat.install()
 stack = realtime.build()
@@ -36,7 +37,8 @@ if not settings.CHAT.conformance:
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_routes, re_path(r"", django_application)]),
+        # Bodies for Django (the REST API, admin, pages) are bounded before anything parses them.
+        "http": URLRouter([*http_routes, re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes))]),
         "websocket": URLRouter(websocket_routes),
     }
 )

@@ -75,6 +75,14 @@ class Config:
     conformance: bool = False
     #: Longest message content accepted, in characters (the seed's default).
     message_max_length: int = 10_000
+    #: Largest request body the REST API and the Parlant-compatible API read,
+    #: in bytes; checked before anything is parsed (413 ``payload_too_large``).
+    #: A longest message JSON-escaped at 12 bytes a character, plus metadata, fits.
+    api_body_max_bytes: int = 256 * 1024
+    #: Markdown images (``![alt](https://...)``) in rendered HTML.  Off by
+    #: default: an image loads from its host as soon as a message is shown,
+    #: which tells that host who read it and when.
+    markdown_images: bool = False
     #: A presence row whose worker has not refreshed it for this long is
     #: considered gone (a crashed worker); workers refresh every third of it.
     presence_ttl_s: int = 30
@@ -165,6 +173,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,
         message_max_length=_int(env, "CHAT_MESSAGE_MAX_LENGTH", defaults.message_max_length, minimum=1),
+        api_body_max_bytes=_int(env, "CHAT_API_BODY_MAX_BYTES", defaults.api_body_max_bytes, minimum=1024),
+        markdown_images=_bool(env, "CHAT_MARKDOWN_IMAGES", defaults.markdown_images),
         presence_ttl_s=_int(env, "CHAT_PRESENCE_TTL_S", defaults.presence_ttl_s, minimum=1),
         typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),

@@ -29,11 +29,12 @@ so on every worker):
    (``metadata.error`` holds the code).  A cancelled reply with no text yet
    stores nothing.
 
-Chunks are the backend's raw text: clients render them as text.  The stored
-reply is sanitised like users' messages (``security.content.sanitize``, as
-``text`` or, with ``"content_type": "markdown"`` in the agent's config, as
-markdown), so for a reply containing markup it differs from the chunks
-joined; history and ``chat:message-received`` carry the stored form.
+Chunks are the backend's raw text: clients show them as text while the
+reply streams.  The stored reply is the chunks joined, verbatim (cut at
+``CHAT_MESSAGE_MAX_LENGTH``), as ``markdown`` -- or ``text`` with
+``"content_type": "text"`` in the agent's config; a markdown reply's
+``chat:message-received`` and history carry its ``html`` from the one
+server-side renderer (``security.render``), which replaces the streamed text.
 
 Queueing.  Each session's runs execute one at a time in the ``seq`` order of
 their messages, by whichever worker claims them (see :mod:`chat.agents.runs`);

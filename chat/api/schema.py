@@ -37,7 +37,11 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "metadata_too_large": (400, "Metadata over 16 KiB of JSON or nested deeper than 8.", {
         "error": "Metadata is limited to 16384 bytes of JSON.", "code": "metadata_too_large",
     }),
-    "message_blocked": (400, "The content looks like an injection attempt (`reason` says which kind).", {
+    "payload_too_large": (413, "The request body is larger than CHAT_API_BODY_MAX_BYTES (checked before parsing).", {
+        "error": "Request body exceeds 262144 bytes.", "code": "payload_too_large", "maxBytes": 262144,
+    }),
+    "message_blocked": (400, "Only in a workspace whose content_policy is strict: the content looks like an "
+                        "injection attempt (`reason` says which kind).", {
         "error": "This message was blocked because it contains content that is not allowed.",
         "code": "message_blocked", "reason": "script_injection",
     }),

@@ -21,6 +21,7 @@ from chat.models import (
     CLIENT_ID_PATTERN,
     ChatMessage,
     ChatSession,
+    ContentPolicy,
     ContentType,
     Membership,
     PresenceStatus,
@@ -133,7 +134,17 @@ class WorkspaceSerializer(serializers.Serializer):
     name = serializers.CharField(source="workspace.name")
     role = serializers.ChoiceField(Role.choices, help_text="The caller's role in this workspace.")
     mutedUntil = serializers.DateTimeField(source="muted_until", allow_null=True, help_text="Set while muted.")
+    contentPolicy = serializers.ChoiceField(
+        ContentPolicy.choices,
+        source="workspace.content_policy",
+        help_text="What a message that looks like an attack does: `standard` -- it is delivered as text and "
+        "recorded as `suspicious_activity`; `strict` -- it is refused with `message_blocked`.",
+    )
     createdAt = serializers.DateTimeField(source="workspace.created_at")
+
+
+class WorkspaceUpdateSerializer(serializers.Serializer):
+    contentPolicy = serializers.ChoiceField(ContentPolicy.choices, help_text="`standard` or `strict` (admins only).")
 
 
 @extend_schema_serializer(
@@ -310,6 +321,7 @@ MESSAGE_EXAMPLE = {
     "userName": "alice",
     "content": "Where is my refund?",
     "contentType": "text",
+    "html": None,
     "metadata": {},
     "timestamp": 1767605672000,
     "hidden": False,
@@ -329,8 +341,13 @@ class MessageSerializer(serializers.Serializer):
     senderType = serializers.ChoiceField(SenderType.choices)
     userId = serializers.CharField(allow_null=True)
     userName = serializers.CharField()
-    content = serializers.CharField()
+    content = serializers.CharField(help_text="Exactly what the sender wrote. Show it as text, never as HTML.")
     contentType = serializers.ChoiceField(ContentType.choices)
+    html = serializers.CharField(
+        allow_null=True,
+        help_text="`markdown` messages: the server's safe HTML rendering of `content` (an allow-list of "
+        "elements; links http/https/mailto with rel=\"nofollow noopener\"). `null` for `text`.",
+    )
     metadata = serializers.DictField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")

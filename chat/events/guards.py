@@ -14,11 +14,16 @@ import time
 from functools import cache
 from typing import Any
 
+from channels.db import database_sync_to_async
+
 from chat.errors import ChatError
+from chat.models import ContentPolicy
 from chat.protocol.socket import Socket
+from chat.services import access
+from monitoring import metrics
 from security import events
 from security.connections import ConnectionTracker, connections_from_settings
-from security.content import RepeatTracker, check_content, repeat_tracker_from_settings, sanitize
+from security.content import RepeatTracker, check_spam, find_hostile, repeat_tracker_from_settings
 from security.errors import MessageBlocked, RateLimited, SpamDetected
 from security.models import SecurityEventType
 from security.ratelimit import RateLimiter, limiter_from_settings
@@ -98,18 +103,54 @@ async def limit(socket: Socket, operation: str) -> None:
         raise
 
 
-async def screen(socket: Socket, content: str, content_type: str, *, workspace_id: int, session_key: str) -> str:
-    """Refuse hostile or spammy content; return the sanitised content to store."""
+async def screen(socket: Socket, content: str, *, workspace_id: int, session_key: str) -> None:
+    """Screen a socket send's content (see :func:`screen_content`)."""
+    await screen_content(
+        socket.scope, socket.user, content, workspace_id=workspace_id, session_key=session_key, surface="socket"
+    )
+
+
+async def screen_content(
+    scope: dict[str, Any], user: Any, content: str, *, workspace_id: int, session_key: str, surface: str
+) -> None:
+    """Refuse abuse; flag (``standard``) or refuse (``strict``) what looks like an attack.  Every surface's send.
+
+    The content's length and form were checked first
+    (``chat.services.messages.check_content``).  Content is never changed.
+
+    - What looks like an attack (``security.content.find_hostile``) is a
+      strike for the sender either way.  Under the workspace's ``strict``
+      policy it is refused with ``message_blocked`` and recorded as
+      ``message_blocked``; under ``standard`` (the default) the message goes
+      through as text and is recorded as ``suspicious_activity`` with the reason.
+    - Spam (floods, repeats) is refused with ``spam_detected`` under every
+      policy, a strike and a ``suspicious_activity`` event, as before.
+
+    The policy is read only when something looks like an attack, so the
+    common message costs no query, and a change of policy applies to the next message.
+    """
+    reason = find_hostile(content)
+    where = {"workspace": workspace_id, "session_key": session_key, "surface": surface}
+    if reason is not None:
+        policy = await database_sync_to_async(access.content_policy)(workspace_id)
+        if policy == ContentPolicy.STRICT:
+            await limiter().strike(user.pk)
+            metrics.suspicious_content(reason, "blocked")
+            record_client(scope, SecurityEventType.MESSAGE_BLOCKED, user=user, reason=reason, **where)
+            raise MessageBlocked(reason)
     try:
-        check_content(content)
-        await repeats().check(socket.user.pk, content)
-    except (MessageBlocked, SpamDetected) as error:
-        await limiter().strike(socket.user.pk)
-        blocked = isinstance(error, MessageBlocked)
-        kind = SecurityEventType.MESSAGE_BLOCKED if blocked else SecurityEventType.SUSPICIOUS_ACTIVITY
-        record(socket, kind, workspace=workspace_id, session_key=session_key, **error.details)
+        check_spam(content)
+        await repeats().check(user.pk, content)
+    except SpamDetected as error:
+        await limiter().strike(user.pk)
+        record_client(scope, SecurityEventType.SUSPICIOUS_ACTIVITY, user=user, **where, **error.details)
         raise
-    return sanitize(content, content_type)
+    if reason is not None:
+        await limiter().strike(user.pk)
+        metrics.suspicious_content(reason, "accepted")
+        record_client(
+            scope, SecurityEventType.SUSPICIOUS_ACTIVITY, user=user, reason=reason, policy=ContentPolicy.STANDARD, **where
+        )
 
 
 def failed(socket: Socket, error: ChatError, payload: Any) -> None:

@@ -46,12 +46,12 @@ def register(namespace: Namespace) -> None:
         if stored is None:
             # A resend of a message this worker just stored is answered from
             # memory: it is not new content, so it is not screened again.
+            # Length and form first: screening and rendering only ever see bounded text.
             messages.check_content(content, content_type, metadata)
-            content = await guards.screen(
-                socket, content, content_type, workspace_id=entry.workspace_id, session_key=entry.session_key
-            )
+            await guards.screen(socket, content, workspace_id=entry.workspace_id, session_key=entry.session_key)
+            html = await messages.render(content, content_type)
             sender = messages.Sender.for_user(socket.user)
-            new = messages.NewMessage(entry.session_id, sender, key, content, content_type, metadata)
+            new = messages.NewMessage(entry.session_id, sender, key, content, content_type, metadata, html)
 
             async def announce(stored: messages.StoredMessage) -> None:
                 shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)

@@ -26,9 +26,10 @@ is refused), the route, the caller (:mod:`chat.parlant.auth`), the REST
 API's rate (``CHAT_API_RATE_LIMIT``, shared with ``/api/v1/``), the
 caller's membership of the workspace (another workspace, or a session the
 caller may not see, is a 404).  Posting a message then passes exactly the
-socket send's checks: the ``send`` rate limit, content limits, hostile
-content and spam screening (with strikes and security events), the
-sanitiser, the mute.  Creating a session counts against ``join``.
+socket send's checks: the ``send`` rate limit, content limits, screening
+under the workspace's content policy (``chat.events.guards.screen_content``,
+with strikes and security events), the mute; the text is stored as sent.
+Creating a session counts against ``join``.
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
 from chat.shapes import message_shape
 from chat.transport.http_request import BoundedHttpConsumer
-from security import content as screening
 from security import events as security_events
-from security.errors import MessageBlocked, RateLimited, SpamDetected
+from security.errors import RateLimited
 from security.models import SecurityEventType
 
 logger = logging.getLogger(__name__)
@@ -261,7 +261,8 @@ class ParlantConsumer(BoundedHttpConsumer):
         self.watcher = watcher
 
     def max_body(self) -> int:
-        return settings.CHAT.max_payload
+        # The REST API's bound: bodies over it are counted, never kept or parsed.
+        return settings.CHAT.api_body_max_bytes
 
     def cancel_on_disconnect(self) -> bool:
         # A waiting GET (long-poll, stream) stops; a POST finishes: what it stores must be stored whole.
@@ -283,7 +284,7 @@ class ParlantConsumer(BoundedHttpConsumer):
                 return
             call, handler, route, token = self._route(method, body)
             if self.too_large:
-                raise ApiError(413, f"Request body exceeds {settings.CHAT.max_payload} bytes.", "payload_too_large")
+                raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
             call.user = await database_sync_to_async(authenticate)(token or self._bearer())
             call.membership = await database_sync_to_async(admit)(call)
             answer = await handler(self, call)
@@ -560,25 +561,13 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
     except RateLimited:
         record(call.scope, SecurityEventType.RATE_LIMIT_EXCEEDED, user=user, operation="send")
         raise
+    # Length and form first: screening only ever sees bounded text.
     message_service.check_content(text, "text", metadata)
-    try:
-        screening.check_content(text)
-        await guards.repeats().check(user.pk, text)
-    except (MessageBlocked, SpamDetected) as error:
-        await guards.limiter().strike(user.pk)
-        blocked = isinstance(error, MessageBlocked)
-        kind_of_event = SecurityEventType.MESSAGE_BLOCKED if blocked else SecurityEventType.SUSPICIOUS_ACTIVITY
-        security_events.record(
-            kind_of_event,
-            user=user,
-            workspace=session.workspace_id,
-            session_key=session.key,
-            scope=call.scope,
-            detail={"surface": "parlant", **error.details},
-        )
-        raise
+    await guards.screen_content(
+        call.scope, user, text, workspace_id=session.workspace_id, session_key=session.key, surface="parlant"
+    )
     key = f"p-{secrets.token_urlsafe(16)}"
-    new = message_service.NewMessage(session.pk, sender, key, screening.sanitize(text, "text"), "text", metadata)
+    new = message_service.NewMessage(session.pk, sender, key, text, "text", metadata, html="")
     workspace_slug, session_key = session.workspace.slug, session.key
 
     async def announce(stored: message_service.StoredMessage) -> None:

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from chat.errors import AgentNotFound, NotAMember, PermissionDenied
-from chat.models import Agent, ChatSession, Membership
+from chat.models import Agent, ChatSession, ContentPolicy, Membership, Workspace
 
 
 def membership_for(user: AbstractBaseUser, workspace_slug: str) -> Membership:
@@ -54,3 +54,9 @@ def open_session(membership: Membership, session_key: str, agent_key: str | None
         # Another worker created it a moment ago: join theirs like any existing session.
         return open_session(membership, session_key, None)
     return session, True
+
+
+def content_policy(workspace_id: int) -> str:
+    """The workspace's :class:`~chat.models.ContentPolicy`, read when a message needs it (it can change any time)."""
+    policy = Workspace.objects.filter(pk=workspace_id).values_list("content_policy", flat=True).first()
+    return policy or ContentPolicy.STANDARD
