@@ -66,7 +66,7 @@ class WorkspaceDetail(ApiView):
         description="Admins of the workspace only. `contentPolicy`: what a message that looks like an attack "
         "(script tags, event handlers, `javascript:` URLs, obfuscated hosts) does -- `standard` (the default) "
         "delivers it as text and records `suspicious_activity` with a strike for the sender; `strict` refuses "
-        "it with `message_blocked`. Takes effect with the next message, on every worker. Audited.",
+        "it with `message_blocked`. Applies to the next message (on other workers within 5 s). Audited.",
         request=WorkspaceUpdateSerializer,
         responses={200: WorkspaceSerializer, **errors("invalid_payload", "forbidden", "not_a_member")},
     )

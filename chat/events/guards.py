@@ -127,12 +127,15 @@ async def screen_content(
       policy, a strike and a ``suspicious_activity`` event, as before.
 
     The policy is read only when something looks like an attack, so the
-    common message costs no query, and a change of policy applies to the next message.
+    common message costs no query; each worker keeps what it read for
+    ``access.CONTENT_POLICY_TTL_S`` (5 s), so a change applies everywhere within that.
     """
     reason = find_hostile(content)
     where = {"workspace": workspace_id, "session_key": session_key, "surface": surface}
     if reason is not None:
-        policy = await database_sync_to_async(access.content_policy)(workspace_id)
+        policy = access.cached_content_policy(workspace_id)
+        if policy is None:
+            policy = await database_sync_to_async(access.content_policy)(workspace_id)
         if policy == ContentPolicy.STRICT:
             await limiter().strike(user.pk)
             metrics.suspicious_content(reason, "blocked")

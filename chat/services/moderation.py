@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from chat.errors import ChatError, InvalidPayload, NotAMember, PermissionDenied
 from chat.models import ChatMessage, ContentPolicy, Membership, Presence, Role, Workspace, WorkspaceBan
+from chat.services import access
 from chat.shapes import to_ms
 
 #: The longest mute a moderator can set in one go (a year); longer is a ban.
@@ -171,6 +172,7 @@ def set_content_policy(actor: Membership, policy: str) -> Workspace:
         workspace.content_policy = policy
         workspace.save(update_fields=["content_policy"])
         audit(actor.user, workspace, f"Changed the content policy of {workspace.slug} from {old} to {policy}.")
+    access.remember_content_policy(workspace.pk, policy)  # this worker at once; the others within its TTL
     return workspace
 
 
