@@ -46,6 +46,7 @@ export function errorFrom(ack) {
   }
   if (typeof ack.maxLength === "number") error.maxLength = ack.maxLength;
   if (typeof ack.mutedUntil === "number") error.mutedUntil = ack.mutedUntil;
+  if (typeof ack.reason === "string") error.reason = ack.reason;
   return error;
 }
 

@@ -37,6 +37,9 @@ const ERROR_TEXT = {
   muted: (e) =>
     `A moderator muted you in this workspace${e.mutedUntil ? ` until ${new Date(e.mutedUntil).toLocaleString()}` : ""}.`,
   banned: () => "You are banned from this workspace.",
+  message_blocked: () => "This workspace does not accept messages that look like code injection.",
+  spam_detected: (e) =>
+    e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
 
 export function describeError(error) {
