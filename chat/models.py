@@ -246,7 +246,7 @@ class AgentRun(models.Model):
     #: a second, by the worker running it) and once more when it ends, so any
     #: worker can show a reply in progress (the Parlant-compatible event log,
     #: ``chat.parlant``, serves it).  The backend's raw text, like the chunks
-    #: on the wire; the stored reply is the sanitised form.
+    #: on the wire; the stored reply is the same text, joined.
     stream = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
