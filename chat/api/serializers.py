@@ -144,7 +144,9 @@ class WorkspaceSerializer(serializers.Serializer):
 
 
 class WorkspaceUpdateSerializer(serializers.Serializer):
-    contentPolicy = serializers.ChoiceField(ContentPolicy.choices, help_text="`standard` or `strict` (admins only).")
+    contentPolicy = serializers.ChoiceField(
+        ContentPolicy.choices, required=False, help_text="`standard` or `strict` (admins only). Absent: nothing changes."
+    )
 
 
 @extend_schema_serializer(
