@@ -18,8 +18,13 @@ from channels_socketio.protocol.server import SocketServer
 from channels_socketio.transport.server import EngineServer
 from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
+from chat.agents import runner as agent_runner
 from chat.events import chat_namespace
-from monitoring import metrics
+from chat.events.writer import writer
+from chat.services import presence
+from monitoring import observer as engine_metrics
+from monitoring import registry
+from security import events as security_events
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Realtime:
 
 def build() -> Realtime:
     config = settings.CHAT
-    observer.install(metrics.EngineMetrics())
+    observer.install(engine_metrics.EngineMetrics())
     options = EngineOptions(
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
@@ -49,5 +54,18 @@ def build() -> Realtime:
     else:
         sockets.register(chat_namespace())
     engine = EngineServer(sockets, options, config.origin_allowed, worker)
-    metrics.watch(engine=engine, sockets=sockets)
+    _report_buffers(engine, sockets)
     return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)
+
+
+def _report_buffers(engine: EngineServer, sockets: SocketServer) -> None:
+    """Tell monitoring what this process holds in memory, and where to count sessions per workspace."""
+    registry.add_buffers("engine", engine.buffer_sizes)
+    registry.add_buffers("sockets", sockets.buffer_sizes)
+    registry.add_buffers(
+        "acks", lambda: {"pending_acks": {"items": sockets.pending_acks(list(engine.sessions.values()))}}
+    )
+    registry.add_buffers("writer", lambda: {"message_writer_queue": {"items": writer.queued}})
+    registry.add_buffers("security", lambda: {"security_event_queue": {"items": security_events.recorder.pending}})
+    registry.add_buffers("agents", lambda: {"agent_runs_local": {"items": agent_runner.runner.active_runs}})
+    registry.set_workspace_sessions(presence.sessions_per_workspace)

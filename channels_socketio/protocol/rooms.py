@@ -114,6 +114,16 @@ class RoomFanout:
                 del self._members[group]
         await self._sync(group)
 
+    @property
+    def rooms(self) -> int:
+        """Rooms with members on this worker."""
+        return len(self._members)
+
+    @property
+    def subscriptions(self) -> int:
+        """Channel-layer groups this worker is subscribed to."""
+        return len(self._subscribed)
+
     def local_members(self, group: str) -> list[LocalMember]:
         return list(self._members.get(group, {}).values())
 

@@ -44,6 +44,31 @@ class SocketServer:
     async def start(self) -> None:
         await self.fanout.start()
 
+    def buffer_sizes(self) -> dict[str, dict[str, int]]:
+        """The sizes of this server's bounded buffers, for whoever monitors the process.
+
+        ``sessions`` are the engine's, to count the acks its sockets wait for.
+        """
+        fanout = self.fanout
+        sizes = {
+            "handler_tasks": {"items": len(self._tasks)},
+            "rooms": {"items": fanout.rooms},
+            "room_subscriptions": {"items": fanout.subscriptions},
+        }
+        channels = getattr(fanout.layer, "channels", None)
+        if isinstance(channels, dict):  # the in-memory channel layer's queues
+            sizes["channel_layer_queues"] = {"items": sum(queue.qsize() for queue in list(channels.values()))}
+        return sizes
+
+    def pending_acks(self, sessions: Iterable[EngineSession]) -> int:
+        """Acks the sockets of these sessions wait for."""
+        return sum(
+            socket.pending_acks
+            for session in sessions
+            if isinstance(session.attachment, Connection)
+            for socket in list(session.attachment.sockets.values())
+        )
+
     # --- the application's API --------------------------------------------------------
 
     def to(self, room: str, namespace: str = "/") -> Broadcast:

@@ -118,6 +118,11 @@ class Socket:
         self.connected = False
         self._before_connect = None
 
+    @property
+    def pending_acks(self) -> int:
+        """Acks this socket asked the client for and still waits for."""
+        return len(self._acks)
+
     def resolve_ack(self, ack_id: int, args: list[Any]) -> None:
         future = self._acks.get(ack_id)
         if future is not None and not future.done():

@@ -61,6 +61,16 @@ class PollingRelay:
         worker.route(REPLY, self._on_reply)
         worker.route(CANCEL, self._on_cancel)
 
+    @property
+    def waiting(self) -> int:
+        """Requests this worker forwarded and waits to hear back about."""
+        return len(self._waiting)
+
+    @property
+    def serving(self) -> int:
+        """Requests other workers forwarded here, being served."""
+        return len(self._serving)
+
     # --- the worker that received the HTTP request ------------------------------------------
 
     async def forward(self, owner: str, sid: str, method: str, body: bytes, too_large: bool) -> PollingResponse:

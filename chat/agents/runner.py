@@ -215,6 +215,11 @@ class AgentRunner:
         return settings.CHAT.worker_id
 
     @property
+    def active_runs(self) -> int:
+        """Agent runs this worker is carrying out now."""
+        return len(self._active)
+
+    @property
     def layer(self) -> Any:
         return get_channel_layer()
 
