@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from channels_socketio import observer
 from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
 from channels_socketio.protocol.server import SocketServer
+from channels_socketio.transport.broker import Broker, LocalBroker
+from channels_socketio.transport.redis_broker import RedisBroker
 from channels_socketio.transport.server import EngineServer
 from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
@@ -43,19 +44,24 @@ def build() -> Realtime:
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
     )
-    layer = get_channel_layer()
-    worker = WorkerChannel(layer)
+    worker = WorkerChannel(_broker(config.redis_url))
     sockets = SocketServer(worker)
     echo_engine = None
     if config.conformance:
         for name in NAMESPACES:
             sockets.register(conformance_namespace(name))
-        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, WorkerChannel(layer))
+        echo_worker = WorkerChannel(_broker(config.redis_url))
+        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, echo_worker)
     else:
         sockets.register(chat_namespace())
     engine = EngineServer(sockets, options, config.origin_allowed, worker)
     _report_buffers(engine, sockets)
     return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)
+
+
+def _broker(redis_url: str) -> Broker:
+    """Redis publish/subscribe between the workers when Redis is configured; otherwise one process."""
+    return RedisBroker(redis_url) if redis_url else LocalBroker()
 
 
 def _report_buffers(engine: EngineServer, sockets: SocketServer) -> None:

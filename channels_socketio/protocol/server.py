@@ -33,7 +33,7 @@ class SocketServer:
     def __init__(self, worker: WorkerChannel, *, limits: Limits = Limits()) -> None:
         self.namespaces: dict[str, Namespace] = {}
         self.fanout = RoomFanout(worker)
-        self.emitter = Emitter(worker.layer)
+        self.emitter = Emitter(self.fanout)
         self.limits = limits
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -55,9 +55,9 @@ class SocketServer:
             "rooms": {"items": fanout.rooms},
             "room_subscriptions": {"items": fanout.subscriptions},
         }
-        channels = getattr(fanout.layer, "channels", None)
-        if isinstance(channels, dict):  # the in-memory channel layer's queues
-            sizes["channel_layer_queues"] = {"items": sum(queue.qsize() for queue in list(channels.values()))}
+        queued = getattr(fanout.worker.broker, "queued", None)
+        if queued is not None:  # broadcasts waiting to be published
+            sizes["broker_outbox"] = {"items": queued}
         return sizes
 
     def pending_acks(self, sessions: Iterable[EngineSession]) -> int:
