@@ -24,9 +24,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from chat.events import guards
 from chat.models import ChatMessage, ChatSession
-from chat.services import announce, moderation
+from chat.services import announce, moderation, screening
 from chat.services import sessions as service
 from chat.services.messages import Sender, check_content, store_message
 
@@ -161,7 +160,7 @@ class MessageList(ApiView):
 def _screen(request: Request, session: ChatSession, content: str) -> None:
     """The socket send's screening, under the workspace's content policy, with its strikes and security events."""
     scope = getattr(request._request, "scope", None) or {"client": (request.META.get("REMOTE_ADDR", ""), 0)}
-    async_to_sync(guards.screen_content)(
+    async_to_sync(screening.screen_content)(
         scope, request.user, content, workspace_id=session.workspace_id, session_key=session.key, surface="rest"
     )
 

@@ -27,7 +27,7 @@ API's rate (``CHAT_API_RATE_LIMIT``, shared with ``/api/v1/``), the
 caller's membership of the workspace (another workspace, or a session the
 caller may not see, is a 404).  Posting a message then passes exactly the
 socket send's checks: the ``send`` rate limit, content limits, screening
-under the workspace's content policy (``chat.events.guards.screen_content``,
+under the workspace's content policy (``chat.services.screening.screen_content``,
 with strikes and security events), the mute; the text is stored as sent.
 Creating a session counts against ``join``.
 """
@@ -47,23 +47,22 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat import notify
 from chat.agents import runner as agent_runner
 from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
-from chat.events import guards
 from chat.events.writer import writer
 from chat.models import CLIENT_ID_PATTERN, Agent, ChatSession, Membership
 from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
 from chat.parlant.watch import Watcher, wait
-from chat.services import access, moderation
+from chat.services import access, moderation, screening
 from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
 from chat.shapes import message_shape
-from chat.transport.http_request import BoundedHttpConsumer
 from security import events as security_events
 from security.errors import RateLimited
 from security.models import SecurityEventType
@@ -226,7 +225,7 @@ def body_str(body: dict[str, Any], name: str, *, required: bool, max_length: int
 
 def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any = None, **detail: Any) -> None:
     """A security event about this client, deduplicated as the socket path's are (never the token or the content)."""
-    guards.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
+    screening.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
 
 
 def admit(call: Call) -> Membership:
@@ -421,7 +420,7 @@ async def create_session(self: ParlantConsumer, call: Call) -> Json:
     title = body_str(body, "title", required=False, max_length=200)
     body_str(body, "customer_id", required=False)  # checked, not used: the session's customer is the caller
     query_bool(call, "allow_greeting", False)  # checked, not used: our agents answer messages, they do not greet
-    await guards.limiter().check("join", call.user.pk)
+    await screening.limiter().check("join", call.user.pk)
 
     def create() -> dict[str, Any]:
         assert call.membership is not None and agent_key is not None
@@ -555,15 +554,15 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
     assert membership is not None
     session = await database_sync_to_async(_session)(call)
     sender, metadata = await database_sync_to_async(_sender)(source, session, membership, user)
-    # The socket send's checks, in its order (chat.events.messages and chat.events.guards).
+    # The socket send's checks, in its order (chat.events.messages and chat.services.screening).
     try:
-        await guards.limiter().check("send", user.pk)
+        await screening.limiter().check("send", user.pk)
     except RateLimited:
         record(call.scope, SecurityEventType.RATE_LIMIT_EXCEEDED, user=user, operation="send")
         raise
     # Length and form first: screening only ever sees bounded text.
     message_service.check_content(text, "text", metadata)
-    await guards.screen_content(
+    await screening.screen_content(
         call.scope, user, text, workspace_id=session.workspace_id, session_key=session.key, surface="parlant"
     )
     key = f"p-{secrets.token_urlsafe(16)}"
@@ -572,7 +571,7 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
 
     async def announce(stored: message_service.StoredMessage) -> None:
         shape = message_shape(stored.message, workspace_slug=workspace_slug, session_key=session_key)
-        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape)
+        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape, seq=stored.message.seq)
 
     stored = await writer.store(new, announce)
     if sender.user is not None:
