@@ -46,7 +46,9 @@ class Told:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def __call__(self, workspace: str, session: str, event: str, payload: dict[str, Any], *, exclude=()) -> None:
+    async def __call__(
+        self, workspace: str, session: str, event: str, payload: dict[str, Any], *, exclude=(), seq=None
+    ) -> None:
         self.events.append((session, event, payload))
 
     def of(self, event: str, session: str | None = None) -> list[dict[str, Any]]:

@@ -149,8 +149,9 @@ def test_post_is_screened_like_a_socket_message(world, session):
     assert response.json()["html"] is None  # recorded as suspicious_activity: see test_security_content
     response = client.post(f"{S}/messages/", {"id": "y", "content": "<b>bold</b> & fine"}, format="json")
     assert response.status_code == 201 and response.json()["content"] == "<b>bold</b> & fine"
-    world.a.content_policy = "strict"
-    world.a.save()
+    assert world.client("boss").patch(f"{API}/workspaces/acme/", {"contentPolicy": "strict"}, format="json").json()[
+        "contentPolicy"
+    ] == "strict"
     body = error_of(client.post(f"{S}/messages/", {"id": "z", "content": "<script>alert(1)</script>"},
                                 format="json"), 400, "message_blocked")
     assert body["reason"] == "script_injection"
