@@ -63,19 +63,31 @@ def test_two_users_chat_both_ways(chat_server, open_user):
         "() => document.querySelector('[data-announcer]').textContent.includes('demo: Hello guest')"
     )
 
-    guest.send("Fine, thanks! **Bold** and `code` and https://example.com")
-    guest.wait_message("Fine, thanks! Bold and code and https://example.com", state="sent")
-    reply = demo.wait_message("Fine, thanks! Bold and code and https://example.com", state="stored")
+    # Text is shown as typed; markdown (here posted over REST) as the server's HTML.
+    typed = "Fine, thanks! **Bold** and `code` and https://example.com"
+    guest.send(typed)
+    guest.wait_message(typed, state="sent")
+    reply = demo.wait_message(typed, state="stored")
     assert reply["author"] == "guest"
-    bubble = demo.message(reply["text"])
+    assert demo.message(typed).locator(".msg__body *").count() == 0
+    status, body = chat_server.rest(
+        "POST",
+        f"workspaces/demo/sessions/{session_id}/messages/",
+        user="guest",
+        body={"id": "md-1", "content": "**Bold** and `code` and <https://example.com>", "contentType": "markdown"},
+    )
+    assert status == 201, body
+    rendered = demo.wait_message("Bold and code and https://example.com", state="stored")
+    bubble = demo.page.locator(f"[data-message-list] > li[data-id='{rendered['id']}']")
     assert bubble.locator("strong").inner_text() == "Bold"
     assert bubble.locator("code").inner_text() == "code"
-    assert bubble.locator("a").get_attribute("href") == "https://example.com/"
-    assert bubble.locator("a").get_attribute("rel") == "noopener noreferrer nofollow"
+    assert bubble.locator("a").get_attribute("href") == "https://example.com"
+    assert bubble.locator("a").get_attribute("rel") == "nofollow noopener"
+    guest.wait_message("Bold and code and https://example.com")
 
     for page in (demo, guest):
         texts = [m["text"] for m in page.messages()]
-        assert texts == ["Hello guest, how are you?", "Fine, thanks! Bold and code and https://example.com"]
+        assert texts == ["Hello guest, how are you?", typed, "Bold and code and https://example.com"]
         assert not page.errors, page.errors
     shot(demo.page, "two-users-demo")
     shot(guest.page, "two-users-guest")
