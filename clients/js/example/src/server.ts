@@ -38,7 +38,7 @@ export async function socketToken(): Promise<string> {
   return ((await response.json()) as { token: string }).token;
 }
 
-export async function whoIsHere(workspace: string, session: string): Promise<ChatPresence[]> {
+export async function whoIsHere(session: string, workspace: string): Promise<ChatPresence[]> {
   const response = await fetch(`/api/v1/workspaces/${workspace}/sessions/${session}/presence/`, { credentials: "same-origin" });
   return response.ok ? ((await response.json()) as ChatPresence[]) : [];
 }

@@ -165,6 +165,7 @@ export function RealTimeChat({
       data-theme={theme}
       data-session={sessionId}
       data-status={chat.status}
+      data-loaded={chat.initialLoaded ? "true" : "false"}
       aria-labelledby={`${ids}-title`}
     >
       <header className="rtc__header">
@@ -196,8 +197,9 @@ export function RealTimeChat({
         className="rtc__scroller"
         ref={scroller}
         onScroll={onScroll}
-        role="region"
+        role="log"
         aria-label="Conversation"
+        aria-relevant="additions"
         tabIndex={0}
       >
         {chat.hasOlder && (
@@ -207,7 +209,7 @@ export function RealTimeChat({
         )}
         {!chat.initialLoaded && chat.messages.length === 0 && <p className="rtc__empty">Loading the conversation…</p>}
         {chat.initialLoaded && chat.messages.length === 0 && <p className="rtc__empty">No messages yet.</p>}
-        <ol className="rtc__messages" role="log" aria-label="Messages" aria-relevant="additions">
+        <ol className="rtc__messages" aria-label="Messages">
           {chat.messages.map((message) => (
             <MessageRow
               key={message.id}
