@@ -85,10 +85,12 @@ export class PresenceTracker {
     for (const socket of person.sockets.values()) socket.unconfirmedSince = null;
   }
 
-  /** We rejoined: what we knew of the others may be stale. */
+  /**
+   * We rejoined: what we knew may be stale -- the others, and our own old
+   * socket (the join's presence confirms our new one).
+   */
   markUnconfirmed(now: number): void {
-    for (const [userId, person] of this.people) {
-      if (userId === this.selfId) continue;
+    for (const person of this.people.values()) {
       for (const socket of person.sockets.values()) socket.unconfirmedSince ??= now;
     }
   }

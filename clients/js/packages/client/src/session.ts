@@ -616,7 +616,8 @@ export class ChatSession {
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = null;
       const now = Date.now();
-      const changed = this.presence.expire(now, ttl) || this.presence.expireTyping(now);
+      const expired = this.presence.expire(now, ttl);
+      const changed = this.presence.expireTyping(now) || expired;
       this.scheduleExpiry();
       if (changed) this.changed();
     }, Math.max(0, at - Date.now()) + 1);

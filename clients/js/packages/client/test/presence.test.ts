@@ -39,12 +39,14 @@ describe("presence", () => {
     tracker.put(presence("bob", "b1") as any);
     tracker.put(presence("cy", "c1") as any);
     tracker.markUnconfirmed(1_000);
+    tracker.put(presence("ann", "a2") as any); // our new socket, from the join
     expect(tracker.nextExpiry(30_000)).toBe(31_000);
     tracker.confirmUser("bob"); // bob said something after our rejoin
     expect(tracker.expire(30_999, 30_000)).toBe(false);
     expect(tracker.expire(31_000, 30_000)).toBe(true);
     expect(tracker.list().map((p) => p.userId)).toEqual(["ann", "bob"]);
     expect(tracker.nextExpiry(30_000)).toBeNull();
+    expect(tracker.leave("ann", "a2")).toBe(true); // the old socket a1 expired with the others
   });
 
   it("keeps a socket the server announces again after a rejoin", () => {

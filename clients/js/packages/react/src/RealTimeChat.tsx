@@ -132,9 +132,8 @@ export function RealTimeChat({
 
   const loadOlder = () => {
     olderFrom.current = scroller.current?.scrollHeight ?? null;
-    void chat.loadOlder().then(() => {
-      if (olderFrom.current !== null && !chat.hasOlder) olderFrom.current = null;
-    });
+    // A page that added nothing leaves no layout change to consume the mark: drop it after the next paint.
+    void chat.loadOlder().then(() => requestAnimationFrame(() => (olderFrom.current = null)));
   };
 
   const submit = (event?: FormEvent) => {

@@ -29,7 +29,7 @@ const ChatSocketContext = createContext<ChatSocketContextValue | null>(null);
 export interface ChatSocketProviderProps extends Omit<ChatClientOptions, "user"> {
   /** The signed-in user as the application knows them (the seed's `user={user}`). */
   user?: ChatUser | null;
-  /** Use this client instead of making one (it is then yours to close). */
+  /** Use this client instead of making one: connected while the provider is mounted (retain it to keep it longer). */
   client?: ChatClient;
   children?: ReactNode;
 }
