@@ -51,7 +51,9 @@ browser:
 js-test: $(JS_STAMP)
 	cd $(JS_DIR) && npm test
 
+# The engine's tests run first, alone: no Django application of ours (channels_socketio/tests/conftest.py).
 test: install browser js-test
+	$(VENV)/bin/python -m pytest -p no:django -W ignore::pytest.PytestConfigWarning channels_socketio/tests $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 #: The React example app (clients/js/example) at http://127.0.0.1:5173/, against `make run` on :8000.

@@ -88,7 +88,7 @@ SERVER_EVENTS = frozenset(
         *(f"{event}-error" for event in CLIENT_EVENTS),
     }
 )
-#: Engine.IO close reasons (``chat.transport.session.CloseReason``) as label values.
+#: Engine.IO close reasons (``channels_socketio.transport.session.CloseReason``) as label values.
 CLOSE_REASONS = {
     "transport close": "transport_close",
     "transport error": "transport_error",
@@ -397,7 +397,6 @@ def connection_opened(transport: str) -> float:
     if transport in state.active:
         state.active[transport] += 1
     state.rates["opened"].add(now)
-    _ensure_probe()
     return now
 
 
@@ -694,33 +693,3 @@ def housekeeping_ran(ok: bool) -> None:
         state["last_run"] = wall
     else:
         state["failures"] += 1
-
-
-# --- buffers and the probe -------------------------------------------------------------------
-
-#: Objects whose buffers the probe measures (see :func:`watch`).
-watched: dict[str, Any] = {}
-
-
-def watch(**objects: Any) -> None:
-    """Register the process's real-time objects (``engine=``, ``sockets=``) for buffer sizes."""
-    watched.update({name: value for name, value in objects.items() if value is not None})
-
-
-_probe: Any = None
-
-
-def _ensure_probe() -> None:
-    """Start the probe from the first connection of a real server (one that called :func:`watch`).
-
-    Objects built without :func:`watch` (unit tests of the transport) never
-    start a background task.
-    """
-    global _probe
-    if not watched:
-        return
-    if _probe is None:
-        from monitoring import probe
-
-        _probe = probe
-    _probe.ensure_started()

@@ -23,9 +23,9 @@ from typing import Any, Awaitable, Callable, Iterable
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
+from channels_socketio.protocol.emitter import socket_room
 from chat import notify
 from chat.models import ChatMessage, ChatSession
-from chat.protocol.emitter import socket_room
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,12 @@ def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any)
 def message_received(message: ChatMessage, session: ChatSession) -> None:
     """A message stored by the REST API reaches every socket in the session, as a socket send does."""
     after_commit(
-        notify.to_session, session.workspace.slug, session.key, MESSAGE_RECEIVED, message_shape(message, session)
+        notify.to_session,
+        session.workspace.slug,
+        session.key,
+        MESSAGE_RECEIVED,
+        message_shape(message, session),
+        seq=message.seq,
     )
 
 

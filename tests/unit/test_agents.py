@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 
 from chat.agents import runner
@@ -15,7 +14,6 @@ from chat.agents.backends.openai import build_messages, resolve_keys
 from chat.agents.runs import RunTicket, derive_key, failure_text
 from chat.agents.secrets import MASK, masked_config, redact, secret_values, unmask_config
 from chat.models import Agent
-from chat.transport.worker_channel import WorkerChannel
 from tests.integration.test_agents_backends import context
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -137,16 +135,6 @@ def test_run_timeout_default_and_override(monkeypatch):
 def test_failure_text_never_quotes_upstream():
     assert failure_text("Bot", "timeout") == "Bot could not answer: it did not finish in time."
     assert failure_text("Bot", "something_new") == "Bot could not answer: its backend failed."
-
-
-async def test_runner_channel_shares_the_worker_channel_prefix():
-    """channels-redis reads one prefix per process under one lock: a second prefix starves room fan-out."""
-    layer = InMemoryChannelLayer()
-    worker = WorkerChannel(layer)
-    name = await worker.start()
-    await worker.stop()
-    ours = await layer.new_channel(runner.CHANNEL_PREFIX)
-    assert name.split("!")[0].split(".")[0] == ours.split("!")[0].split(".")[0]
 
 
 # --- backends ------------------------------------------------------------------------------------
