@@ -296,7 +296,7 @@ function statusOf(message: MessageItem): string {
   if (message.state === "sent") return "Sent";
   if (message.state === "failed") return `Not sent: ${message.error?.message ?? "refused"}`;
   const stream = message.stream;
-  if (!stream) return "";
+  if (!stream) return message.senderType === "agent" && message.metadata.cancelled === true ? "Stopped" : "";
   if (message.state === "streaming" && !stream.done) return stream.interrupted ? "Reply interrupted…" : "";
   if (stream.error) return `The reply failed: ${stream.error.message}`;
   if (stream.cancelled) return "Stopped";
