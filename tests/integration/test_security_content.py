@@ -44,6 +44,7 @@ from tests.integration.chat_client import (
     unique,
 )
 from tests.integration.hostile import HIGH_LIMITS, event_of, last_event_id, security_events, wait_security_events
+from tests.integration.test_monitoring_support import OPS_TOKEN, Scrape, http
 from tests.unit.test_render import assert_safe
 
 REASONS = {"script_injection", "event_handler", "obfuscated_url"}
@@ -89,6 +90,7 @@ def world(module_server_factory, module_backend) -> World:
         "CHAT_SPAM_MAX_CHAR_RUN": "50",
         "CHAT_SPAM_MAX_LINKS": "10",
         "CHAT_API_RATE_LIMIT": "",
+        "CHAT_OPS_TOKEN": OPS_TOKEN,
     }
     server = module_server_factory(module_backend, conformance=False, **env)
     ws, strict_ws, suffix = unique("cws"), unique("sws"), unique("u")
@@ -157,6 +159,7 @@ def assert_html(message: dict[str, Any]) -> None:
 async def test_formerly_blocked_content_is_delivered_as_sent_and_recorded(world, new, transports):
     user, sender, reader, session = await pair(world, new, transports)
     before = last_event_id(world.server)
+    counted = await asyncio.to_thread(suspicious_counts, world)
     sent: dict[str, tuple[str, str]] = {}
     for name, content_type, content, _ in END_TO_END:
         mid = unique(name)
@@ -182,6 +185,25 @@ async def test_formerly_blocked_content_is_delivered_as_sent_and_recorded(world,
     assert all(row["session_key"] == session and row["workspace_id"] for row in rows), rows
     assert all(MARK not in str(row["detail"]) and "alert" not in str(row["detail"]) for row in rows), rows
     assert not [row for row in security_events(world.server, before) if row["type"] == "message_blocked"]
+    # The workspace's moderators see them over REST...
+    status, page = await asyncio.to_thread(
+        rest, world, "reader", "GET",
+        f"workspaces/{world.ws}/security-events/?type=suspicious_activity&user={world.users[user]}",
+    )  # fmt: skip
+    assert status == 200 and {event["detail"]["reason"] for event in page["results"]} == REASONS, page
+    assert all(event["sessionId"] == session for event in page["results"]), page
+    # ...and metrics count every message, not only the first of each reason.
+    now = await asyncio.to_thread(suspicious_counts, world)
+    for reason in REASONS:
+        expected = sum(1 for *_, why in END_TO_END if why == reason)
+        assert now[reason] - counted.get(reason, 0) == expected, (reason, now, counted)
+
+
+def suspicious_counts(world: World) -> dict[str, float]:
+    status, _, body = http(world.server, "/metrics", token=OPS_TOKEN)
+    assert status == 200
+    scrape = Scrape(body.decode() if isinstance(body, bytes) else body)
+    return {reason: scrape.value("chat_suspicious_content_total", reason=reason, action="accepted") for reason in REASONS}
 
 
 async def test_the_issue_table_is_accepted_under_standard(world, new):
