@@ -253,6 +253,20 @@ async def test_a_strict_workspace_refuses_it_with_todays_codes(world, new, trans
         since = sender.mark()
         body = assert_error(await sender.send(session, content), "message_blocked", sender, "chat:send-message", since)
         assert body["reason"] == reason, (content, body)
+    # The other surfaces refuse it the same way.
+    status, body = await asyncio.to_thread(
+        rest, world, user, "POST", f"workspaces/{world.strict_ws}/sessions/{session}/messages/",
+        {"id": unique("r"), "content": ISSUE_20_TABLE[0][0]},
+    )  # fmt: skip
+    assert (status, body["code"], body["reason"]) == (400, "message_blocked", "script_injection"), body
+    async with aiohttp.ClientSession() as http_client:
+        async with http_client.post(
+            f"{world.url}/parlant/{world.strict_ws}/sessions/{session}/events",
+            json={"kind": "message", "source": "customer", "message": ISSUE_20_TABLE[3][0]},
+            headers={"Authorization": f"Bearer {world.tokens[user]}"},
+        ) as response:
+            body = await response.json()
+    assert (response.status, body["code"], body["reason"]) == (422, "message_blocked", "event_handler"), body
     assert (await sender.send(session, ISSUE_20_TABLE[4][0]))["ok"] is True
     assert [content for _, _, content in stored_messages(world.server, world.strict_ws, session)] == [
         ISSUE_20_TABLE[4][0]
