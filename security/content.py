@@ -145,11 +145,13 @@ def reveal(content: str, rounds: int = 3) -> str:
     """``content`` with obfuscation undone: NFKC, HTML entities, percent and JS escapes, up to ``rounds`` deep."""
     text = unicodedata.normalize("NFKC", content)
     for _ in range(rounds):
-        decoded = html.unescape(text)
+        decoded = html.unescape(text) if "&" in text else text
         if "%" in decoded:
             decoded = unquote(decoded, errors="replace")
         if "\\" in decoded:
             decoded = _JS_ESCAPE.sub(_decode_js_escape, decoded)
+        if decoded == text:  # nothing decoded: ``text`` is already normal (NFKC is idempotent)
+            break
         decoded = unicodedata.normalize("NFKC", decoded)
         if decoded == text:
             break

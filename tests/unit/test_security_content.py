@@ -287,14 +287,15 @@ def test_one_message_freezes_a_worker() -> None:
 def test_screening_adversarial_input_at_the_size_limit_stays_within_budget(name: str) -> None:
     """Every input built to make a matcher backtrack costs at most 20x ordinary text of the same length.
 
-    A ratio measured in the same test (best of five each), never an absolute
+    A ratio measured in the same test (best of seven each), never an absolute
     time: the machine is shared.  Measured (2026-12-07): ordinary text 1.3 ms;
-    every input 0.1-2.8x, the compatibility characters that NFKC expands 18-fold 12.8x.
+    every input 0.1-7x, except compatibility characters that NFKC expands
+    18-fold (10,000 become 180,000, all of which the rules must see): 13-16x.
     """
     text = adversarial(LIMIT)[name]
     assert len(text) <= LIMIT
-    baseline = _best_of(5, screen, ORDINARY[: len(text)])
-    elapsed = _best_of(5, screen, text)
+    baseline = _best_of(7, screen, ORDINARY[: len(text)])
+    elapsed = _best_of(7, screen, text)
     ratio = elapsed / baseline
     assert ratio <= BUDGET_RATIO, f"{name}: {elapsed * 1000:.2f} ms, {ratio:.1f}x ordinary text"
 
