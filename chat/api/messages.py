@@ -152,7 +152,7 @@ class MessageList(ApiView):
             announce.trigger_agent(row.pk, message.pk)
         body = MessageSerializer(message).data
         if message.hidden and not membership.moderates:
-            body.update(content="", metadata={})  # the id was reused: do not reveal what was hidden
+            body.update(content="", html=None, metadata={})  # the id was reused: do not reveal what was hidden
         body["duplicate"] = not stored.created
         return Response(body, status=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK)
 
