@@ -174,8 +174,8 @@ RATE_LIMITED = Counter("chat_rate_limit_hits", "Operations refused by a rate lim
 SECURITY_EVENTS = Counter("chat_security_events", "Security events recorded, by type.", ["type"])
 SUSPICIOUS_CONTENT = Counter(
     "chat_suspicious_content",
-    "Messages a formerly blocking rule flagged, by reason and what was done (accepted under standard, blocked under strict).",
-    ["reason", "action"],
+    "Messages a formerly blocking rule flagged, by reason and outcome (accepted under standard, blocked under strict).",
+    ["reason", "outcome"],
 )
 
 AGENT_RUNS = Counter("chat_agent_runs", "Agent runs started.", ["backend"])
@@ -635,9 +635,9 @@ def security_event(type: str) -> None:  # noqa: A002 - the name of the field it 
     local.rates["security_events"].add(_now())
 
 
-def suspicious_content(reason: str, action: str) -> None:
+def suspicious_content(reason: str, outcome: str) -> None:
     """A message looked like an attack (``security.content.find_hostile``): every one counts, unlike its event."""
-    _pair(_suspicious, SUSPICIOUS_CONTENT, _code_label(reason), _code_label(action)).inc()
+    _pair(_suspicious, SUSPICIOUS_CONTENT, _code_label(reason), _code_label(outcome)).inc()
 
 
 class AgentRunTimer:

@@ -203,7 +203,7 @@ def suspicious_counts(world: World) -> dict[str, float]:
     status, _, body = http(world.server, "/metrics", token=OPS_TOKEN)
     assert status == 200
     scrape = Scrape(body.decode() if isinstance(body, bytes) else body)
-    return {reason: scrape.value("chat_suspicious_content_total", reason=reason, action="accepted") for reason in REASONS}
+    return {reason: scrape.value("chat_suspicious_content_total", reason=reason, outcome="accepted") for reason in REASONS}
 
 
 async def test_the_issue_table_is_accepted_under_standard(world, new):
