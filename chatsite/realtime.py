@@ -21,7 +21,7 @@ from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
 from chat.agents import runner as agent_runner
 from chat.events import chat_namespace
-from chat.events.writer import writer
+from chat.services.writer import writer
 from chat.services import presence
 from monitoring import observer as engine_metrics
 from monitoring import registry

@@ -76,6 +76,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import notify
+from chat.actions.messages import message_posted
 from chat.agents import runs
 from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
 from chat.agents.secrets import redact, secret_values
@@ -624,3 +625,11 @@ async def cancel(session_id: int, message_key: str, user: Any, moderates: bool) 
 
 async def start() -> None:
     await runner.start()
+
+
+async def _answer(sender: Any, *, session_id: int, message_id: int, **kwargs: Any) -> None:
+    await runner.on_user_message(session_id, message_id)
+
+
+#: A member's message was posted (``chat.actions.messages``): queue the agent's answer.
+message_posted.connect(_answer, dispatch_uid="chat.agents.runner")

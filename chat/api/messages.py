@@ -24,10 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.models import ChatMessage, ChatSession
-from chat.services import announce, moderation, screening
+from chat.services import announce, moderation
 from chat.services import sessions as service
-from chat.services.messages import Sender, check_content, store_message
+from chat.services.messages import Sender
 
 from .base import ApiView, valid_body
 from .pagination import NewestFirst
@@ -138,31 +139,19 @@ class MessageList(ApiView):
             sender = Sender.system(data.get("senderName") or "system")
         else:
             sender = Sender.for_user(request.user)
-        content, content_type, metadata = data["content"], data["contentType"], data["metadata"]
-        # Length and form first: screening and rendering only ever see bounded text.
-        check_content(content, content_type, metadata)
-        _screen(request, row, content)
-        stored = store_message(row.pk, sender, data["id"], content, content_type, metadata)
+        scope = getattr(request._request, "scope", None) or {"client": (request.META.get("REMOTE_ADDR", ""), 0)}
+        stored = async_to_sync(post_message)(
+            Author(sender, request.user, scope, "rest"),
+            SessionRef(row.pk, row.key, row.workspace_id, row.workspace.slug),
+            Draft(data["id"], data["content"], data["contentType"], data["metadata"]),
+        )
         message = stored.message
         message.session = row
-        if stored.created:
-            announce.message_received(message, row)
-        if message.sender_type == "user":
-            # Also for a resent id: the runner makes one run per message, and this recovers a lost trigger.
-            announce.trigger_agent(row.pk, message.pk)
         body = MessageSerializer(message).data
         if message.hidden and not membership.moderates:
             body.update(content="", html=None, metadata={})  # the id was reused: do not reveal what was hidden
         body["duplicate"] = not stored.created
         return Response(body, status=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK)
-
-
-def _screen(request: Request, session: ChatSession, content: str) -> None:
-    """The socket send's screening, under the workspace's content policy, with its strikes and security events."""
-    scope = getattr(request._request, "scope", None) or {"client": (request.META.get("REMOTE_ADDR", ""), 0)}
-    async_to_sync(screening.screen_content)(
-        scope, request.user, content, workspace_id=session.workspace_id, session_key=session.key, surface="rest"
-    )
 
 
 @extend_schema(tags=TAG, parameters=[WORKSPACE, SESSION, MESSAGE])

@@ -26,15 +26,21 @@ ChatHandler = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any] | None
 _ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def chat_event(namespace: Namespace, event: str, *, operation: str) -> Callable[[ChatHandler], ChatHandler]:
-    """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``)."""
+def chat_event(
+    namespace: Namespace, event: str, *, operation: str | None
+) -> Callable[[ChatHandler], ChatHandler]:
+    """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``).
+
+    ``operation=None``: the action the handler calls counts the event itself (sending a message).
+    """
     error_event = f"{event}-error"
 
     def register(handler: ChatHandler) -> ChatHandler:
         async def handle(socket: Socket, *args: Any) -> dict[str, Any]:
             payload: Any = args[0] if args else None
             try:
-                await guards.limit(socket, operation)
+                if operation is not None:
+                    await guards.limit(socket, operation)
                 result = await handler(socket, payload_object(args))
             except ChatError as error:
                 metrics.event_failed(event, internal=False)

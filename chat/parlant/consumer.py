@@ -48,12 +48,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from channels_socketio.transport.http_request import BoundedHttpConsumer
-from chat import notify
-from chat.agents import runner as agent_runner
+from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
-from chat.events.writer import writer
-from chat.models import CLIENT_ID_PATTERN, Agent, ChatSession, Membership
+from chat.models import CLIENT_ID_PATTERN, Agent, ChatSession, ContentType, Membership
 from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
@@ -62,7 +60,6 @@ from chat.services import access, moderation, screening
 from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
-from chat.shapes import message_shape
 from security import events as security_events
 from security.errors import RateLimited
 from security.models import SecurityEventType
@@ -554,28 +551,13 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
     assert membership is not None
     session = await database_sync_to_async(_session)(call)
     sender, metadata = await database_sync_to_async(_sender)(source, session, membership, user)
-    # The socket send's checks, in its order (chat.events.messages and chat.services.screening).
-    try:
-        await screening.limiter().check("send", user.pk)
-    except RateLimited:
-        record(call.scope, SecurityEventType.RATE_LIMIT_EXCEEDED, user=user, operation="send")
-        raise
-    # Length and form first: screening only ever sees bounded text.
-    message_service.check_content(text, "text", metadata)
-    await screening.screen_content(
-        call.scope, user, text, workspace_id=session.workspace_id, session_key=session.key, surface="parlant"
-    )
+    # The socket send's path: limits, checks, screening, storing and announcing (chat.actions.messages).
     key = f"p-{secrets.token_urlsafe(16)}"
-    new = message_service.NewMessage(session.pk, sender, key, text, "text", metadata, html="")
-    workspace_slug, session_key = session.workspace.slug, session.key
-
-    async def announce(stored: message_service.StoredMessage) -> None:
-        shape = message_shape(stored.message, workspace_slug=workspace_slug, session_key=session_key)
-        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape, seq=stored.message.seq)
-
-    stored = await writer.store(new, announce)
-    if sender.user is not None:
-        await agent_runner.on_user_message(session.pk, stored.message.pk)
+    await post_message(
+        Author(sender, user, call.scope, "parlant"),
+        SessionRef(session.pk, session.key, session.workspace_id, session.workspace.slug),
+        Draft(key, text, ContentType.TEXT, metadata),
+    )
     event = await database_sync_to_async(_synced_read_one)(session, key, True)
     if event is None:  # pragma: no cover - it was just stored and logged
         raise ChatError()

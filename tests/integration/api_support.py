@@ -25,8 +25,9 @@ from rest_framework.test import APIClient
 
 from chat import notify
 from chat.models import Agent, ChatSession, Membership, Role, Workspace
-from chat.services import access
+from chat.services import access, screening
 from chat.services.messages import Sender, store_message
+from chat.services.writer import writer
 from security.models import ApiToken
 
 API = "/api/v1"
@@ -89,6 +90,9 @@ MEMBERS = {
 def world(db: None) -> World:
     cache.clear()  # the rate limiter's counters: user ids repeat between tests
     access._policies.clear()  # workspaces' content policies a worker remembers: ids repeat between tests too
+    screening.limiter.cache_clear()  # a fresh limiter and repeat tracker: their counts are per process
+    screening.repeats.cache_clear()
+    writer.forget()  # the messages the writer remembers by session id and key: both repeat between tests
     world = World(Workspace.objects.create(slug="acme", name="Acme"), Workspace.objects.create(slug="beta", name="Beta"))
     for name, (space, role) in MEMBERS.items():
         user = get_user_model().objects.create_user(username=name)  # no password: hashing is slow

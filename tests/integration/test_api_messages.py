@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chat.models import ChatMessage, Membership
-from chat.services import announce
+from chat.actions.messages import message_posted
+from chat.models import Agent, ChatMessage, Membership
 from tests.integration.api_support import API, committed, emitted, error_of, world  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +84,14 @@ def test_history_validation(world, session, params):
 
 def test_post_as_integrator_broadcasts_and_triggers_the_agent(world, session, emitted, committed, monkeypatch):
     triggered = []
-    monkeypatch.setattr(announce, "trigger_agent", lambda session_id, message_id: triggered.append(message_id))
+
+    async def answer(sender, *, session_id, message_id, **kwargs):
+        triggered.append(message_id)
+
+    monkeypatch.setattr(message_posted, "receivers", [])  # not the real runner: this test has no event loop to run it
+    message_posted.connect(answer, weak=False)
+    session.agent = Agent.objects.get(workspace=world.a, key="helper")  # a session without one has nobody to ask
+    session.save(update_fields=["agent"])
     client = world.client("carol")
     payload = {"id": "crm-1", "content": "Refund issued", "metadata": {"order": 7781}, "contentType": "markdown"}
     with committed():
