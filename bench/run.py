@@ -873,7 +873,7 @@ OURS_SERVERS = ("daphne", "uvicorn")
 
 
 #: Production's WebSocket protocol for ours under uvicorn (see docs/deployment.md).
-CORKED_WS = "chat.transport.uvicorn_websocket:CorkedWebSocketProtocol"
+CORKED_WS = "channels_socketio.transport.uvicorn_websocket:CorkedWebSocketProtocol"
 
 
 def ours_command(server: str, port: int, ws: str = CORKED_WS) -> list[str]:

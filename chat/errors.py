@@ -1,120 +1,33 @@
-"""Every error the server can answer with, each with a stable machine code.
+"""Every error the chat answers with, each with a stable machine code.
 
-This is the bottom layer: it imports nothing from the project, so the wire
-codec, the transports, the protocol core and the chat application all raise
-these same types.  How an error is shown on the wire (an Engine.IO HTTP
-error, a Socket.IO ``CONNECT_ERROR``, a ``*-error`` event, a WebSocket close
-code, a REST status) is decided in one table, :data:`WIRE_ERRORS`, so a code
-means the same thing everywhere.
+Layer: chat application, its bottom: it imports only the engine's errors
+(:mod:`channels_socketio.errors`), whose base class the chat's errors share,
+so one ``except ChatError`` and one ``as_payload`` serve both.  How an error
+is shown on the wire (a Socket.IO ``CONNECT_ERROR``, a ``*-error`` event, a
+WebSocket close code, a REST status) is decided in one table,
+:data:`WIRE_ERRORS`: the engine's codes and the chat's, so a code means the
+same thing everywhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from channels_socketio import errors as engine
+from channels_socketio.errors import (  # noqa: F401 - the engine's codes are the chat's vocabulary too
+    AckTimeout,
+    BadRequest,
+    ConnectionRefused,
+    EngineRequestError,
+    InvalidNamespace,
+    InvalidPayload,
+    PayloadTooLarge,
+    ProtocolError,
+    WireError,
+)
 
-class ChatError(Exception):
-    """Base of every error the server reports to a client.
-
-    ``code`` is stable and machine-readable; ``message`` is a sentence for a
-    person; ``details`` carries extra fields the client may use (ids,
-    ``retryAfter``...).  Nothing in here may contain a secret or a message body.
-    """
-
-    code: str = "internal"
-    default_message: str = "Internal server error."
-
-    def __init__(self, message: str | None = None, *, code: str | None = None, **details: Any) -> None:
-        self.message = message or self.default_message
-        if code is not None:
-            self.code = code
-        self.details = details
-        super().__init__(self.message)
-
-    def as_payload(self) -> dict[str, Any]:
-        """The body of a ``*-error`` event or an ack ``{ok: false, ...}``."""
-        return {"error": self.message, "code": self.code, **self.details}
-
-
-# --- wire protocol ---------------------------------------------------------
-
-
-class ProtocolError(ChatError):
-    """Bytes on the wire that do not form a valid Engine.IO or Socket.IO packet."""
-
-    code = "invalid_packet"
-    default_message = "Invalid packet."
-
-
-class PayloadTooLarge(ProtocolError):
-    code = "payload_too_large"
-    default_message = "Payload exceeds the maximum size."
-
-
-class EngineRequestError(ChatError):
-    """An Engine.IO HTTP request the server refuses, with the spec's numeric code.
-
-    The Engine.IO reference server answers these with a JSON body
-    ``{"code": n, "message": "..."}``; clients and test suites rely on both.
-    """
-
-    code = "bad_request"
-    engine_code = 3
-    default_message = "Bad request"
-    status = 400
-
-
-class UnknownTransport(EngineRequestError):
-    code, engine_code, default_message = "unknown_transport", 0, "Transport unknown"
-
-
-class UnknownSession(EngineRequestError):
-    code, engine_code, default_message = "unknown_session", 1, "Session ID unknown"
-
-
-class BadHandshakeMethod(EngineRequestError):
-    code, engine_code, default_message = "bad_handshake_method", 2, "Bad handshake method"
-
-
-class BadRequest(EngineRequestError):
-    code, engine_code, default_message = "bad_request", 3, "Bad request"
-
-
-class Forbidden(EngineRequestError):
-    code, engine_code, default_message, status = "forbidden", 4, "Forbidden", 403
-
-
-class UnsupportedProtocolVersion(EngineRequestError):
-    code, engine_code, default_message = "unsupported_protocol_version", 5, "Unsupported protocol version"
-
-
-# --- Socket.IO connection --------------------------------------------------
-
-
-class ConnectionRefused(ChatError):
-    """Raised by a namespace's connect handler; sent as ``CONNECT_ERROR``."""
-
-    code = "connection_refused"
-    default_message = "Connection refused."
-
-
-class InvalidNamespace(ConnectionRefused):
-    code = "invalid_namespace"
-    default_message = "Invalid namespace"
-
-
-# --- application ------------------------------------------------------------
-
-
-class InvalidPayload(ChatError):
-    code = "invalid_payload"
-    default_message = "The event payload is not valid."
-
-
-class AckTimeout(ChatError):
-    code = "ack_timeout"
-    default_message = "The client did not acknowledge in time."
+#: The base of every error the server reports to a client (the engine's).
+ChatError = engine.SocketIOError
 
 
 class Unauthenticated(ConnectionRefused):
@@ -172,27 +85,10 @@ class StoreFailed(ChatError):
         super().__init__(message, retryable=True, **details)
 
 
-@dataclass(frozen=True)
-class WireError:
-    """How one error code appears on each surface."""
-
-    http_status: int
-    websocket_close: int
-
-
-#: One table for every surface.  Codes missing here use ``DEFAULT_WIRE_ERROR``.
+#: One table for every surface: the engine's codes and the chat's.  Codes
+#: missing here use ``DEFAULT_WIRE_ERROR``.
 WIRE_ERRORS: dict[str, WireError] = {
-    "invalid_packet": WireError(400, 1002),
-    "payload_too_large": WireError(413, 1009),
-    "unknown_transport": WireError(400, 1002),
-    "unknown_session": WireError(400, 1008),
-    "bad_handshake_method": WireError(400, 1002),
-    "bad_request": WireError(400, 1002),
-    "forbidden": WireError(403, 1008),
-    "unsupported_protocol_version": WireError(400, 1002),
-    "connection_refused": WireError(403, 1008),
-    "invalid_namespace": WireError(400, 1008),
-    "invalid_payload": WireError(400, 1008),
+    **engine.WIRE_ERRORS,
     "unauthenticated": WireError(401, 1008),
     "not_a_member": WireError(404, 1008),
     "session_not_found": WireError(404, 1008),
@@ -215,10 +111,9 @@ WIRE_ERRORS: dict[str, WireError] = {
     "member_exists": WireError(409, 1008),
     "agent_run_not_found": WireError(404, 1008),
     "agent_run_finished": WireError(409, 1008),
-    "internal": WireError(500, 1011),
 }
-DEFAULT_WIRE_ERROR = WireError(400, 1008)
+DEFAULT_WIRE_ERROR = engine.DEFAULT_WIRE_ERROR
 
 
 def wire_error(error: ChatError) -> WireError:
-    return WIRE_ERRORS.get(error.code, DEFAULT_WIRE_ERROR)
+    return engine.wire_error(error, WIRE_ERRORS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from chat.protocol.emitter import Emitter
+from channels_socketio.protocol.emitter import Emitter
 
 emitter = Emitter()
 

@@ -15,11 +15,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from channels_socketio.transport import daphne_compat  # noqa: E402
+from channels_socketio.transport.polling import PollingConsumer  # noqa: E402
+from channels_socketio.transport.websocket import WebSocketConsumer  # noqa: E402
 from chat.parlant.consumer import ParlantConsumer  # noqa: E402
 from chat.parlant.watch import Watcher  # noqa: E402
-from chat.transport import daphne_compat  # noqa: E402
-from chat.transport.polling import PollingConsumer  # noqa: E402
-from chat.transport.websocket import WebSocketConsumer  # noqa: E402
 from chatsite import realtime  # noqa: E402
 
 daphne_compat.install()

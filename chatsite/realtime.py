@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat.protocol.server import SocketServer
-from chat.transport.server import EngineServer
-from chat.transport.session import EngineOptions
-from chat.transport.worker_channel import WorkerChannel
+from channels_socketio import observer
+from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
+from channels_socketio.protocol.server import SocketServer
+from channels_socketio.transport.server import EngineServer
+from channels_socketio.transport.session import EngineOptions
+from channels_socketio.transport.worker_channel import WorkerChannel
+from chat.events import chat_namespace
 from monitoring import metrics
 
 
@@ -29,6 +32,7 @@ class Realtime:
 
 def build() -> Realtime:
     config = settings.CHAT
+    observer.install(metrics.EngineMetrics())
     options = EngineOptions(
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
@@ -39,14 +43,10 @@ def build() -> Realtime:
     sockets = SocketServer(worker)
     echo_engine = None
     if config.conformance:
-        from chat.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
-
         for name in NAMESPACES:
             sockets.register(conformance_namespace(name))
         echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, WorkerChannel(layer))
     else:
-        from chat.events import chat_namespace
-
         sockets.register(chat_namespace())
     engine = EngineServer(sockets, options, config.origin_allowed, worker)
     metrics.watch(engine=engine, sockets=sockets)

@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Iterable, Iterator, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from channels_socketio.observer import Observer
 from monitoring.windows import RateCounter, SampleWindow
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ SERVER_EVENTS = frozenset(
         *(f"{event}-error" for event in CLIENT_EVENTS),
     }
 )
-#: Engine.IO close reasons (``chat.transport.session.CloseReason``) as label values.
+#: Engine.IO close reasons (``channels_socketio.transport.session.CloseReason``) as label values.
 CLOSE_REASONS = {
     "transport close": "transport_close",
     "transport error": "transport_error",
@@ -576,6 +577,22 @@ def message_delivered(event: str) -> None:
     """An event emitted straight to one socket (``Socket.emit``), not through a room."""
     _delivered.get(event).inc()
     local.rates["delivered"].add(_now())
+
+
+class EngineMetrics(Observer):
+    """The engine's observer (:mod:`channels_socketio.observer`): its reports become the metrics above."""
+
+    connection_opened = staticmethod(connection_opened)
+    connection_upgraded = staticmethod(connection_upgraded)
+    connection_closed = staticmethod(connection_closed)
+    connection_error = staticmethod(connection_error)
+    message_received = staticmethod(message_received)
+    event_handling = staticmethod(event_handling)
+    event_failed = staticmethod(event_failed)
+    message_delivered = staticmethod(message_delivered)
+    broadcast_delivered = staticmethod(broadcast_delivered)
+    broadcast = staticmethod(broadcast)  # type: ignore[assignment]
+    layer_send = staticmethod(layer_send)  # type: ignore[assignment]
 
 
 # --- chat hooks ------------------------------------------------------------------------------

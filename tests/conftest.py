@@ -63,7 +63,7 @@ SERVERS = ("daphne", "uvicorn")
 #: uvicorn's options in production, less the address.  The access log stays
 #: on: tests find which worker served a request in it.
 UVICORN_OPTIONS = [
-    "--loop", "uvloop", "--http", "httptools", "--ws", "chat.transport.uvicorn_websocket:CorkedWebSocketProtocol",
+    "--loop", "uvloop", "--http", "httptools", "--ws", "channels_socketio.transport.uvicorn_websocket:CorkedWebSocketProtocol",
     "--ws-per-message-deflate", "false", "--lifespan", "off", "--timeout-graceful-shutdown", "3",
 ]  # fmt: skip
 

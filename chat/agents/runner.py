@@ -97,7 +97,7 @@ CANCEL_MESSAGE = "chat.agent.cancel"
 #: The prefix of this runner's channel.  channels-redis serves all of a
 #: process's channels through one blocking read per prefix under one lock,
 #: so a second prefix would starve the worker channel that room broadcasts
-#: use (chat.transport.worker_channel): it must be the same one.
+#: use (channels_socketio.transport.worker_channel): it must be the same one.
 CHANNEL_PREFIX = "worker"
 
 DEFAULT_TIMEOUT_S = 60.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.protocol.namespace import Namespace
+from channels_socketio.protocol.namespace import Namespace
 
 
 def chat_namespace() -> Namespace:

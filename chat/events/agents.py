@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat.agents import runner
 from chat.events.context import find_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import required_client_id
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 
 
 def register(namespace: Namespace) -> None:

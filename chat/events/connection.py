@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat.errors import Unauthenticated
 from chat.events import guards
 from chat.events.context import joined
 from chat.events.housekeeping import housekeeping
 from chat.events.sessions import leave_joined
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 from security.auth import authenticate
 from security.errors import ConnectionLimitExceeded
 from security.models import SecurityEventType

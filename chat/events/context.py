@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels_socketio.protocol.socket import Socket
 from chat.errors import InvalidPayload, NotJoined
 from chat.events.payloads import optional_str, required_client_id
-from chat.protocol.socket import Socket
 
 
 @dataclass

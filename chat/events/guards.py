@@ -14,8 +14,8 @@ import time
 from functools import cache
 from typing import Any
 
+from channels_socketio.protocol.socket import Socket
 from chat.errors import ChatError
-from chat.protocol.socket import Socket
 from security import events
 from security.connections import ConnectionTracker, connections_from_settings
 from security.content import RepeatTracker, check_content, repeat_tracker_from_settings, sanitize

@@ -13,11 +13,11 @@ import logging
 import re
 from typing import Any, Awaitable, Callable
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat.errors import ChatError
 from chat.events import guards
 from chat.events.payloads import payload_object
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)

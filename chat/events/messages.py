@@ -6,6 +6,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat import notify
 from chat.agents import runner as agent_runner
 from chat.errors import InvalidPayload
@@ -15,8 +17,6 @@ from chat.events.handler import chat_event
 from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
 from chat.events.writer import writer
 from chat.models import ChatSession
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 from chat.services import messages
 from chat.shapes import message_shape, now_ms, to_ms
 

@@ -12,13 +12,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat import notify
 from chat.errors import InvalidPayload, NotJoined
 from chat.events.context import JoinedSession, find_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import required_bool
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 from chat.services import presence
 from chat.shapes import presence_shape, typing_shape
 from monitoring import metrics

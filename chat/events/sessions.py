@@ -6,13 +6,13 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
 from chat import notify
 from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
 from chat.events.presence import stop_typing
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
 from chat.services import access, moderation, presence
 from chat.shapes import now_ms, presence_shape, user_left_shape
 from monitoring import metrics

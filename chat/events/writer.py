@@ -20,8 +20,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from channels_socketio.protocol.rooms import crosses_processes
 from chat.errors import ChatError, StoreFailed
-from chat.protocol.rooms import crosses_processes
 from chat.services.messages import (
     NewMessage,
     StoredMessage,

@@ -46,6 +46,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat import notify
 from chat.agents import runner as agent_runner
 from chat.api.throttling import ApiRateThrottle
@@ -62,7 +63,6 @@ from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
 from chat.shapes import message_shape
-from chat.transport.http_request import BoundedHttpConsumer
 from security import content as screening
 from security import events as security_events
 from security.errors import MessageBlocked, RateLimited, SpamDetected

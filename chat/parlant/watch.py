@@ -7,7 +7,7 @@ Everything that changes a session's log is announced to the session's room
 API, an agent's typing indicator, chunks and stored reply, a hidden
 message, the session closing.  So a worker with requests waiting on a
 session puts one member of its own into that room, through this process's
-room fan-out (:class:`chat.protocol.rooms.RoomFanout`), exactly like a
+room fan-out (:class:`channels_socketio.protocol.rooms.RoomFanout`), exactly like a
 socket that joined -- which subscribes the worker to the room on every
 worker -- and any broadcast to the room wakes its waiters.  The broadcast
 is only a wake-up: waiters then read the database (:mod:`chat.parlant.log`),
@@ -28,8 +28,8 @@ import asyncio
 import contextlib
 from typing import AsyncIterator
 
+from channels_socketio.protocol.rooms import RoomFanout, group_name
 from chat.notify import session_room
-from chat.protocol.rooms import RoomFanout, group_name
 
 #: Waiters re-read the database this often even without a wake-up.
 SAFETY_POLL_S = 10.0

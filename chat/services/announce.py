@@ -23,9 +23,9 @@ from typing import Any, Awaitable, Callable, Iterable
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
+from channels_socketio.protocol.emitter import socket_room
 from chat import notify
 from chat.models import ChatMessage, ChatSession
-from chat.protocol.emitter import socket_room
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ backends, and assert the full stream of events each client received.  The
 rest drives Engine.IO by hand with aiohttp, for what no client library does
 on purpose: silent clients, oversized payloads, bad requests, foreign origins.
 
-What the conformance application does is described in ``chat/conformance.py``.
+What the conformance application does is described in ``channels_socketio/conformance.py``.
 """
 
 from __future__ import annotations
@@ -527,7 +527,7 @@ async def test_engine_io_echo_over_websocket(strict_server, http):
     await ws.send_bytes(b"\x00\x01\x02\xff")
     assert await ws.receive_bytes(timeout=5) == b"\x00\x01\x02\xff"
     # An empty binary message comes back as one too (python-engineio's decoder
-    # judges: daphne cannot send an empty binary frame, see chat/transport/websocket.py).
+    # judges: daphne cannot send an empty binary frame, see channels_socketio/transport/websocket.py).
     await ws.send_bytes(b"")
     echoed = engineio.packet.Packet(encoded_packet=(await ws.receive(timeout=5)).data)
     assert (echoed.packet_type, echoed.binary, echoed.data) == (engineio.packet.MESSAGE, True, b"")

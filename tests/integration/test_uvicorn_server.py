@@ -10,7 +10,7 @@ what this module checks under uvicorn on both backends:
   and upgrade.  They are imported here, so pytest collects them again in
   this module, where ``sio_server`` and ``strict_server`` are uvicorn servers;
 - WebSocket close codes and reasons: daphne needs a patch to send the RFC
-  6455 protocol codes (``chat/transport/daphne_compat.py``); uvicorn sends
+  6455 protocol codes (``channels_socketio/transport/daphne_compat.py``); uvicorn sends
   them as the ASGI ``websocket.close`` gives them.  Checked under both
   servers, so "behaves the same" is tested, not assumed;
 - long-polling: a waiting GET whose client goes away is cancelled

@@ -8,6 +8,7 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 
+from channels_socketio.transport.worker_channel import WorkerChannel
 from chat.agents import runner
 from chat.agents.backends import BACKENDS, BackendConfigError, ContextMessage, make_backend
 from chat.agents.backends.echo import echo_chunks
@@ -15,7 +16,6 @@ from chat.agents.backends.openai import build_messages, resolve_keys
 from chat.agents.runs import RunTicket, derive_key, failure_text
 from chat.agents.secrets import MASK, masked_config, redact, secret_values, unmask_config
 from chat.models import Agent
-from chat.transport.worker_channel import WorkerChannel
 from tests.integration.test_agents_backends import context
 
 # --- secrets -----------------------------------------------------------------------------------

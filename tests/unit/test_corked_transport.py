@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from chat.transport.uvicorn_websocket import CorkedTransport
+from channels_socketio.transport.uvicorn_websocket import CorkedTransport
 
 
 class RecordingTransport:

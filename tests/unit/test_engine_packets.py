@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat.errors import ProtocolError
-from chat.wire.engine_packets import (
+from channels_socketio.wire.engine_packets import (
     RECORD_SEPARATOR,
     Packet,
     PacketType,
@@ -27,6 +26,7 @@ from chat.wire.engine_packets import (
     encode_payload,
     encode_polling_packet,
 )
+from chat.errors import ProtocolError
 
 T = PacketType
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from channels_socketio.protocol.namespace import Namespace
 from chat.errors import InvalidPayload
-from chat.protocol.namespace import Namespace
 
 SOCKET = object()
 

@@ -15,7 +15,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 
-from chat.transport.uvicorn_websocket import SEND_TEXT_NOW, CorkedWebSocketProtocol, TextFrames
+from channels_socketio.transport.uvicorn_websocket import SEND_TEXT_NOW, CorkedWebSocketProtocol, TextFrames
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 UPGRADE = (

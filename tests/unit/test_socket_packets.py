@@ -16,8 +16,7 @@ import socketio.packet
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from chat.errors import ProtocolError
-from chat.wire.socket_packets import (
+from channels_socketio.wire.socket_packets import (
     MAX_ACK_ID,
     MAX_NAMESPACE_LENGTH,
     Limits,
@@ -27,6 +26,7 @@ from chat.wire.socket_packets import (
     decode_header,
     encode,
 )
+from chat.errors import ProtocolError
 
 T = PacketType
 BINARY_TYPES = (T.BINARY_EVENT, T.BINARY_ACK)

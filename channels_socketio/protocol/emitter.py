@@ -4,7 +4,7 @@ Layer: protocol core.
 
 An :class:`Emitter` needs only the channel layer.  It encodes the packet once
 and sends it to the room's group, where every worker with members delivers
-it (see :mod:`chat.protocol.rooms`).  From synchronous code use
+it (see :mod:`channels_socketio.protocol.rooms`).  From synchronous code use
 :meth:`Emitter.emit_sync`; from inside a transaction, call it in
 ``transaction.on_commit`` so nothing is announced that could still roll back.
 """
@@ -16,9 +16,9 @@ from typing import Any, Iterable
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from chat.protocol.rooms import fanout_message, group_name, send_to_group
-from chat.wire.socket_packets import Packet, PacketType, encode
-from monitoring import metrics
+from channels_socketio import observer
+from channels_socketio.protocol.rooms import fanout_message, group_name, send_to_group
+from channels_socketio.wire.socket_packets import Packet, PacketType, encode
 
 
 def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> list[str | bytes]:
@@ -55,7 +55,7 @@ class Emitter:
     ) -> None:
         """Send ``event`` to everyone in ``room`` (default: the whole namespace)."""
         group = group_name(namespace, room)
-        await metrics.broadcast(
+        await observer.current.broadcast(
             send_to_group(self.layer, group, fanout_message(group, event_frames(namespace, event, args), exclude))
         )
 
@@ -75,7 +75,7 @@ class Emitter:
 
     async def _control(self, op: str, room: str, namespace: str, target: str | None = None) -> None:
         group = group_name(namespace, room)
-        await metrics.layer_send(send_to_group(self.layer, group, fanout_message(group, op=op, room=target)))
+        await observer.current.layer_send(send_to_group(self.layer, group, fanout_message(group, op=op, room=target)))
 
     def emit_sync(self, event: str, *args: Any, **kwargs: Any) -> None:
         async_to_sync(self.emit)(event, *args, **kwargs)

@@ -17,12 +17,12 @@ from typing import Any, Callable
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
-from chat.transport.server import EngineServer
-from chat.transport.session import CloseReason, EngineSession
-from chat.transport.uvicorn_websocket import SEND_TEXT_NOW
-from chat.wire.engine_packets import decode_frame, open_packet
-from monitoring import metrics
+from channels_socketio import observer
+from channels_socketio.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
+from channels_socketio.transport.server import EngineServer
+from channels_socketio.transport.session import CloseReason, EngineSession
+from channels_socketio.transport.uvicorn_websocket import SEND_TEXT_NOW
+from channels_socketio.wire.engine_packets import decode_frame, open_packet
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self.session: EngineSession | None = None
         self._upgrading: EngineSession | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
-        #: The server's way to write a text frame at once (see chat.transport.uvicorn_websocket).
+        #: The server's way to write a text frame at once (see channels_socketio.transport.uvicorn_websocket).
         self._send_text_now: Callable[[str], bool] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -74,7 +74,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             session = self.engine.verify(self.scope, "GET")
         except EngineRequestError as error:
             logger.info("websocket refused: %s", error.code)
-            metrics.connection_error(error.code)
+            observer.current.connection_error(error.code)
             await self.close()
             return
         if session is None:
@@ -85,7 +85,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self._write(open_packet(handshake))
             await self.session.open()
         elif session.upgrading or session.transport != "polling":
-            metrics.connection_error("bad_upgrade")
+            observer.current.connection_error("bad_upgrade")
             await self.close()
         else:
             await self.accept()
@@ -104,7 +104,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
                 await self.session.receive(decode_frame(frame))
         except ProtocolError as error:
             logger.info("websocket protocol error: %s", error.code)
-            metrics.connection_error(error.code)
+            observer.current.connection_error(error.code)
             await self._fail(error)
 
     async def disconnect(self, code: int) -> None:
@@ -135,7 +135,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
 
     def _upgrade_timed_out(self) -> None:
         if self._upgrading is not None:
-            metrics.connection_error("upgrade_timeout")
+            observer.current.connection_error("upgrade_timeout")
             self._upgrading.abort_upgrade()
             self._upgrading = None
             asyncio.get_running_loop().create_task(self.close(code=1002))
@@ -157,7 +157,7 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": frame})
 
     def _write_now(self, text: str) -> bool:
-        """Write a text frame at once where the server offers it (``chat.websocket.send_text_now``)."""
+        """Write a text frame at once where the server offers it (``channels_socketio.send_text_now``)."""
         return self._send_text_now is not None and self._send_text_now(text)
 
     async def _close(self, code: int, reason: str) -> None:

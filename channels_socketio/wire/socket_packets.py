@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from chat.errors import ProtocolError
+from channels_socketio.errors import ProtocolError
 
 #: JavaScript's ``Number.MAX_SAFE_INTEGER``: a larger ack id cannot round-trip
 #: through the official client, so it can only come from a hostile peer.

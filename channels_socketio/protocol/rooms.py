@@ -31,8 +31,8 @@ from typing import Any, Iterable, Protocol
 
 from channels.layers import InMemoryChannelLayer
 
-from chat.transport.worker_channel import WorkerChannel
-from monitoring import metrics
+from channels_socketio import observer
+from channels_socketio.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class RoomFanout:
 
     async def broadcast(self, group: str, frames: list[str | bytes], exclude: Iterable[str] = ()) -> None:
         """Send already-encoded frames to every member of a room, on every worker."""
-        await metrics.broadcast(send_to_group(self.layer, group, fanout_message(group, frames, exclude)))
+        await observer.current.broadcast(send_to_group(self.layer, group, fanout_message(group, frames, exclude)))
 
     # --- receiving ----------------------------------------------------------------
 
@@ -149,7 +149,7 @@ class RoomFanout:
             return
         op = message.get("op", "emit")
         exclude = set(message.get("exclude") or ())
-        metrics.broadcast_delivered(op, message.get("frames"), members, exclude)
+        observer.current.broadcast_delivered(op, message.get("frames"), members, exclude)
         for member in list(members.values()):
             if member.id in exclude:
                 continue

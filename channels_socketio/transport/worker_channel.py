@@ -3,8 +3,8 @@
 Layer: transport.
 
 Everything that must reach a worker rather than a socket shares this
-channel: room broadcasts (:mod:`chat.protocol.rooms`) and polling requests
-relayed from other workers (:mod:`chat.transport.relay`).  Messages are
+channel: room broadcasts (:mod:`channels_socketio.protocol.rooms`) and polling requests
+relayed from other workers (:mod:`channels_socketio.transport.relay`).  Messages are
 dispatched by their ``type`` to handlers registered explicitly; a type
 nobody registered is dropped and counted, never looked up by name.
 """
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from monitoring import metrics
+from channels_socketio import observer
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class WorkerChannel:
             self._task.cancel()
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        await metrics.layer_send(self.layer.send(channel, message), "relay")
+        await observer.current.layer_send(self.layer.send(channel, message), "relay")
 
     async def _receive_loop(self, name: str) -> None:
         while True:

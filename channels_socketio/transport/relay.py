@@ -19,14 +19,12 @@ import asyncio
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 
-from chat.errors import UnknownSession
-from chat.transport.worker_channel import WorkerChannel
-
-if TYPE_CHECKING:
-    from chat.transport.polling import PollingResponse
-    from chat.transport.server import EngineServer
+from channels_socketio.errors import UnknownSession
+from channels_socketio.transport.polling_exchange import PollingResponse, error_response, serve_polling
+from channels_socketio.transport.session import EngineOptions, EngineSession
+from channels_socketio.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +50,10 @@ def owner_of(sid: str) -> str | None:
 
 
 class PollingRelay:
-    def __init__(self, engine: EngineServer, worker: WorkerChannel) -> None:
-        self.engine = engine
+    def __init__(self, sessions: Mapping[str, EngineSession], options: EngineOptions, worker: WorkerChannel) -> None:
+        #: This worker's sessions (the engine server's table), to serve requests relayed here.
+        self.sessions = sessions
+        self.options = options
         self.worker = worker
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._serving: dict[str, asyncio.Task[None]] = {}
@@ -64,13 +64,11 @@ class PollingRelay:
     # --- the worker that received the HTTP request ------------------------------------------
 
     async def forward(self, owner: str, sid: str, method: str, body: bytes, too_large: bool) -> PollingResponse:
-        from chat.transport.polling import PollingResponse
-
         me = await self.worker.start()
         rid = secrets.token_hex(8)
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = reply
-        options = self.engine.options
+        options = self.options
         heartbeat_s = (options.ping_interval_ms + options.ping_timeout_ms) / 1000
         timeout = POST_TIMEOUT_S if method == "POST" else heartbeat_s + 5
         request = {"type": REQUEST, "rid": rid, "reply_to": me, "sid": sid, "method": method, "body": body}
@@ -103,10 +101,8 @@ class PollingRelay:
         task.add_done_callback(lambda _: self._serving.pop(rid, None))
 
     async def _serve(self, message: dict[str, Any]) -> None:
-        from chat.transport.polling import error_response, serve_polling
-
         try:
-            session = self.engine.sessions.get(str(message.get("sid", "")))
+            session = self.sessions.get(str(message.get("sid", "")))
             method = "POST" if message.get("method") == "POST" else "GET"
             if session is None or (session.closed and not (method == "GET" and session.draining)):
                 raise UnknownSession()

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat.errors import AckTimeout, InvalidPayload
-from chat.protocol.namespace import Namespace
-from chat.protocol.socket import Socket
-from chat.transport.session import EngineSession
+from channels_socketio.errors import AckTimeout, InvalidPayload
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.socket import Socket
+from channels_socketio.transport.session import EngineSession
 
 NAMESPACES = ("/", "/custom")
 

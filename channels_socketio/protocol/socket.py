@@ -12,22 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable, Protocol
 
-from chat.errors import AckTimeout
-from chat.protocol.emitter import NAMESPACE_ROOM, event_frames
-from chat.protocol.rooms import group_name
-from chat.wire.socket_packets import Packet, encode
-from monitoring import metrics
-
-if TYPE_CHECKING:
-    from chat.protocol.server import Connection, SocketServer
+from channels_socketio import observer
+from channels_socketio.errors import AckTimeout
+from channels_socketio.protocol.emitter import NAMESPACE_ROOM, event_frames
+from channels_socketio.protocol.rooms import RoomFanout, group_name
+from channels_socketio.transport.session import EngineSession
+from channels_socketio.wire.socket_packets import Limits, Packet, PacketDecoder, encode
 
 DEFAULT_ACK_TIMEOUT_S = 10.0
 
 
+class SocketHost(Protocol):
+    """What a socket needs from the server it belongs to (:class:`~channels_socketio.protocol.server.SocketServer`)."""
+
+    fanout: RoomFanout
+
+    async def disconnect_socket(self, socket: Socket, reason: str, *, notify: bool) -> None: ...
+
+
+class Connection:
+    """The Socket.IO state of one Engine.IO session: its packet decoder and one socket per namespace."""
+
+    def __init__(self, session: EngineSession, limits: Limits) -> None:
+        self.session = session
+        self.decoder = PacketDecoder(limits)
+        self.sockets: dict[str, Socket] = {}
+
+
 class Socket:
-    def __init__(self, server: SocketServer, connection: Connection, namespace: str, auth: dict[str, Any] | None):
+    def __init__(self, server: SocketHost, connection: Connection, namespace: str, auth: dict[str, Any] | None):
         self.id = secrets.token_urlsafe(15)
         self.namespace = namespace
         self.server = server
@@ -60,7 +75,7 @@ class Socket:
     # --- to this client -------------------------------------------------------------
 
     async def emit(self, event: str, *args: Any) -> None:
-        metrics.message_delivered(event)
+        observer.current.message_delivered(event)
         await self.deliver(event_frames(self.namespace, event, args))
 
     async def call(self, event: str, *args: Any, timeout: float = DEFAULT_ACK_TIMEOUT_S) -> list[Any]:
@@ -157,7 +172,7 @@ class Broadcast:
     socket, which would need every worker to know every room of a socket.
     """
 
-    def __init__(self, server: SocketServer, namespace: str, room: str = NAMESPACE_ROOM, exclude: Iterable[str] = ()):
+    def __init__(self, server: SocketHost, namespace: str, room: str = NAMESPACE_ROOM, exclude: Iterable[str] = ()):
         self.server = server
         self.namespace = namespace
         self.room = room

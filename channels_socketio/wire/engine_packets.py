@@ -8,7 +8,7 @@ packets are joined by the record separator ``\\x1e`` and binary data is sent
 as ``b`` followed by base64.
 
 Decoding never trusts the peer: anything malformed raises
-:class:`~chat.errors.ProtocolError`, never another exception type.
+:class:`~channels_socketio.errors.ProtocolError`, never another exception type.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 
-from chat.errors import ProtocolError
+from channels_socketio.errors import ProtocolError
 
 RECORD_SEPARATOR = "\x1e"
 

@@ -16,26 +16,17 @@ import asyncio
 import logging
 from typing import Any, Iterable
 
-from chat.errors import ChatError, ConnectionRefused, InvalidNamespace, ProtocolError
-from chat.protocol.emitter import NAMESPACE_ROOM, Emitter, event_frames, socket_room
-from chat.protocol.namespace import Namespace
-from chat.protocol.rooms import RoomFanout, group_name
-from chat.protocol.socket import Broadcast, Socket
-from chat.transport.session import CloseReason, EngineSession
-from chat.transport.worker_channel import WorkerChannel
-from chat.wire.socket_packets import Limits, Packet, PacketDecoder, PacketType, encode
-from monitoring import metrics
+from channels_socketio import observer
+from channels_socketio.errors import ConnectionRefused, InvalidNamespace, ProtocolError, SocketIOError
+from channels_socketio.protocol.emitter import NAMESPACE_ROOM, Emitter, event_frames, socket_room
+from channels_socketio.protocol.namespace import Namespace
+from channels_socketio.protocol.rooms import RoomFanout, group_name
+from channels_socketio.protocol.socket import Broadcast, Connection, Socket
+from channels_socketio.transport.session import CloseReason, EngineSession
+from channels_socketio.transport.worker_channel import WorkerChannel
+from channels_socketio.wire.socket_packets import Limits, Packet, PacketType, encode
 
 logger = logging.getLogger(__name__)
-
-
-class Connection:
-    """The Socket.IO state of one Engine.IO session."""
-
-    def __init__(self, session: EngineSession, limits: Limits) -> None:
-        self.session = session
-        self.decoder = PacketDecoder(limits)
-        self.sockets: dict[str, Socket] = {}
 
 
 class SocketServer:
@@ -84,10 +75,10 @@ class SocketServer:
         socket = connection.sockets.get(packet.namespace)
         if socket is None:
             await self._send_connect_error(
-                connection, packet.namespace, ChatError("Not connected to this namespace.", code="not_connected")
+                connection, packet.namespace, SocketIOError("Not connected to this namespace.", code="not_connected")
             )
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
-            metrics.message_received(packet.data[0], len(data))
+            observer.current.message_received(packet.data[0], len(data))
             self._spawn(self._handle_event(socket, packet))
         elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
             assert packet.id is not None
@@ -115,7 +106,7 @@ class SocketServer:
         name = packet.namespace
         namespace = self.namespaces.get(name)
         if namespace is None:
-            metrics.connection_error("invalid_namespace")
+            observer.current.connection_error("invalid_namespace")
             await self._send_connect_error(connection, name, InvalidNamespace())
             return
         if name in connection.sockets:
@@ -131,8 +122,8 @@ class SocketServer:
             try:
                 if namespace.connect_handler is not None:
                     await namespace.connect_handler(socket, socket.auth)
-            except ChatError as error:
-                metrics.connection_error(error.code)
+            except SocketIOError as error:
+                observer.current.connection_error(error.code)
                 connection.sockets.pop(name, None)
                 socket.mark_gone()
                 await self._send_connect_error(connection, name, error)
@@ -141,7 +132,7 @@ class SocketServer:
                 connection.sockets.pop(name, None)
                 socket.mark_gone()
                 logger.exception("connect handler failed")
-                metrics.connection_error("internal")
+                observer.current.connection_error("internal")
                 refusal = ConnectionRefused("Internal server error.", code="internal")
                 await self._send_connect_error(connection, name, refusal)
                 return
@@ -184,7 +175,7 @@ class SocketServer:
 
     async def _handle_event(self, socket: Socket, packet: Packet) -> None:
         event, args = packet.data[0], packet.data[1:]
-        metrics.event_handling()
+        observer.current.event_handling()
         namespace = self.namespaces[socket.namespace]
         async with socket.lock:
             if not socket.connected:
@@ -192,27 +183,27 @@ class SocketServer:
             try:
                 call = namespace.bind(event, socket, args)
                 if call is None:
-                    raise ChatError(f"Unknown event {event[:64]!r}.", code="unknown_event")
+                    raise SocketIOError(f"Unknown event {event[:64]!r}.", code="unknown_event")
                 result = await call()
-            except ChatError as error:
-                metrics.event_failed(event, internal=False)
+            except SocketIOError as error:
+                observer.current.event_failed(event, internal=False)
                 if packet.id is None:
                     logger.info("event failed without an ack to report it: %s", error.code)
                     return
                 result = {"ok": False, **error.as_payload()}
             except Exception:
                 logger.exception("handler for an event failed")
-                metrics.event_failed(event, internal=True)
+                observer.current.event_failed(event, internal=True)
                 if packet.id is None:
                     return
-                result = {"ok": False, **ChatError().as_payload()}
+                result = {"ok": False, **SocketIOError().as_payload()}
             if packet.id is not None:
                 ack_args = list(result) if isinstance(result, tuple) else ([] if result is None else [result])
                 await socket.send_packet(Packet(PacketType.ACK, socket.namespace, ack_args, packet.id))
 
     # --- errors -------------------------------------------------------------------------
 
-    async def _send_connect_error(self, connection: Connection, namespace: str, error: ChatError) -> None:
+    async def _send_connect_error(self, connection: Connection, namespace: str, error: SocketIOError) -> None:
         data = {"message": error.message, "data": {"code": error.code, **error.details}}
         await connection.session.send_many(encode(Packet(PacketType.CONNECT_ERROR, namespace, data)))
 
@@ -223,7 +214,7 @@ class SocketServer:
         sent first as ``CONNECT_ERROR`` so the client sees a clear message.
         """
         logger.info("closing a connection after a malformed packet: %s", error.code)
-        metrics.connection_error(error.code)
+        observer.current.connection_error(error.code)
         namespaces = list(connection.sockets) or ["/"]
         for namespace in namespaces:
             await self._send_connect_error(connection, namespace, error)

@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
-from chat.errors import BadRequest, ProtocolError
-from chat.wire.engine_packets import Packet, PacketType
-from monitoring import metrics
+from channels_socketio import observer
+from channels_socketio.errors import BadRequest, ProtocolError
+from channels_socketio.wire.engine_packets import Packet, PacketType
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class EngineSession:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.opened_at = metrics.connection_opened(transport)
+        self.opened_at = observer.current.connection_opened(transport)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -140,7 +140,7 @@ class EngineSession:
             return
         self.closed = True
         self._cancel_timers()
-        metrics.connection_closed(self.transport, reason, self.opened_at)
+        observer.current.connection_closed(self.transport, reason, self.opened_at)
         if self.transport == "websocket" and self._ws_close is not None:
             self._forget()
             try:
@@ -318,7 +318,7 @@ class EngineSession:
         queued, self._outbox, self._outbox_bytes = self._outbox, [], 0
         self._wake_poller()
         self.attach_websocket(write, close, write_now)
-        metrics.connection_upgraded()
+        observer.current.connection_upgraded()
         self.upgrading = False
         for packet in queued:
             if packet.type is not PacketType.NOOP:

@@ -2,7 +2,7 @@
 
 Layer: transport (a server adapter; daphne and the other uvicorn protocols
 work without it).  Use it with ``uvicorn --ws
-chat.transport.uvicorn_websocket:CorkedWebSocketProtocol``.
+channels_socketio.transport.uvicorn_websocket:CorkedWebSocketProtocol``.
 
 A broadcast is encoded once, but every recipient still costs a ``send()``
 system call, and on this machine that call was the largest single item of
@@ -39,7 +39,7 @@ from websockets.protocol import State
 
 #: ``scope["extensions"][SEND_TEXT_NOW]["send"](text) -> bool``: write ``text``
 #: as one text frame now, or return ``False`` to have it sent with ``websocket.send``.
-SEND_TEXT_NOW = "chat.websocket.send_text_now"
+SEND_TEXT_NOW = "channels_socketio.send_text_now"
 
 
 class CorkedTransport:

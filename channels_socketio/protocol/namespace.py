@@ -10,12 +10,10 @@ it, never an attribute named by the client.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-from chat.errors import InvalidPayload
-
-if TYPE_CHECKING:
-    from chat.protocol.socket import Socket
+from channels_socketio.errors import InvalidPayload
+from channels_socketio.protocol.socket import Socket
 
 EventHandler = Callable[..., Awaitable[Any]]
 ConnectHandler = Callable[["Socket", "dict[str, Any] | None"], Awaitable[None]]

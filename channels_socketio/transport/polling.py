@@ -6,73 +6,19 @@ A GET without ``sid`` is the handshake; a GET with one waits for packets; a
 POST delivers packets.  The request runs in its own task so that the
 client going away (``http.disconnect``) cancels a waiting GET before it
 takes packets it could no longer deliver.  A request for a session another
-worker owns is relayed there (:mod:`chat.transport.relay`).
+worker owns is relayed there (:mod:`channels_socketio.transport.relay`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-from dataclasses import dataclass
 
-from chat.errors import BadRequest, ChatError, EngineRequestError, Forbidden, PayloadTooLarge, ProtocolError
-from chat.transport.http_request import BoundedHttpConsumer
-from chat.transport.server import EngineServer, header, query_params
-from chat.transport.session import CloseReason, EngineSession
-from chat.wire.engine_packets import decode_payload, encode_payload, open_packet
-from monitoring import metrics
-
-logger = logging.getLogger(__name__)
-
-TEXT = b"text/plain; charset=UTF-8"
-JSON = b"application/json"
-
-
-@dataclass(frozen=True)
-class PollingResponse:
-    status: int
-    body: bytes
-    content_type: bytes = TEXT
-
-
-async def serve_polling(session: EngineSession, method: str, body: bytes, too_large: bool) -> PollingResponse:
-    """Serve a GET or POST for a session, wherever the HTTP request arrived."""
-    if method == "GET":
-        packets = await session.poll()
-        return PollingResponse(200, encode_payload(packets).encode())
-    if too_large:
-        await session.close(CloseReason.TRANSPORT_ERROR)
-        raise PayloadTooLarge(f"Payload exceeds maxPayload ({session.options.max_payload} bytes).")
-    try:
-        # A client sends in one POST everything it buffered meanwhile: the
-        # body's size (maxPayload) bounds the work, not a packet count.
-        text = body.decode("utf-8")
-        await session.post(decode_payload(text, max_packets=max(64, len(text) // 2 + 1)))
-    except UnicodeDecodeError:
-        await session.close(CloseReason.PARSE_ERROR)
-        raise ProtocolError("Payload is not valid UTF-8.") from None
-    except ProtocolError:
-        await session.close(CloseReason.PARSE_ERROR)
-        raise
-    return PollingResponse(200, b"ok")
-
-
-def error_response(error: Exception) -> PollingResponse:
-    """The Engine.IO error body ``{"code", "message"}``, with our code and reason as context."""
-    metrics.connection_error(error.code if isinstance(error, ChatError) else "internal")
-    if isinstance(error, EngineRequestError):
-        status, engine_code, message = error.status, error.engine_code, error.default_message
-    elif isinstance(error, PayloadTooLarge):
-        status, engine_code, message = 413, 3, "Bad request"
-    elif isinstance(error, ProtocolError):
-        status, engine_code, message = 400, 3, "Bad request"
-    else:
-        logger.error("polling request failed", exc_info=error)
-        status, engine_code, message, error = 500, 3, "Bad request", ChatError()
-    assert isinstance(error, ChatError)
-    body = {"code": engine_code, "message": message, "context": {"code": error.code, "reason": error.message}}
-    return PollingResponse(status, json.dumps(body).encode(), JSON)
+from channels_socketio.errors import BadRequest, Forbidden
+from channels_socketio.transport.http_request import BoundedHttpConsumer
+from channels_socketio.transport.polling_exchange import PollingResponse, error_response, serve_polling
+from channels_socketio.transport.scope import header, query_params
+from channels_socketio.transport.server import EngineServer
+from channels_socketio.wire.engine_packets import open_packet
 
 
 class PollingConsumer(BoundedHttpConsumer):

@@ -6,7 +6,7 @@ daphne turns an ASGI ``websocket.close`` into autobahn's ``sendClose``, which
 only accepts 1000 and 3000-4999 (codes for applications).  The codes this
 server closes with on a protocol error -- 1002 protocol error, 1008 policy
 violation, 1009 message too big, 1011 internal error (see
-:data:`chat.errors.WIRE_ERRORS`) -- made it raise, the close frame was never
+:data:`channels_socketio.errors.WIRE_ERRORS`) -- made it raise, the close frame was never
 sent, and the client stayed connected to a session the server had already
 forgotten; daphne also drops the close reason.  The patched ``handle_reply``
 sends the close frame with its code and reason, the protocol codes directly,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Callable
-from urllib.parse import parse_qs
 
-from chat.errors import (
+from channels_socketio.errors import (
     BadHandshakeMethod,
     BadRequest,
     Forbidden,
@@ -20,26 +19,14 @@ from chat.errors import (
     UnknownTransport,
     UnsupportedProtocolVersion,
 )
-from chat.transport.relay import PollingRelay, owner_of, session_id_for
-from chat.transport.session import EngineHandler, EngineOptions, EngineSession
-from chat.transport.worker_channel import WorkerChannel
+from channels_socketio.transport.relay import PollingRelay, owner_of, session_id_for
+from channels_socketio.transport.scope import header, query_params
+from channels_socketio.transport.session import EngineHandler, EngineOptions, EngineSession
+from channels_socketio.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
 TRANSPORTS = ("polling", "websocket")
-
-
-def query_params(scope: dict[str, Any]) -> dict[str, str]:
-    """The query string as single values (the last one wins, as in Node)."""
-    raw = scope.get("query_string", b"").decode("latin-1")
-    return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
-
-
-def header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 class EngineServer:
@@ -56,8 +43,8 @@ class EngineServer:
         self.options = options
         self.origin_allowed = origin_allowed
         self.worker = worker
-        self.relay = PollingRelay(self, worker)
         self.sessions: dict[str, EngineSession] = {}
+        self.relay = PollingRelay(self.sessions, options, worker)
 
     def verify(self, scope: dict[str, Any], method: str) -> EngineSession | str | None:
         """Check a request before any handler runs.
@@ -65,7 +52,7 @@ class EngineServer:
         Returns ``None`` for a handshake, the local session a request names,
         or, for a polling request whose session another worker owns, that
         worker's channel (the request is then relayed).  Raises the
-        :class:`~chat.errors.EngineRequestError` the spec names.
+        :class:`~channels_socketio.errors.EngineRequestError` the spec names.
         """
         params = query_params(scope)
         transport = params.get("transport")

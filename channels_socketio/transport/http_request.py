@@ -2,8 +2,8 @@
 
 Layer: transport.
 
-Long-polling (``chat.transport.polling``) and the Parlant-compatible API
-(``chat.parlant``) both hold requests open and both take request bodies from
+Long-polling (``channels_socketio.transport.polling``) and the Parlant-compatible API
+(an application's own endpoints, such as the chat's Parlant-compatible API) both hold requests open and both take request bodies from
 clients: a body over the limit is counted but not kept (the subclass answers
 413 with ``self.too_large`` set), and the answer runs in its own task, so
 that ``http.disconnect`` can stop a request still waiting while letting one
