@@ -127,7 +127,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"chat": {"level": "INFO"}, "security": {"level": "INFO"}},
+    "loggers": {
+        "chat": {"level": "INFO"},
+        "security": {"level": "INFO"},
+        # A client's error (4xx: "Not Found: /favicon.ico") is counted by status
+        # (django-prometheus), not logged with its path, one line per request
+        # anyone can send.  Server errors (5xx) are still logged, with the path.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # Prometheus: django-prometheus apps, middleware, database and cache backends (docs/monitoring.md).

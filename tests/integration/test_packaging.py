@@ -217,7 +217,9 @@ def test_the_wheel_installed_without_extras_serves_the_chat(installed, database,
         assert status == 200
         assert 'chat_agent_runs_total{backend="echo"} 1.0' in metrics_text, metrics_text[:2000]
         assert re.search(r'^chat_session_joins_total\{workspace="[^"]+"\} 1\.0$', metrics_text, re.MULTILINE)
-        assert "Traceback" not in server.log_text(), server.log_tail()
+        log = server.log_text()
+        assert "Traceback" not in log, server.log_tail()
+        assert "/socket.io/" not in log and session not in log, f"a request path in the log:\n{log}"
     finally:
         server.stop()
     print(f"steps (s): {timings}")
