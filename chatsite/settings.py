@@ -90,7 +90,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents what the framework answers besides its own errors (429, 413...).
+    "DEFAULT_SCHEMA_CLASS": "chat.api.schema.ChatAutoSchema",
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["chat.api.throttling.ApiRateThrottle"],
 }
