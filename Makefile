@@ -57,7 +57,9 @@ browser:
 		(echo "Installing Debian's chromium for the browser tests..." && apt-get update -qq && \
 		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The engine's tests run first, alone: no Django application of ours (channels_socketio/tests/conftest.py).
 test: install browser
+	$(VENV)/bin/python -m pytest -p no:django -W ignore::pytest.PytestConfigWarning channels_socketio/tests $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 #: Servers and load generator above other processes (needs root; ignored otherwise).

@@ -29,10 +29,20 @@ def workspace_user_room(workspace_slug: str, user_id: int) -> str:
 
 
 async def to_session(
-    workspace_slug: str, session_key: str, event: str, payload: dict[str, Any], *, exclude: Iterable[str] = ()
+    workspace_slug: str,
+    session_key: str,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    exclude: Iterable[str] = (),
+    seq: int | None = None,
 ) -> None:
-    """Send ``event`` to every socket that joined the session, on every worker."""
-    await emitter.emit(event, payload, room=session_room(workspace_slug, session_key), exclude=exclude)
+    """Send ``event`` to every socket that joined the session, on every worker.
+
+    ``seq``: a stored message's number, so that every member gets the
+    session's messages in order whichever worker stored them.
+    """
+    await emitter.emit(event, payload, room=session_room(workspace_slug, session_key), exclude=exclude, seq=seq)
 
 
 async def to_workspace(workspace_slug: str, event: str, payload: dict[str, Any]) -> None:

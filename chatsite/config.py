@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from monitoring.conf import MonitoringConfig
-from monitoring.conf import load as load_monitoring
+from monitoring.conf import MIN_OPS_TOKEN_LENGTH, Levels, MonitoringConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -191,5 +190,45 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
-        monitoring=load_monitoring(env),
+        monitoring=_load_monitoring(env),
+    )
+
+
+def _levels(env: Mapping[str, str], name: str, default: Levels, *, minimum: float = 0) -> Levels:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    parts = [part.strip() for part in raw.split(",")]
+    try:
+        degraded, unhealthy = (float(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"{name} must be two numbers 'degraded,unhealthy', got {raw!r}.") from None
+    if not minimum <= degraded <= unhealthy:
+        raise ConfigError(f"{name} needs {minimum} <= degraded <= unhealthy, got {raw!r}.")
+    return Levels(degraded, unhealthy)
+
+
+def _load_monitoring(env: Mapping[str, str]) -> MonitoringConfig:
+    """The monitoring variables (``docs/monitoring.md``)."""
+    d = MonitoringConfig()
+    ops_token = env.get("CHAT_OPS_TOKEN", "").strip()
+    if ops_token and len(ops_token) < MIN_OPS_TOKEN_LENGTH:
+        raise ConfigError(f"CHAT_OPS_TOKEN must be at least {MIN_OPS_TOKEN_LENGTH} characters.")
+    window_s = _int(env, "CHAT_METRICS_WINDOW_S", d.window_s, minimum=5)
+    if window_s > 3600:
+        raise ConfigError("CHAT_METRICS_WINDOW_S must be at most 3600.")
+    return MonitoringConfig(
+        ops_token=ops_token,
+        metrics_public=_bool(env, "CHAT_METRICS_PUBLIC", d.metrics_public),
+        metrics_workspaces=_list(env, "CHAT_METRICS_WORKSPACES", d.metrics_workspaces),
+        window_s=window_s,
+        probe_interval_ms=_int(env, "CHAT_LOOP_PROBE_INTERVAL_MS", d.probe_interval_ms, minimum=10),
+        history_interval_s=_int(env, "CHAT_METRICS_HISTORY_INTERVAL_S", d.history_interval_s, minimum=1),
+        check_interval_s=_int(env, "CHAT_HEALTH_CHECK_INTERVAL_S", d.check_interval_s, minimum=1),
+        loop_delay_ms=_levels(env, "CHAT_HEALTH_LOOP_DELAY_MS", d.loop_delay_ms),
+        memory_mb=_levels(env, "CHAT_HEALTH_MEMORY_MB", d.memory_mb),
+        processing_p95_ms=_levels(env, "CHAT_HEALTH_PROCESSING_MS", d.processing_p95_ms),
+        layer_p95_ms=_levels(env, "CHAT_HEALTH_LAYER_MS", d.layer_p95_ms),
+        error_ratio_pct=_levels(env, "CHAT_HEALTH_ERROR_PCT", d.error_ratio_pct),
+        test_hooks=_bool(env, "CHAT_TEST_HOOKS", d.test_hooks),
     )

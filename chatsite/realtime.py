@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from channels_socketio import observer
 from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
 from channels_socketio.protocol.server import SocketServer
+from channels_socketio.transport.broker import Broker, LocalBroker
+from channels_socketio.transport.redis_broker import RedisBroker
 from channels_socketio.transport.server import EngineServer
 from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
+from chat.agents import runner as agent_runner
 from chat.events import chat_namespace
-from monitoring import metrics
+from chat.events.writer import writer
+from chat.services import presence
+from monitoring import observer as engine_metrics
+from monitoring import registry
+from security import events as security_events
 
 
 @dataclass(frozen=True)
@@ -32,22 +38,40 @@ class Realtime:
 
 def build() -> Realtime:
     config = settings.CHAT
-    observer.install(metrics.EngineMetrics())
+    observer.install(engine_metrics.EngineMetrics())
     options = EngineOptions(
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
     )
-    layer = get_channel_layer()
-    worker = WorkerChannel(layer)
+    worker = WorkerChannel(_broker(config.redis_url))
     sockets = SocketServer(worker)
     echo_engine = None
     if config.conformance:
         for name in NAMESPACES:
             sockets.register(conformance_namespace(name))
-        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, WorkerChannel(layer))
+        echo_worker = WorkerChannel(_broker(config.redis_url))
+        echo_engine = EngineServer(EchoEngineHandler(), options, config.origin_allowed, echo_worker)
     else:
         sockets.register(chat_namespace())
     engine = EngineServer(sockets, options, config.origin_allowed, worker)
-    metrics.watch(engine=engine, sockets=sockets)
+    _report_buffers(engine, sockets)
     return Realtime(sockets=sockets, engine=engine, echo_engine=echo_engine)
+
+
+def _broker(redis_url: str) -> Broker:
+    """Redis publish/subscribe between the workers when Redis is configured; otherwise one process."""
+    return RedisBroker(redis_url) if redis_url else LocalBroker()
+
+
+def _report_buffers(engine: EngineServer, sockets: SocketServer) -> None:
+    """Tell monitoring what this process holds in memory, and where to count sessions per workspace."""
+    registry.add_buffers("engine", engine.buffer_sizes)
+    registry.add_buffers("sockets", sockets.buffer_sizes)
+    registry.add_buffers(
+        "acks", lambda: {"pending_acks": {"items": sockets.pending_acks(list(engine.sessions.values()))}}
+    )
+    registry.add_buffers("writer", lambda: {"message_writer_queue": {"items": writer.queued}})
+    registry.add_buffers("security", lambda: {"security_event_queue": {"items": security_events.recorder.pending}})
+    registry.add_buffers("agents", lambda: {"agent_runs_local": {"items": agent_runner.runner.active_runs}})
+    registry.set_workspace_sessions(presence.sessions_per_workspace)

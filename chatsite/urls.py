@@ -1,10 +1,10 @@
 """HTTP routes served by Django (Socket.IO is routed in ``asgi.py``)."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from monitoring.views import healthz
+from chat import web
 
 urlpatterns = [
     path("", include("monitoring.urls")),
@@ -12,16 +12,8 @@ urlpatterns = [
     path("api/v1/", include("chat.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", healthz, name="healthz"),
-]
-
-# widget routes -- the end users' web front (chat/web.py, docs/widget.md).  The vendor route must
-# come before the catch-all static one.
-from django.urls import re_path  # noqa: E402
-
-from chat import web  # noqa: E402
-
-urlpatterns += [
+    # the end users' web front (chat/web.py, docs/widget.md); the vendor route must come before
+    # the catch-all static one
     path("", web.index, name="chat-index"),
     path("login/", web.login_view, name="login"),
     path("logout/", web.logout_view, name="logout"),

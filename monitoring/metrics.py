@@ -38,7 +38,6 @@ from typing import Any, Awaitable, Iterable, Iterator, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from channels_socketio.observer import Observer
 from monitoring.windows import RateCounter, SampleWindow
 
 T = TypeVar("T")
@@ -398,7 +397,6 @@ def connection_opened(transport: str) -> float:
     if transport in state.active:
         state.active[transport] += 1
     state.rates["opened"].add(now)
-    _ensure_probe()
     return now
 
 
@@ -579,22 +577,6 @@ def message_delivered(event: str) -> None:
     local.rates["delivered"].add(_now())
 
 
-class EngineMetrics(Observer):
-    """The engine's observer (:mod:`channels_socketio.observer`): its reports become the metrics above."""
-
-    connection_opened = staticmethod(connection_opened)
-    connection_upgraded = staticmethod(connection_upgraded)
-    connection_closed = staticmethod(connection_closed)
-    connection_error = staticmethod(connection_error)
-    message_received = staticmethod(message_received)
-    event_handling = staticmethod(event_handling)
-    event_failed = staticmethod(event_failed)
-    message_delivered = staticmethod(message_delivered)
-    broadcast_delivered = staticmethod(broadcast_delivered)
-    broadcast = staticmethod(broadcast)  # type: ignore[assignment]
-    layer_send = staticmethod(layer_send)  # type: ignore[assignment]
-
-
 # --- chat hooks ------------------------------------------------------------------------------
 
 
@@ -711,33 +693,3 @@ def housekeeping_ran(ok: bool) -> None:
         state["last_run"] = wall
     else:
         state["failures"] += 1
-
-
-# --- buffers and the probe -------------------------------------------------------------------
-
-#: Objects whose buffers the probe measures (see :func:`watch`).
-watched: dict[str, Any] = {}
-
-
-def watch(**objects: Any) -> None:
-    """Register the process's real-time objects (``engine=``, ``sockets=``) for buffer sizes."""
-    watched.update({name: value for name, value in objects.items() if value is not None})
-
-
-_probe: Any = None
-
-
-def _ensure_probe() -> None:
-    """Start the probe from the first connection of a real server (one that called :func:`watch`).
-
-    Objects built without :func:`watch` (unit tests of the transport) never
-    start a background task.
-    """
-    global _probe
-    if not watched:
-        return
-    if _probe is None:
-        from monitoring import probe
-
-        _probe = probe
-    _probe.ensure_started()

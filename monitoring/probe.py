@@ -15,11 +15,10 @@ import asyncio
 import logging
 import os
 import resource
-import sys
 import time
 from typing import Any
 
-from monitoring import conf, metrics
+from monitoring import checks, conf, metrics, registry, service
 
 logger = logging.getLogger(__name__)
 
@@ -65,51 +64,11 @@ def resident_memory_bytes() -> int:
 
 
 def buffer_sizes() -> dict[str, dict[str, int]]:
-    """Sizes of the bounded in-memory buffers of the watched objects, by buffer."""
-    sizes: dict[str, dict[str, int]] = {}
-    engine = metrics.watched.get("engine")
-    if engine is not None:
-        sessions = list(getattr(engine, "sessions", {}).values())
-        packets = sum(len(getattr(session, "_outbox", ())) for session in sessions)
-        queued = sum(int(getattr(session, "_outbox_bytes", 0)) for session in sessions)
-        sizes["engine_sessions"] = {"items": len(sessions)}
-        sizes["polling_outbox"] = {"items": packets, "bytes": queued}
-        acks = 0
-        for session in sessions:
-            connection = getattr(session, "attachment", None)
-            for socket in list(getattr(connection, "sockets", {}).values()):
-                acks += len(getattr(socket, "_acks", ()))
-        sizes["pending_acks"] = {"items": acks}
-        relay = getattr(engine, "relay", None)
-        if relay is not None:  # polling requests relayed to or from other workers
-            sizes["relay_waiting"] = {"items": len(getattr(relay, "_waiting", ()))}
-            sizes["relay_serving"] = {"items": len(getattr(relay, "_serving", ()))}
-    sockets = metrics.watched.get("sockets")
-    if sockets is not None:
-        sizes["handler_tasks"] = {"items": len(getattr(sockets, "_tasks", ()))}
-        fanout = getattr(sockets, "fanout", None)
-        if fanout is not None:
-            sizes["rooms"] = {"items": len(getattr(fanout, "_members", {}))}
-            sizes["room_subscriptions"] = {"items": len(getattr(fanout, "_subscribed", ()))}
-        layer = getattr(fanout, "layer", None)
-        channels = getattr(layer, "channels", None)
-        if isinstance(channels, dict):  # the in-memory channel layer's queues
-            sizes["channel_layer_queues"] = {"items": sum(queue.qsize() for queue in list(channels.values()))}
-    # Queues of other modules, read only if those modules are in use (never imported from here).
-    writer = getattr(sys.modules.get("chat.events.writer"), "writer", None)
-    if writer is not None:
-        sizes["message_writer_queue"] = {"items": int(getattr(writer, "queued", 0))}
-    recorder = getattr(sys.modules.get("security.events"), "recorder", None)
-    if recorder is not None:
-        sizes["security_event_queue"] = {"items": int(getattr(recorder, "pending", 0))}
-    runner = getattr(sys.modules.get("chat.agents.runner"), "runner", None)
-    if runner is not None:
-        sizes["agent_runs_local"] = {"items": len(getattr(runner, "_active", ()))}
+    """Sizes of the bounded in-memory buffers: the application's (:mod:`monitoring.registry`) and our own."""
+    sizes = registry.buffer_sizes()
     state = metrics.local
     sizes["metrics_samples"] = {"items": sum(len(window) for window in state.samples.values())}
     sizes["metrics_sessions"] = {"items": len(state.joined)}
-    from monitoring import service
-
     sizes["metrics_history"] = {"items": len(service.history)}
     return sizes
 
@@ -154,8 +113,6 @@ class Probe:
         if now >= self._next_history:
             self._next_history = now + self.history_every
             self.sample_buffers()
-            from monitoring import service
-
             service.record_history(now)
 
     def sample_process(self) -> None:
@@ -179,8 +136,6 @@ class Probe:
         metrics.local.buffers = sizes
 
     async def _check(self) -> None:
-        from monitoring import checks
-
         try:
             await checks.check_dependencies()
         except Exception:

@@ -30,7 +30,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from monitoring import conf, metrics
+from django.conf import settings
+
+from monitoring import checks, conf, metrics, registry
 from monitoring.checks import CheckResult
 from monitoring.windows import Stats
 
@@ -537,14 +539,10 @@ def _dependency_check(result: CheckResult) -> Check:
 
 
 def _last_checks() -> dict[str, CheckResult]:
-    from monitoring import checks
-
     return dict(checks.last)
 
 
 def _worker_id() -> str:
-    from django.conf import settings
-
     return str(getattr(getattr(settings, "CHAT", None), "worker_id", "") or f"pid-{os.getpid()}")
 
 
@@ -561,21 +559,16 @@ def local_sessions_per_workspace(state: metrics.LocalState) -> dict[str, Any]:
 def sessions_per_workspace() -> dict[str, Any]:
     """Sessions with members per workspace across every worker, from the presence table.
 
-    Synchronous (the ORM); the API view runs it on a thread.  Falls back to
-    this worker's own view when the database cannot be read.
+    The application provides the table (:func:`monitoring.registry.set_workspace_sessions`;
+    the chat reads its presence table, synchronously: the API view runs this
+    on a thread).  Falls back to this worker's own view when there is no
+    table or it cannot be read.
     """
-    from django.db.models import Count
-
-    from chat.models import Presence
-
     try:
-        rows = (
-            Presence.objects.values("session__workspace__slug")
-            .annotate(sessions=Count("session", distinct=True), members=Count("id"))
-            .order_by()
-        )
-        table = {row["session__workspace__slug"]: (row["sessions"], row["members"]) for row in rows}
+        table = registry.workspace_sessions()
     except Exception:
+        table = None
+    if table is None:
         return local_sessions_per_workspace(metrics.local)
     return _distribution("database", table)
 

@@ -12,8 +12,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.prometheus_metrics, name="prometheus-metrics"),
-    path("api/v1/metrics/", views.MetricsAPIView.as_view(), name="monitoring-metrics"),
-    path("api/v1/health/", views.HealthAPIView.as_view(), name="monitoring-health"),
     path("admin/monitoring/", admin.site.admin_view(views.dashboard), name="monitoring-dashboard"),
 ]
 

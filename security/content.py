@@ -62,7 +62,7 @@ from urllib.parse import unquote
 
 import nh3
 
-from chat.errors import InvalidPayload
+from channels_socketio.errors import InvalidPayload
 from security.conf import setting
 from security.errors import MessageBlocked, SpamDetected
 from security.ratelimit import (

@@ -1,8 +1,9 @@
-"""The errors the security layer raises, each a :class:`chat.errors.ChatError` with a stable code.
+"""The errors the security layer raises, each with a stable code.
 
-They live here rather than in :mod:`chat.errors` so that the security
-modules stay self-contained; ``chat.errors.WIRE_ERRORS`` maps their codes to
-HTTP statuses and WebSocket close codes like every other error.  None of
+They are the engine's :class:`~channels_socketio.errors.SocketIOError`, the
+base the chat's errors share, so the chat reports them like its own;
+``chat.errors.WIRE_ERRORS`` maps their codes to HTTP statuses and WebSocket
+close codes like every other error.  None of
 them ever carries the offending content: only a short, stable ``reason``.
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat.errors import ChatError, ConnectionRefused
+from channels_socketio.errors import ConnectionRefused, SocketIOError
 
 
-class MessageBlocked(ChatError):
+class MessageBlocked(SocketIOError):
     """The content looks like an injection attempt (``reason``: what kind, never the content)."""
 
     code = "message_blocked"
@@ -24,7 +25,7 @@ class MessageBlocked(ChatError):
         super().__init__(message, reason=reason, **details)
 
 
-class SpamDetected(ChatError):
+class SpamDetected(SocketIOError):
     """The content or the sending pattern looks like spam (``reason``: which rule)."""
 
     code = "spam_detected"
@@ -35,7 +36,7 @@ class SpamDetected(ChatError):
         super().__init__(message, reason=reason, **details)
 
 
-class RateLimited(ChatError):
+class RateLimited(SocketIOError):
     """Too many requests; ``retryAfter`` (milliseconds) tells the client when to try again."""
 
     code = "rate_limited"

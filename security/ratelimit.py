@@ -181,6 +181,14 @@ class LimiterBackend(Protocol):
     async def penalty(self, subject: str) -> tuple[int, int]:
         """The stored ``(level, last_strike_ms)``, not yet decayed; ``(0, 0)`` when none."""
 
+    async def penalized_hit(
+        self, key: str, subject: str, rule: Rule, now_ms: int, policy: PenaltyPolicy
+    ) -> tuple[bool, int, int, int, int]:
+        """In one step: ``subject``'s decayed level tightens ``rule``, the hit is counted, a denial is a strike.
+
+        Returns ``(allowed, retry_after_ms, remaining, applied_limit, level)``.
+        """
+
 
 class MemoryBackend:
     """Per-process counters; at most ``max_keys`` keys of each kind (least recently used evicted).
@@ -235,6 +243,16 @@ class MemoryBackend:
     async def penalty(self, subject: str) -> tuple[int, int]:
         return self._levels.get(subject, (0, 0))
 
+    async def penalized_hit(
+        self, key: str, subject: str, rule: Rule, now_ms: int, policy: PenaltyPolicy
+    ) -> tuple[bool, int, int, int, int]:
+        level = policy.decayed(*self._levels.get(subject, (0, 0)), now_ms)
+        limit = rule.tightened(level, policy.factor).limit
+        allowed, retry, remaining = await self.hit(key, limit, rule.window_ms, now_ms)
+        if not allowed:
+            await self.strike(subject, now_ms, policy)
+        return allowed, retry, remaining, limit, level
+
 
 _HIT_LUA = """
 local key = KEYS[1]
@@ -284,6 +302,60 @@ redis.call('PEXPIRE', state_key, quiet * (max_level + 1))
 return level
 """
 
+#: _HIT_LUA after the penalty: the subject's decayed level tightens the limit,
+#: and a denied hit is a strike (_STRIKE_LUA's steps), all in one round trip.
+_PENALIZED_HIT_LUA = """
+local key = KEYS[1]
+local strikes_key = KEYS[2]
+local state_key = KEYS[3]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local base_limit = tonumber(ARGV[3])
+local factor = tonumber(ARGV[4])
+local strike_window = tonumber(ARGV[5])
+local needed = tonumber(ARGV[6])
+local max_level = tonumber(ARGV[7])
+local quiet = tonumber(ARGV[8])
+local member = ARGV[9]
+local state = redis.call('HMGET', state_key, 'level', 'last')
+local level = tonumber(state[1] or '0')
+local last = tonumber(state[2] or '0')
+if level > 0 then
+  local idle = now - last
+  if idle < 0 then idle = 0 end
+  level = level - math.floor(idle / quiet)
+  if level < 0 then level = 0 end
+end
+local limit = base_limit
+if level > 0 then
+  limit = math.floor(base_limit * factor ^ level)
+  if limit < 1 then limit = 1 end
+end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return {1, 0, limit - count - 1, limit, level}
+end
+local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+local retry = tonumber(entry[2]) + window - now
+if retry < 1 then retry = 1 end
+local raised = level
+redis.call('ZREMRANGEBYSCORE', strikes_key, '-inf', now - strike_window)
+redis.call('ZADD', strikes_key, now, member)
+if redis.call('ZCARD', strikes_key) >= needed then
+  raised = raised + 1
+  if raised > max_level then raised = max_level end
+  redis.call('DEL', strikes_key)
+else
+  redis.call('PEXPIRE', strikes_key, strike_window)
+end
+redis.call('HSET', state_key, 'level', raised, 'last', now)
+redis.call('PEXPIRE', state_key, quiet * (max_level + 1))
+return {0, retry, 0, limit, level}
+"""
+
 #: What a broken or unreachable Redis raises (redis-py wraps most in RedisError).
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -301,6 +373,7 @@ class RedisBackend:
         self.prefix = prefix
         self._hit = client.register_script(_HIT_LUA)
         self._strike = client.register_script(_STRIKE_LUA)
+        self._penalized_hit = client.register_script(_PENALIZED_HIT_LUA)
         self._member_prefix = secrets.token_hex(4)
         self._counter = itertools.count()
 
@@ -347,6 +420,27 @@ class RedisBackend:
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
         return int(level or 0), int(last or 0)
+
+    async def penalized_hit(
+        self, key: str, subject: str, rule: Rule, now_ms: int, policy: PenaltyPolicy
+    ) -> tuple[bool, int, int, int, int]:
+        keys = [f"{self.prefix}rl:{key}", *self._penalty_keys(subject)]
+        args = [
+            now_ms,
+            rule.window_ms,
+            rule.limit,
+            policy.factor,
+            policy.strike_window_ms,
+            policy.strikes,
+            policy.max_level,
+            policy.quiet_ms,
+            self._member(now_ms),
+        ]
+        try:
+            allowed, retry, remaining, limit, level = await self._penalized_hit(keys=keys, args=args)
+        except REDIS_FAILURES as error:
+            raise BackendUnavailable(str(error)) from error
+        return bool(allowed), int(retry), int(remaining), int(limit), int(level)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -448,22 +542,25 @@ class RateLimiter:
             raise ValueError(f"no rate limit rule for operation {operation!r}") from None
 
     async def hit(self, key: str, rule: Rule, *, subject: str | int | None = None) -> Decision:
-        """Count one hit on ``key``.  With ``subject``, its penalty tightens the rule and a denial is a strike."""
+        """Count one hit on ``key``.  With ``subject``, its penalty tightens the rule and a denial is a strike.
+
+        One backend call either way (one Redis round trip).
+        """
         now = int(self.clock() * 1000)
-        level = 0
-        if subject is not None and self.penalties is not None:
-            level = await self.penalties.level(subject, now_ms=now)
-        effective = rule.tightened(level, self.penalties.policy.factor) if level else rule
         try:
-            allowed, retry_after, remaining = await self.backend.hit(key, effective.limit, effective.window_ms, now)
+            if subject is not None and self.penalties is not None:
+                allowed, retry_after, remaining, limit, level = await self.backend.penalized_hit(
+                    key, str(subject), rule, now, self.penalties.policy
+                )
+            else:
+                allowed, retry_after, remaining = await self.backend.hit(key, rule.limit, rule.window_ms, now)
+                limit, level = rule.limit, 0
         except BackendUnavailable as error:
             backend_down(error)
             if self.fail_open:
-                return Decision(True, 0, effective.limit, effective.limit, level)
-            return Decision(False, 1000, 0, effective.limit, level)
-        if not allowed and subject is not None and self.penalties is not None:
-            await self.penalties.strike(subject, now_ms=now)
-        return Decision(allowed, retry_after, remaining, effective.limit, level)
+                return Decision(True, 0, rule.limit, rule.limit, 0)
+            return Decision(False, 1000, 0, rule.limit, 0)
+        return Decision(allowed, retry_after, remaining, limit, level)
 
     async def check(self, operation: str, subject: str | int) -> Decision:
         """Count a hit of ``operation`` by ``subject`` (a user id); raise :class:`RateLimited` if denied."""

@@ -2,9 +2,9 @@
 
 Layer: protocol core.
 
-An :class:`Emitter` needs only the channel layer.  It encodes the packet once
-and sends it to the room's group, where every worker with members delivers
-it (see :mod:`channels_socketio.protocol.rooms`).  From synchronous code use
+An :class:`Emitter` needs only the process's room fan-out.  It encodes the
+packet once and sends it to the room, where every worker with members
+delivers it (see :mod:`channels_socketio.protocol.rooms`).  From synchronous code use
 :meth:`Emitter.emit_sync`; from inside a transaction, call it in
 ``transaction.on_commit`` so nothing is announced that could still roll back.
 """
@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
-from channels_socketio import observer
-from channels_socketio.protocol.rooms import fanout_message, group_name, send_to_group
+from channels_socketio.protocol.rooms import RoomFanout, group_name, process_fanout
 from channels_socketio.wire.socket_packets import Packet, PacketType, encode
 
 
@@ -36,14 +34,15 @@ NAMESPACE_ROOM = ""
 
 
 class Emitter:
-    def __init__(self, channel_layer: Any = None) -> None:
-        self._layer = channel_layer
+    def __init__(self, fanout: RoomFanout | None = None) -> None:
+        self._fanout = fanout
 
     @property
-    def layer(self) -> Any:
-        if self._layer is None:
-            self._layer = get_channel_layer()
-        return self._layer
+    def fanout(self) -> RoomFanout:
+        """The fan-out given, or else this process's Socket.IO server's (found on first use)."""
+        if self._fanout is None:
+            self._fanout = process_fanout()
+        return self._fanout
 
     async def emit(
         self,
@@ -52,12 +51,14 @@ class Emitter:
         room: str = NAMESPACE_ROOM,
         namespace: str = "/",
         exclude: Iterable[str] = (),
+        seq: int | None = None,
     ) -> None:
-        """Send ``event`` to everyone in ``room`` (default: the whole namespace)."""
-        group = group_name(namespace, room)
-        await observer.current.broadcast(
-            send_to_group(self.layer, group, fanout_message(group, event_frames(namespace, event, args), exclude))
-        )
+        """Send ``event`` to everyone in ``room`` (default: the whole namespace).
+
+        ``seq``: the event's number in the room's ordered stream (:meth:`RoomFanout.sequence`).
+        """
+        frames = event_frames(namespace, event, args)
+        await self.fanout.broadcast(group_name(namespace, room), frames, exclude, seq=seq)
 
     async def emit_to_socket(self, socket_id: str, event: str, *args: Any, namespace: str = "/") -> None:
         await self.emit(event, *args, room=socket_room(socket_id), namespace=namespace)
@@ -74,8 +75,7 @@ class Emitter:
         await self._control("leave", room, namespace, old_room)
 
     async def _control(self, op: str, room: str, namespace: str, target: str | None = None) -> None:
-        group = group_name(namespace, room)
-        await observer.current.layer_send(send_to_group(self.layer, group, fanout_message(group, op=op, room=target)))
+        await self.fanout.control(group_name(namespace, room), op, target)
 
     def emit_sync(self, event: str, *args: Any, **kwargs: Any) -> None:
         async_to_sync(self.emit)(event, *args, **kwargs)

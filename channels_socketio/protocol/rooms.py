@@ -1,23 +1,22 @@
-"""Rooms as Channels groups whose members are worker processes, not sockets.
+"""Rooms whose members are this worker's sockets, reached from any worker through one broker topic each.
 
 Layer: protocol core.
 
-A textbook Channels design puts every socket's channel in the group, so a
-broadcast to a room of N costs N channel-layer sends, N consumer dispatches
-and N encodings.  Here each worker process has one channel, and it is that
-channel that joins a room's group when the first local socket joins the
-room.  A broadcast is encoded once by the sender, crosses the channel layer
-once per worker process that has members, and each worker writes the same
-frames to its local members.
+A textbook Channels design puts every socket's channel in a group, so a
+broadcast to a room of N costs N channel-layer sends, N consumer
+dispatches and N encodings.  Here a room is a broker topic
+(:mod:`channels_socketio.transport.broker`) that a worker subscribes to
+while it has members in the room.  A broadcast is encoded once by the
+sender, written straight to the sender's own local members, and published
+once; every other worker with members receives it once and writes the same
+frames to its own.  Nothing goes through the broker for the sender's
+members, and with one process nothing goes through it at all.
 
-Messages on the layer are plain dicts of strings, bytes and lists, so the
-Redis layer serialises them with msgpack, never pickle.
-
-An in-memory layer cannot reach another process, so :func:`send_to_group`
-hands such a broadcast to this process's fan-out directly: no queue, no
-copy of the message, no sweep of expired channels, and an emit is written
-to the local sockets before the sender's next step.  Order is kept: an emit
-is delivered inline only when no earlier message is still being handled.
+Order: the broadcasts of one worker reach each member in the order they
+were made (an emit is delivered inline only when no earlier message is
+still being handled).  Broadcasts that carry a sequence number reach every
+member in that order whichever workers published them
+(:mod:`channels_socketio.protocol.sequence`).
 """
 
 from __future__ import annotations
@@ -29,24 +28,20 @@ import logging
 from collections import deque
 from typing import Any, Iterable, Protocol
 
-from channels.layers import InMemoryChannelLayer
-
 from channels_socketio import observer
+from channels_socketio.protocol.sequence import Fill, Sequencer
 from channels_socketio.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
 BROADCAST = "sio.fanout"
-#: Group memberships on the channel layer expire (channels-redis: one day);
-#: a worker renews its own well before that.
-GROUP_REFRESH_S = 3600.0
 
 
 def group_name(namespace: str, room: str) -> str:
-    """The Channels group for a room: valid whatever the room's characters.
+    """The broker topic for a room: valid whatever the room's characters.
 
-    Room names never reach the layer as given, so no client text can form
-    a group name, and two namespaces never share a group.
+    Room names never reach the broker as given, so no client text can form
+    a topic, and two namespaces never share one.
     """
     digest = hashlib.blake2b(f"{namespace}\x00{room}".encode(), digest_size=16).hexdigest()
     return f"sio.{digest}"
@@ -67,18 +62,16 @@ class LocalMember(Protocol):
 
 
 class RoomFanout:
-    """This worker's room memberships and its single channel-layer receiver."""
+    """This worker's room memberships, its subscriptions, and the delivery of broadcasts to its members."""
 
     def __init__(self, worker: WorkerChannel) -> None:
         self.worker = worker
-        self.layer = worker.layer
-        self.channel: str | None = None
         self._members: dict[str, dict[str, LocalMember]] = {}
         self._subscribed: set[str] = set()
+        self._sequencers: dict[str, Sequencer] = {}
         self._locks = [asyncio.Lock() for _ in range(64)]
-        self._refresh: asyncio.Task[None] | None = None
-        self._starting = asyncio.Lock()
-        worker.route(BROADCAST, self.handle)
+        self._started = False
+        worker.handle_topics(self._on_topic, self._catch_up)
         #: Broadcasts dropped because delivering to one local socket failed.
         self.delivery_errors = 0
         self._in_process: deque[dict[str, Any]] = deque()
@@ -86,18 +79,17 @@ class RoomFanout:
         _fanouts.append(self)
 
     async def start(self) -> None:
-        if self.channel is None:
-            async with self._starting:
-                if self.channel is None:
-                    self._refresh = asyncio.get_running_loop().create_task(self._refresh_loop(), name="rooms-refresh")
-                    self.channel = await self.worker.start()
+        if not self._started:
+            await self.worker.start()
+            self._started = True
 
     async def stop(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
         for group in list(self._subscribed):
-            await self.layer.group_discard(group, self.channel)
+            await self.worker.unsubscribe(group)
         self._subscribed.clear()
+        for sequencer in self._sequencers.values():
+            sequencer.close()
+        self._sequencers.clear()
 
     # --- membership ---------------------------------------------------------------
 
@@ -112,7 +104,29 @@ class RoomFanout:
             members.pop(member.id, None)
             if not members:
                 del self._members[group]
+                sequencer = self._sequencers.pop(group, None)
+                if sequencer is not None:
+                    sequencer.close()
         await self._sync(group)
+
+    def sequence(self, group: str, next_seq: int, fill: Fill) -> None:
+        """Deliver this room's numbered broadcasts in order, starting at ``next_seq`` (see :mod:`.sequence`).
+
+        Call it once a local member has joined; while the room keeps local
+        members the first call's numbering stands.
+        """
+        if group in self._members and group not in self._sequencers:
+            self._sequencers[group] = Sequencer(next_seq, fill, self.handle)
+
+    @property
+    def rooms(self) -> int:
+        """Rooms with members on this worker."""
+        return len(self._members)
+
+    @property
+    def subscriptions(self) -> int:
+        """Broker topics this worker is subscribed to."""
+        return len(self._subscribed)
 
     def local_members(self, group: str) -> list[LocalMember]:
         return list(self._members.get(group, {}).values())
@@ -123,22 +137,58 @@ class RoomFanout:
         Serialised per group so that a join racing a leave always ends
         subscribed exactly when a member remains.
         """
+        if not self.worker.crosses_processes:
+            return
         async with self._locks[hash(group) % len(self._locks)]:
             wanted = group in self._members
             if wanted and group not in self._subscribed:
-                await self.layer.group_add(group, self.channel)
+                await self.worker.subscribe(group)
                 self._subscribed.add(group)
             elif not wanted and group in self._subscribed:
-                await self.layer.group_discard(group, self.channel)
+                await self.worker.unsubscribe(group)
                 self._subscribed.discard(group)
 
     # --- sending ------------------------------------------------------------------
 
-    async def broadcast(self, group: str, frames: list[str | bytes], exclude: Iterable[str] = ()) -> None:
-        """Send already-encoded frames to every member of a room, on every worker."""
-        await observer.current.broadcast(send_to_group(self.layer, group, fanout_message(group, frames, exclude)))
+    async def broadcast(
+        self, group: str, frames: list[str | bytes], exclude: Iterable[str] = (), *, seq: int | None = None
+    ) -> None:
+        """Send already-encoded frames to every member of a room, on every worker.
+
+        ``seq``: this broadcast's number in the room's ordered stream (see :meth:`sequence`).
+        """
+        await observer.current.broadcast(self.send(fanout_message(group, frames, exclude, seq=seq)))
+
+    async def control(self, group: str, op: str, room: str | None = None) -> None:
+        """Make every member of a room, on every worker, ``disconnect``, ``join`` or ``leave`` ``room``."""
+        await observer.current.layer_send(self.send(fanout_message(group, op=op, room=room)))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """This worker's members first, then the other workers'."""
+        await self.start()
+        if message["group"] in self._members:
+            await self.post(message)
+        if self.worker.crosses_processes:
+            await self.worker.publish(message["group"], message)
 
     # --- receiving ----------------------------------------------------------------
+
+    async def _on_topic(self, topic: str, message: dict[str, Any]) -> None:
+        """A broadcast another worker published."""
+        if isinstance(message, dict) and message.get("group") == topic:
+            await self._accept(message)
+
+    async def _accept(self, message: dict[str, Any]) -> None:
+        sequencer = self._sequencers.get(message["group"]) if "seq" in message else None
+        if sequencer is not None and type(message["seq"]) is int:
+            await sequencer.accept(message)
+        else:
+            await self.handle(message)
+
+    async def _catch_up(self) -> None:
+        """The broker may have lost messages: every ordered room reads what came after its last delivered."""
+        for sequencer in list(self._sequencers.values()):
+            sequencer.catch_up()
 
     async def handle(self, message: dict[str, Any]) -> None:
         if message.get("type") != BROADCAST:
@@ -166,12 +216,12 @@ class RoomFanout:
     async def post(self, message: dict[str, Any]) -> None:
         """Handle a message sent in this process, in the order messages were posted."""
         if message.get("op", "emit") == "emit" and self._in_process_task is None:
-            await self.handle(message)
+            await self._accept(message)
             return
         self._in_process.append(message)
         if self._in_process_task is None:
-            # A fresh context, as for messages from the layer: the poster may
-            # be a synchronous view whose thread is gone by the time a
+            # A fresh context, as for messages from other workers: the poster
+            # may be a synchronous view whose thread is gone by the time a
             # disconnect handler reaches the database.
             self._in_process_task = asyncio.get_running_loop().create_task(
                 self._drain_in_process(), name="rooms-local", context=contextvars.Context()
@@ -180,34 +230,20 @@ class RoomFanout:
     async def _drain_in_process(self) -> None:
         try:
             while self._in_process:
-                await self.handle(self._in_process.popleft())
+                await self._accept(self._in_process.popleft())
         finally:
             self._in_process_task = None
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_S)
-            for group in list(self._subscribed):
-                await self.layer.group_add(group, self.channel)
 
 
 #: The fan-outs of this process (one per Socket.IO server).
 _fanouts: list[RoomFanout] = []
 
 
-def crosses_processes(layer: Any) -> bool:
-    """Whether the layer connects several processes (Redis), or only this one (in-memory)."""
-    return not isinstance(layer, InMemoryChannelLayer)
-
-
-async def send_to_group(layer: Any, group: str, message: dict[str, Any]) -> None:
-    """Send a room message to every worker with members: through the layer, or in-process."""
-    if crosses_processes(layer):
-        await layer.group_send(group, message)
-        return
-    for fanout in _fanouts:
-        if fanout.layer is layer:
-            await fanout.post(message)
+def process_fanout() -> RoomFanout:
+    """The fan-out of this process's Socket.IO server (the first one built)."""
+    if not _fanouts:
+        raise RuntimeError("No Socket.IO server runs in this process: build one before emitting to rooms.")
+    return _fanouts[0]
 
 
 def fanout_message(
@@ -217,8 +253,9 @@ def fanout_message(
     *,
     op: str = "emit",
     room: str | None = None,
+    seq: int | None = None,
 ) -> dict[str, Any]:
-    """The one message shape that crosses the channel layer for rooms."""
+    """The one message shape that crosses the broker for rooms."""
     message: dict[str, Any] = {"type": BROADCAST, "group": group, "op": op}
     if frames is not None:
         message["frames"] = list(frames)
@@ -227,4 +264,6 @@ def fanout_message(
         message["exclude"] = exclude
     if room is not None:
         message["room"] = room
+    if seq is not None:
+        message["seq"] = seq
     return message

@@ -33,7 +33,7 @@ class SocketServer:
     def __init__(self, worker: WorkerChannel, *, limits: Limits = Limits()) -> None:
         self.namespaces: dict[str, Namespace] = {}
         self.fanout = RoomFanout(worker)
-        self.emitter = Emitter(worker.layer)
+        self.emitter = Emitter(self.fanout)
         self.limits = limits
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -43,6 +43,31 @@ class SocketServer:
 
     async def start(self) -> None:
         await self.fanout.start()
+
+    def buffer_sizes(self) -> dict[str, dict[str, int]]:
+        """The sizes of this server's bounded buffers, for whoever monitors the process.
+
+        ``sessions`` are the engine's, to count the acks its sockets wait for.
+        """
+        fanout = self.fanout
+        sizes = {
+            "handler_tasks": {"items": len(self._tasks)},
+            "rooms": {"items": fanout.rooms},
+            "room_subscriptions": {"items": fanout.subscriptions},
+        }
+        queued = getattr(fanout.worker.broker, "queued", None)
+        if queued is not None:  # broadcasts waiting to be published
+            sizes["broker_outbox"] = {"items": queued}
+        return sizes
+
+    def pending_acks(self, sessions: Iterable[EngineSession]) -> int:
+        """Acks the sockets of these sessions wait for."""
+        return sum(
+            socket.pending_acks
+            for session in sessions
+            if isinstance(session.attachment, Connection)
+            for socket in list(session.attachment.sockets.values())
+        )
 
     # --- the application's API --------------------------------------------------------
 

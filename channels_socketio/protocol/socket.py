@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from channels_socketio import observer
 from channels_socketio.errors import AckTimeout
 from channels_socketio.protocol.emitter import NAMESPACE_ROOM, event_frames
-from channels_socketio.protocol.rooms import RoomFanout, group_name
+from channels_socketio.protocol.rooms import RoomFanout, fanout_message, group_name
 from channels_socketio.transport.session import EngineSession
 from channels_socketio.wire.socket_packets import Limits, Packet, PacketDecoder, encode
 
 DEFAULT_ACK_TIMEOUT_S = 10.0
+
+#: ``fill(first, last)`` of :meth:`Socket.sequence_room`: ``(seq, event, args)`` of a room's numbered events.
+RoomFill = Callable[[int, "int | None"], Awaitable[list[tuple[int, str, list[Any]]]]]
 
 
 class SocketHost(Protocol):
@@ -118,6 +121,11 @@ class Socket:
         self.connected = False
         self._before_connect = None
 
+    @property
+    def pending_acks(self) -> int:
+        """Acks this socket asked the client for and still waits for."""
+        return len(self._acks)
+
     def resolve_ack(self, ack_id: int, args: list[Any]) -> None:
         future = self._acks.get(ack_id)
         if future is not None and not future.done():
@@ -134,6 +142,27 @@ class Socket:
         if room in self.rooms:
             self.rooms.discard(room)
             await self.server.fanout.leave(self, group_name(self.namespace, room))
+
+    def sequence_room(self, room: str, next_seq: int, fill: RoomFill) -> None:
+        """Deliver the room's numbered broadcasts (``emit(..., seq=n)``) to this worker's members in order.
+
+        ``next_seq`` is the number this worker's members get next (what came
+        before, a joiner reads from the application's history); ``fill(first,
+        last)`` returns the room's events numbered ``first`` to ``last``
+        (``None``: the newest) as ``(seq, event, args)``, for the gaps a lost
+        publisher leaves (see :mod:`channels_socketio.protocol.sequence`).
+        Call it after :meth:`join`; it is kept while the room has members here.
+        """
+        namespace = self.namespace
+
+        async def fill_frames(first: int, last: int | None) -> list[dict[str, Any]]:
+            return [
+                fanout_message(group, event_frames(namespace, event, args), seq=seq)
+                for seq, event, args in await fill(first, last)
+            ]
+
+        group = group_name(namespace, room)
+        self.server.fanout.sequence(group, next_seq, fill_frames)
 
     async def leave_all(self) -> None:
         for room in list(self.rooms):

@@ -2,9 +2,9 @@
 
 Layer: transport.
 
-Long-polling (``channels_socketio.transport.polling``) and the Parlant-compatible API
-(an application's own endpoints, such as the chat's Parlant-compatible API) both hold requests open and both take request bodies from
-clients: a body over the limit is counted but not kept (the subclass answers
+Long-polling (``channels_socketio.transport.polling``) and an application's
+own long-held endpoints (the chat's Parlant-compatible API) both hold
+requests open and both take request bodies from clients: a body over the limit is counted but not kept (the subclass answers
 413 with ``self.too_large`` set), and the answer runs in its own task, so
 that ``http.disconnect`` can stop a request still waiting while letting one
 that writes finish.

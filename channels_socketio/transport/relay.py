@@ -33,7 +33,7 @@ REQUEST, REPLY, CANCEL = "eio.relay.request", "eio.relay.reply", "eio.relay.canc
 POST_TIMEOUT_S = 10.0
 #: Worker channel names as the channel layers make them; anything else in a
 #: session id is refused, so a client cannot address arbitrary channels.
-WORKER_CHANNEL = re.compile(r"worker\.[A-Za-z0-9]{1,64}![A-Za-z0-9]{1,64}")
+WORKER_CHANNEL = re.compile(r"worker\.[0-9a-f]{24}")
 SEPARATOR = "~"
 
 
@@ -60,6 +60,16 @@ class PollingRelay:
         worker.route(REQUEST, self._on_request)
         worker.route(REPLY, self._on_reply)
         worker.route(CANCEL, self._on_cancel)
+
+    @property
+    def waiting(self) -> int:
+        """Requests this worker forwarded and waits to hear back about."""
+        return len(self._waiting)
+
+    @property
+    def serving(self) -> int:
+        """Requests other workers forwarded here, being served."""
+        return len(self._serving)
 
     # --- the worker that received the HTTP request ------------------------------------------
 

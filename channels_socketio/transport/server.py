@@ -99,6 +99,20 @@ class EngineServer:
     def _forget(self, session: EngineSession) -> None:
         self.sessions.pop(session.sid, None)
 
+    def buffer_sizes(self) -> dict[str, dict[str, int]]:
+        """The sizes of this server's bounded buffers, for whoever monitors the process."""
+        sessions = list(self.sessions.values())
+        return {
+            "engine_sessions": {"items": len(sessions)},
+            "polling_outbox": {
+                "items": sum(session.queued_packets for session in sessions),
+                "bytes": sum(session.queued_bytes for session in sessions),
+            },
+            # polling requests relayed to or from other workers
+            "relay_waiting": {"items": self.relay.waiting},
+            "relay_serving": {"items": self.relay.serving},
+        }
+
     async def close_all(self, reason: str) -> None:
         for session in list(self.sessions.values()):
             await session.close(reason)

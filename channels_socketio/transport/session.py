@@ -269,6 +269,15 @@ class EngineSession:
         return packets
 
     @property
+    def queued_packets(self) -> int:
+        """Packets waiting for a polling GET."""
+        return len(self._outbox)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._outbox_bytes
+
+    @property
     def draining(self) -> bool:
         """Closed, but a GET may still fetch what was queued before the close."""
         return self.closed and not self._forgotten and bool(self._outbox)

@@ -94,11 +94,8 @@ TYPING_EVENT = "chat:typing-indicator"
 MESSAGE_EVENT = "chat:message-received"
 CANCEL_MESSAGE = "chat.agent.cancel"
 
-#: The prefix of this runner's channel.  channels-redis serves all of a
-#: process's channels through one blocking read per prefix under one lock,
-#: so a second prefix would starve the worker channel that room broadcasts
-#: use (channels_socketio.transport.worker_channel): it must be the same one.
-CHANNEL_PREFIX = "worker"
+#: The prefix of this runner's channel on the channel layer (where cancel requests reach the worker running a reply).
+CHANNEL_PREFIX = "agents"
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_LEASE_S = 30.0
@@ -213,6 +210,11 @@ class AgentRunner:
     @property
     def worker_id(self) -> str:
         return settings.CHAT.worker_id
+
+    @property
+    def active_runs(self) -> int:
+        """Agent runs this worker is carrying out now."""
+        return len(self._active)
 
     @property
     def layer(self) -> Any:
@@ -587,7 +589,9 @@ class AgentRunner:
             extra["seq"] = finished.seq
         await self._announce_final(ticket, chunks, **extra)
         if finished.shape is not None:
-            await notify.to_session(ticket.workspace_slug, ticket.session_key, MESSAGE_EVENT, finished.shape)
+            await notify.to_session(
+                ticket.workspace_slug, ticket.session_key, MESSAGE_EVENT, finished.shape, seq=finished.seq
+            )
 
     async def _announce_final(self, ticket: runs.RunTicket, index: int, **extra: Any) -> None:
         await notify.to_session(

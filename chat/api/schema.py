@@ -150,9 +150,9 @@ USERNAME = OpenApiParameter("username", str, OpenApiParameter.PATH, description=
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
-    """``Authorization: Bearer chat_…`` (:class:`security.api_auth.ApiTokenAuthentication`) in the schema."""
+    """``Authorization: Bearer chat_…`` (:class:`chat.api.auth.ApiTokenAuthentication`) in the schema."""
 
-    target_class = "security.api_auth.ApiTokenAuthentication"
+    target_class = "chat.api.auth.ApiTokenAuthentication"
     name = "apiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

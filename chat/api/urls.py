@@ -2,16 +2,16 @@
 
 Sessions are addressed by their client id within their workspace, messages
 by theirs within their session, users by username, so every URL names its
-workspace first.  ``metrics/`` and ``health/`` are reserved for the
-monitoring endpoints; any other path under ``/api/v1/`` that matches no
-route is a JSON 404, like every other error here.
+workspace first.  ``metrics/`` and ``health/`` are the monitoring
+endpoints; any other path under ``/api/v1/`` that matches no route is a
+JSON 404, like every other error here.
 """
 
 from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import messages, presence, security_events, sessions, workspaces
+from . import messages, monitoring, presence, security_events, sessions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -44,6 +44,9 @@ urlpatterns = [
     # presence and security
     path(f"{W}/presence/", presence.WorkspacePresence.as_view(), name="workspace-presence"),
     path(f"{W}/security-events/", security_events.SecurityEventList.as_view(), name="security-event-list"),
-    # last: a JSON 404 for the rest of /api/v1/, except the paths the monitoring endpoints own
-    re_path(r"^(?!metrics/|health/)", not_found, name="api-not-found"),
+    # monitoring (staff or the ops token)
+    path("metrics/", monitoring.MetricsAPIView.as_view(), name="monitoring-metrics"),
+    path("health/", monitoring.HealthAPIView.as_view(), name="monitoring-health"),
+    # last: a JSON 404 for the rest of /api/v1/
+    re_path(r"", not_found, name="api-not-found"),
 ]

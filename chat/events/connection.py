@@ -6,12 +6,12 @@ from typing import Any
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
+from chat.auth import authenticate
 from chat.errors import Unauthenticated
 from chat.events import guards
 from chat.events.context import joined
 from chat.events.housekeeping import housekeeping
 from chat.events.sessions import leave_joined
-from security.auth import authenticate
 from security.errors import ConnectionLimitExceeded
 from security.models import SecurityEventType
 

@@ -56,7 +56,12 @@ def register(namespace: Namespace) -> None:
             async def announce(stored: messages.StoredMessage) -> None:
                 shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
                 await notify.to_session(
-                    entry.workspace_slug, entry.session_key, "chat:message-received", shape, exclude=[socket.id]
+                    entry.workspace_slug,
+                    entry.session_key,
+                    "chat:message-received",
+                    shape,
+                    exclude=[socket.id],
+                    seq=stored.message.seq,
                 )
 
             stored = await writer.store(new, announce)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,8 +14,8 @@ from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
 from chat.events.presence import stop_typing
-from chat.services import access, moderation, presence
-from chat.shapes import now_ms, presence_shape, user_left_shape
+from chat.services import access, messages, moderation, presence
+from chat.shapes import message_shape, now_ms, presence_shape, user_left_shape
 from monitoring import metrics
 
 
@@ -31,6 +32,12 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
         workspace_slug=workspace_slug,
         moderates=membership.moderates,
     ), session, presence_shape(row, session)
+
+
+async def _missed(session_id: int, first: int, last: int | None) -> list[tuple[int, str, list[Any]]]:
+    """A session's messages that this worker's members missed, as ``chat:message-received`` events."""
+    rows = await database_sync_to_async(messages.visible_between)(session_id, first, last)
+    return [(row.seq, "chat:message-received", [message_shape(row, row.session)]) for row in rows]
 
 
 async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
@@ -66,7 +73,9 @@ def register(namespace: Namespace) -> None:
         if not rejoin:
             joined(socket)[(workspace_slug, session_key)] = entry
             metrics.session_joined(socket.id, workspace_slug, session_key)
-        await socket.join(notify.session_room(workspace_slug, session_key))
+        room = notify.session_room(workspace_slug, session_key)
+        await socket.join(room)
+        socket.sequence_room(room, session.last_seq + 1, functools.partial(_missed, session.pk))
         await socket.join(notify.workspace_room(workspace_slug))
         await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))
         success = {

@@ -4,8 +4,10 @@ While one batch is in the database, new sends queue up and go together in
 the next: under light load every message is its own transaction (no added
 latency), under heavy load one commit serves many messages.  On PostgreSQL
 batches go through the writer's own pipelined connection on the event loop
-(:mod:`chat.services.pg_batches`), elsewhere through Django's in a thread.  ``seq`` stays gap-free, messages are announced in ``seq`` order
-(across workers too: see ``hold_publication_order``), and each sender is
+(:mod:`chat.services.pg_batches`), elsewhere through Django's in a thread.
+``seq`` stays gap-free, each message is announced with its ``seq`` (so that
+every worker's members get a session's messages in order, whichever worker
+stored them: :mod:`channels_socketio.protocol.sequence`), and each sender is
 confirmed only after its message has committed and been announced.
 """
 
@@ -17,18 +19,10 @@ from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import connection
 
-from channels_socketio.protocol.rooms import crosses_processes
 from chat.errors import ChatError, StoreFailed
-from chat.services.messages import (
-    NewMessage,
-    StoredMessage,
-    hold_publication_order,
-    release_publication_order,
-    store_messages,
-)
+from chat.services.messages import NewMessage, StoredMessage, store_messages
 from chat.services.pg_batches import PostgresBatchStore
 from monitoring import metrics
 
@@ -42,41 +36,14 @@ RECENT = 10_000
 
 Announce = Callable[[StoredMessage], Awaitable[None]]
 Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]", "list | None"]
-#: A stored batch: each message's outcome, and the sessions whose publication order it holds.
-Stored = tuple[list["StoredMessage | ChatError"], "list[int] | None"]
+Results = list["StoredMessage | ChatError"]
 
 
 class ThreadedBatchStore:
     """Batches stored through Django's connection, in a thread: SQLite, and the reference path."""
 
-    async def store(
-        self, batch: list[NewMessage], *, hold_order: bool, release: list[int] | None = None
-    ) -> Stored:
-        return await database_sync_to_async(_store_in_order)(batch, hold_order, release)
-
-    async def release(self, session_ids: list[int]) -> None:
-        await database_sync_to_async(release_publication_order)(session_ids)
-
-
-def _store_in_order(
-    batch: list[NewMessage], hold_order: bool, release: list[int] | None
-) -> tuple[list[StoredMessage | ChatError], list[int] | None]:
-    """Store a batch; while other workers may announce into the same sessions, hold their order.
-
-    ``release``: the sessions whose order the previous batch still holds
-    (announced by now), let go first, which spares a thread hop of its own.
-    """
-    if release:
-        release_publication_order(release)
-    session_ids = sorted({new.session_id for new in batch})
-    held = hold_order and hold_publication_order(session_ids)
-    try:
-        results = store_messages(batch)
-    except BaseException:
-        if held:
-            release_publication_order(session_ids)
-        raise
-    return results, session_ids if held else None
+    async def store(self, batch: list[NewMessage]) -> Results:
+        return await database_sync_to_async(store_messages)(batch)
 
 
 def _batch_store() -> ThreadedBatchStore | PostgresBatchStore:
@@ -112,37 +79,25 @@ class MessageWriter:
         return len(self._pending)
 
     async def _drain(self) -> None:
-        held_over: list[int] | None = None
-        ahead: tuple[list[Pending], asyncio.Task[Stored]] | None = None
+        ahead: tuple[list[Pending], asyncio.Task[Results]] | None = None
         while self._pending or ahead is not None:
             if ahead is None:
                 batch = self._take()
-                results, held = await self._store_batch(batch, held_over)
+                results = await self._store_batch(batch)
             else:
                 batch, storing = ahead
-                results, held = await storing
-            held_over, ahead = None, None
-            if held is None and self._pending:
-                # No other worker's order to keep: the next batch goes to the
-                # database while this one is announced, so the two overlap.
+                results = await storing
+            ahead = None
+            if self._pending:
+                # The next batch goes to the database while this one is announced, so the two overlap.
                 following = self._take()
-                ahead = following, asyncio.get_running_loop().create_task(self._store_batch(following, None))
-            try:
-                for (new, announce, _, receipt), outcome in zip(batch, results):
-                    if isinstance(outcome, StoredMessage):
-                        self._remember(new, outcome)
-                        if outcome.created and announce is not None:
-                            with metrics.processing_measured_here(receipt):
-                                await self._announce(announce, outcome)
-            except BaseException:
-                if held is not None:
-                    await self._store.release(held)
-                raise
-            if held is not None:
-                if self._pending:
-                    held_over = held  # released by the next batch's thread hop
-                else:
-                    await self._store.release(held)
+                ahead = following, asyncio.get_running_loop().create_task(self._store_batch(following))
+            for (new, announce, _, receipt), outcome in zip(batch, results):
+                if isinstance(outcome, StoredMessage):
+                    self._remember(new, outcome)
+                    if outcome.created and announce is not None:
+                        with metrics.processing_measured_here(receipt):
+                            await self._announce(announce, outcome)
             for (_, _, future, _), outcome in zip(batch, results):
                 if not future.done():
                     future.set_result(outcome)
@@ -157,14 +112,12 @@ class MessageWriter:
             self._batches = _batch_store()
         return self._batches
 
-    async def _store_batch(self, batch: list[Pending], release: list[int] | None) -> Stored:
+    async def _store_batch(self, batch: list[Pending]) -> Results:
         try:
-            return await self._store.store(
-                [new for new, *_ in batch], hold_order=crosses_processes(get_channel_layer()), release=release
-            )
+            return await self._store.store([new for new, *_ in batch])
         except Exception:  # storing itself failed: nothing was confirmed
             logger.exception("storing a batch of messages failed")
-            return [StoreFailed()] * len(batch), None
+            return [StoreFailed()] * len(batch)
 
     @staticmethod
     async def _announce(announce: Announce, stored: StoredMessage) -> None:

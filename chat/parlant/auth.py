@@ -7,9 +7,9 @@ Why in the path: ``parlant-chat-react`` builds every request from its
 host page that wants the widget signed in puts the token there:
 ``server="https://chat.example.com/parlant/<workspace>/t/<token>"``.  Other
 Parlant clients may send ``Authorization: Bearer <token>`` instead (the
-REST API's header, :mod:`security.api_auth`).
+REST API's header, :mod:`chat.api.auth`).
 
-Tokens are the sockets' (:mod:`security.auth`): an API token (``chat_…``),
+Tokens are the sockets' (:mod:`chat.auth`): an API token (``chat_…``),
 a token the external verifier accepts, or a one-time socket token
 (``sock_…``).  The widget sends its URL with every request, so a one-time
 token is redeemed by the first request -- after which no socket can use it
@@ -29,9 +29,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from chat.auth import MAX_TOKEN_LENGTH, consume_socket_token, resolve
 from chat.errors import Unauthenticated
 from chat.parlant.models import TokenGrant
-from security.auth import MAX_TOKEN_LENGTH, consume_socket_token, resolve
 from security.models import SOCKET_TOKEN_PREFIX, token_digest
 
 #: A grant's ``last_used_at`` is written at most this often (not on every long-poll).

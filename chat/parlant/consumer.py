@@ -583,7 +583,7 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
 
     async def announce(stored: message_service.StoredMessage) -> None:
         shape = message_shape(stored.message, workspace_slug=workspace_slug, session_key=session_key)
-        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape)
+        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape, seq=stored.message.seq)
 
     stored = await writer.store(new, announce)
     if sender.user is not None:

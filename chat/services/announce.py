@@ -54,7 +54,12 @@ def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any)
 def message_received(message: ChatMessage, session: ChatSession) -> None:
     """A message stored by the REST API reaches every socket in the session, as a socket send does."""
     after_commit(
-        notify.to_session, session.workspace.slug, session.key, MESSAGE_RECEIVED, message_shape(message, session)
+        notify.to_session,
+        session.workspace.slug,
+        session.key,
+        MESSAGE_RECEIVED,
+        message_shape(message, session),
+        seq=message.seq,
     )
 
 

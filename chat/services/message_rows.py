@@ -261,18 +261,6 @@ def advance_sessions(last_seqs: dict[int, int], now: datetime) -> Statement:
     )
 
 
-#: Advisory-lock namespace of "publishing a session's messages in seq order".
-_PUBLICATION_LOCK = 7337
-
-
-def publication_locks(function: str, session_ids: list[int]) -> Statement:
-    """Take (``pg_advisory_lock``) or release (``pg_advisory_unlock``) the locks one by one, in the order given."""
-    return Statement(
-        f"SELECT {function}(%s, id) FROM unnest(%s::int[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
-        [_PUBLICATION_LOCK, [session_id % 2**31 for session_id in session_ids]],
-    )
-
-
 def run(statement: Statement) -> list[tuple]:
     """Run a statement on Django's connection; its rows, if it returns any."""
     with connection.cursor() as cursor:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from django.utils import timezone
 
 from chat.errors import (
@@ -309,23 +309,21 @@ def numbered_outcomes(rows: list[ChatMessage], numbered: list[tuple], results: l
             results[index] = StoreFailed()
 
 
-def hold_publication_order(session_ids: list[int]) -> bool:
-    """Keep other workers from committing into these sessions until :func:`release_publication_order`.
+#: Most messages read at once to fill a gap in a session's live stream.
+GAP_FILL_MAX = 500
 
-    Storing assigns ``seq`` under the session row lock, but announcing
-    happens after the commit; without this a message committed later on
-    another worker could be announced first.  On PostgreSQL a session-level
-    advisory lock, taken in id order, spans commit and announcement; SQLite
-    serves one process, where the writer already announces in order.
+
+def visible_between(session_id: int, first: int, last: int | None) -> list[ChatMessage]:
+    """The session's visible messages numbered ``first`` to ``last`` (``None``: the newest), in order.
+
+    What a worker reads when a session's live stream has a gap (its
+    publisher died after storing, or the broker lost a message): see
+    :mod:`channels_socketio.protocol.sequence`.
     """
-    if connection.vendor != "postgresql":
-        return False
-    message_rows.run(message_rows.publication_locks("pg_advisory_lock", sorted(session_ids)))
-    return True
-
-
-def release_publication_order(session_ids: list[int]) -> None:
-    message_rows.run(message_rows.publication_locks("pg_advisory_unlock", sorted(session_ids, reverse=True)))
+    rows = ChatMessage.objects.filter(session_id=session_id, seq__gte=first, hidden=False)
+    if last is not None:
+        rows = rows.filter(seq__lte=last)
+    return list(rows.select_related("session__workspace").order_by("seq")[:GAP_FILL_MAX])
 
 
 @dataclass(frozen=True)

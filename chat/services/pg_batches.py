@@ -7,10 +7,8 @@ batch at 1,000 sends/s, most of a message's latency (``bench/run.py``).
 This store keeps a connection of its own on the loop, in autocommit, and
 sends a batch as one prepared statement that numbers and stores it
 (:func:`chat.services.message_rows.store_numbered`): its own transaction,
-committed when the reply comes.  Where workers keep a shared publication
-order, the advisory locks go with it in one pipeline: unlock, lock, BEGIN,
-the statement, COMMIT.  Under load a round trip costs a whole turn of the
-busy loop, so each one saved matters.
+committed when the reply comes.  Under load a round trip costs a whole
+turn of the busy loop, so each one saved matters.
 
 Anything unusual (a key stored before, a value the database refuses) is
 rolled back here and handed to :func:`chat.services.messages.store_messages`,
@@ -60,88 +58,44 @@ class PostgresBatchStore:
     def __init__(self) -> None:
         self._connection: psycopg.AsyncConnection | None = None
 
-    async def store(
-        self, batch: list[messages.NewMessage], *, hold_order: bool, release: list[int] | None = None
-    ) -> tuple[Results, list[int] | None]:
-        """Store a batch (see :func:`~chat.services.messages.store_messages`); with ``hold_order``, keep its sessions' publication order.
-
-        ``release``: sessions whose order the previous batch held, let go
-        first.  Returns the results in the batch's order and the sessions
-        now held, for :meth:`release` after announcing.
-        """
+    async def store(self, batch: list[messages.NewMessage]) -> Results:
+        """Store a batch (see :func:`~chat.services.messages.store_messages`); the results in the batch's order."""
         results: list = [None] * len(batch)
         valid = messages.check_batch(batch, results)
-        session_ids = messages.batch_sessions(batch, valid)
-        hold = hold_order and bool(session_ids)
+        if not valid:
+            return results
         now = timezone.now()
         try:
             connection = await self._connect()
-            if not valid:
-                if release:
-                    await _execute(connection, _locks("pg_advisory_unlock", release))
-                return results, None
             rows = [messages.new_row(batch[index], now, seq=None) for index in valid]
+            # One statement is its own transaction: one round trip, committed when it returns.
             statement = message_rows.store_numbered(rows, now)
-            if release or hold:
-                numbered = await self._store_holding(connection, statement, release, session_ids if hold else None)
-            else:
-                # One statement is its own transaction: one round trip, committed when it returns.
-                numbered = await (await _execute(connection, statement, prepare=_may_prepare())).fetchall()
+            numbered = await (await _execute(connection, statement, prepare=_may_prepare())).fetchall()
             messages.numbered_outcomes(rows, numbered, results, valid)
-            return results, session_ids if hold else None
+            return results
         except psycopg.Error as error:
-            return await self._recover(error, batch, valid, results, session_ids if hold else None)
-
-    async def _store_holding(
-        self, connection: psycopg.AsyncConnection, statement: Statement, release: list[int] | None, hold: list[int] | None
-    ) -> list[tuple]:
-        """Store with the previous batch's order let go and this batch's taken, in one pipeline."""
-        async with connection.pipeline() as pipeline:
-            if release:
-                await _execute(connection, _locks("pg_advisory_unlock", release))
-            if hold:
-                await _execute(connection, _locks("pg_advisory_lock", hold))
-            await connection.execute("BEGIN")
-            numbered = await _execute(connection, statement, prepare=_may_prepare())
-            await connection.execute("COMMIT")
-            await pipeline.sync()
-            return await numbered.fetchall()
-
-    async def release(self, session_ids: list[int]) -> None:
-        """Let other workers announce into these sessions again."""
-        try:
-            connection = await self._connect()
-            await _execute(connection, _locks("pg_advisory_unlock", session_ids))
-        except psycopg.Error:
-            self._drop()  # the locks end with the connection
+            return await self._recover(error, batch, valid, results)
 
     async def _recover(
-        self, error: Exception, batch: list[messages.NewMessage], valid: list[int], results: list, hold: list[int] | None
-    ) -> tuple[Results, list[int] | None]:
-        """Roll back, and store the batch's valid messages on the threaded path, still in order."""
+        self, error: Exception, batch: list[messages.NewMessage], valid: list[int], results: list
+    ) -> Results:
+        """Store the batch's valid messages on the threaded path, which sorts out message by message."""
         connection = self._connection
         if connection is None or connection.broken or connection.closed:
-            # Nothing was committed and the locks ended with the connection.
+            # Nothing was committed: the statement's transaction ended with the connection.
             logger.warning("the message writer's database connection failed: %s", type(error).__name__)
-            return self._lost(valid, results)
-        try:
-            await connection.execute("ROLLBACK")
-            await connection.execute("SELECT pg_advisory_unlock_all()")
-            if hold:
-                await _execute(connection, _locks("pg_advisory_lock", hold))
-        except psycopg.Error:
             return self._lost(valid, results)
         stored = await database_sync_to_async(messages.store_messages)([batch[index] for index in valid])
         for index, outcome in zip(valid, stored):
             results[index] = outcome
-        return results, hold
+        return results
 
-    def _lost(self, valid: list[int], results: list) -> tuple[Results, None]:
-        """The connection is gone, and with it the batch's transaction and locks: nothing of it was stored."""
+    def _lost(self, valid: list[int], results: list) -> Results:
+        """The connection is gone, and with it the batch's transaction: nothing of it was stored."""
         self._drop()
         for index in valid:
             results[index] = StoreFailed()
-        return results, None
+        return results
 
     async def _connect(self) -> psycopg.AsyncConnection:
         if self._connection is None or self._connection.closed:
@@ -157,7 +111,3 @@ class PostgresBatchStore:
             self._connection.pgconn.finish()
         self._connection = None
 
-
-def _locks(function: str, session_ids: list[int]) -> Statement:
-    """Locks are taken in id order and released in reverse, as on the threaded path."""
-    return message_rows.publication_locks(function, sorted(session_ids, reverse=function.endswith("unlock")))

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
+from django.db.models import Count
 from django.utils import timezone
 
 from chat.errors import InvalidPayload
@@ -97,3 +98,13 @@ def remove_worker(worker_id: str) -> int:
     """Forget every row of this worker (on a clean shutdown)."""
     deleted, _ = Presence.objects.filter(worker_id=worker_id).delete()
     return deleted
+
+
+def sessions_per_workspace() -> dict[str, tuple[int, int]]:
+    """Per workspace slug, the sessions someone is present in and how many are present, across every worker."""
+    rows = (
+        Presence.objects.values("session__workspace__slug")
+        .annotate(sessions=Count("session", distinct=True), members=Count("id"))
+        .order_by()
+    )
+    return {row["session__workspace__slug"]: (row["sessions"], row["members"]) for row in rows}

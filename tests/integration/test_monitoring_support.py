@@ -1,10 +1,6 @@
 """Shared helpers of the monitoring tests (this module has no tests of its own).
 
-- :func:`start` -- a chat server (not conformance mode) with the monitoring
-  wiring: ``chatsite.settings`` and ``chatsite.urls`` once they call
-  ``instrument_settings`` and include ``monitoring.urls``; until then the
-  stand-in ``monitoring.testing_settings``, which applies exactly those two
-  steps.
+- :func:`start` -- a chat server (not conformance mode) with the ops token set.
 - :func:`scrape` / :func:`sample` -- ``/metrics`` parsed with
   ``prometheus_client``'s own parser.
 - :class:`TcpProxy` -- a switchable TCP forwarder, to make PostgreSQL or
@@ -32,16 +28,7 @@ from tests.integration.chat_client import server_python
 OPS_TOKEN = "ops-token-for-tests-0123456789abcdef"
 
 
-def wired() -> bool:
-    """Whether ``chatsite`` has the two monitoring lines (settings and URLs)."""
-    settings = (REPO_ROOT / "chatsite" / "settings.py").read_text()
-    urls = (REPO_ROOT / "chatsite" / "urls.py").read_text()
-    return "instrument_settings(" in settings and "monitoring.urls" in urls
-
-
 def monitoring_env(**env: Any) -> dict[str, Any]:
-    if not wired():
-        env.setdefault("DJANGO_SETTINGS_MODULE", "monitoring.testing_settings")
     env.setdefault("CHAT_OPS_TOKEN", OPS_TOKEN)
     return env
 

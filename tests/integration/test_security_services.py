@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import time
 from typing import AsyncIterator
@@ -30,7 +31,7 @@ from security.content import RepeatTracker
 from security.errors import RateLimited, SpamDetected
 from security.events import EventRecorder
 from security.models import SecurityEvent, SecurityEventType
-from security.ratelimit import PenaltyPolicy, RateLimiter, RedisBackend, Rule
+from security.ratelimit import MemoryBackend, PenaltyPolicy, RateLimiter, RedisBackend, Rule
 
 REDIS_URL = os.environ.get("CHAT_TEST_SECURITY_REDIS_URL", "redis://127.0.0.1:6379/10")
 IN_CI = os.environ.get("CI") == "true"
@@ -145,6 +146,52 @@ async def test_penalties_are_shared_and_relax(workers) -> None:
     assert await b.penalties.level("u") == 1
     clock.advance(100)
     assert await a.penalties.level("u") == 0
+
+
+@pytest.mark.services
+async def test_a_check_with_its_penalty_is_one_redis_round_trip(workers) -> None:
+    backend = workers[0]
+    limiter = RateLimiter(backend, rules={"send": Rule(3, 60)})
+    await limiter.check("send", "warm-up")  # Redis caches the script (a first EVALSHA may have to load it)
+    calls: list[tuple] = []
+    execute = backend.client.execute_command
+
+    async def counting(*args, **kwargs):
+        calls.append(args[:1])
+        return await execute(*args, **kwargs)
+
+    backend.client.execute_command = counting
+    for _ in range(5):  # allowed, allowed, allowed, then denied with a strike, twice
+        try:
+            await limiter.check("send", "u")
+        except RateLimited:
+            pass
+    assert len(calls) == 5, calls
+
+
+@pytest.mark.services
+async def test_the_one_script_decides_as_the_memory_backend_does(workers) -> None:
+    """The same hits, strikes and quiet periods give the same decisions on Redis and in memory."""
+    policy = PenaltyPolicy(strikes=2, strike_window_s=5, factor=0.5, max_level=3, quiet_period_s=7)
+    rules = {"send": Rule(6, 4)}
+    redis_clock, memory_clock = FakeClock(), FakeClock()
+    on_redis = RateLimiter(workers[0], clock=redis_clock, penalty_policy=policy, rules=rules)
+    in_memory = RateLimiter(MemoryBackend(), clock=memory_clock, penalty_policy=policy, rules=rules)
+    rng = random.Random(7)
+    for step in range(400):
+        action = rng.random()
+        if action < 0.15:
+            pause = rng.choice((0.1, 0.5, 1.0, 3.0, 8.0))
+            redis_clock.advance(pause)
+            memory_clock.advance(pause)
+            continue
+        if action < 0.2:
+            assert await on_redis.strike("u") == await in_memory.strike("u"), step
+            continue
+        a, b = await on_redis.hit("send:u", rules["send"], subject="u"), await in_memory.hit(
+            "send:u", rules["send"], subject="u"
+        )
+        assert a == b, step
 
 
 @pytest.mark.services

@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 
-from channels_socketio.transport.worker_channel import WorkerChannel
 from chat.agents import runner
 from chat.agents.backends import BACKENDS, BackendConfigError, ContextMessage, make_backend
 from chat.agents.backends.echo import echo_chunks
@@ -137,16 +135,6 @@ def test_run_timeout_default_and_override(monkeypatch):
 def test_failure_text_never_quotes_upstream():
     assert failure_text("Bot", "timeout") == "Bot could not answer: it did not finish in time."
     assert failure_text("Bot", "something_new") == "Bot could not answer: its backend failed."
-
-
-async def test_runner_channel_shares_the_worker_channel_prefix():
-    """channels-redis reads one prefix per process under one lock: a second prefix starves room fan-out."""
-    layer = InMemoryChannelLayer()
-    worker = WorkerChannel(layer)
-    name = await worker.start()
-    await worker.stop()
-    ours = await layer.new_channel(runner.CHANNEL_PREFIX)
-    assert name.split("!")[0].split(".")[0] == ours.split("!")[0].split(".")[0]
 
 
 # --- backends ------------------------------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""Monitoring settings: defaults, parsing and refusals."""
+"""Monitoring settings: defaults, parsing (by ``chatsite.config``) and refusals."""
 
 from __future__ import annotations
 
 import pytest
 
-from chatsite.config import ConfigError
-from monitoring.conf import Levels, MonitoringConfig, load
+from chatsite.config import ConfigError, load
+from monitoring.conf import Levels, MonitoringConfig
 
 
 def test_defaults_need_no_environment():
-    config = load({})
+    config = load({}).monitoring
     assert config == MonitoringConfig()
     assert config.ops_token == ""
     assert config.metrics_public is True
@@ -35,7 +35,7 @@ def test_every_variable_is_read():
             "CHAT_HEALTH_ERROR_PCT": "1,10",
             "CHAT_TEST_HOOKS": "1",
         }
-    )
+    ).monitoring
     assert config.ops_token == "x" * 32
     assert config.metrics_public is False
     assert config.metrics_workspaces == ("acme", "beta")

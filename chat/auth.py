@@ -1,4 +1,7 @@
-"""Who a socket is: decided once, on the Socket.IO handshake.
+"""Who a client is: decided once, on the Socket.IO handshake (and for every REST and Parlant request).
+
+Layer: chat application (services): tokens are :mod:`security`'s, users,
+workspaces and memberships the chat's.
 
 The ``CONNECT`` auth payload's ``token`` decides, by its kind:
 

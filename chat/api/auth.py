@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import authentication, exceptions
 
-from security.auth import user_for_token
+from chat.auth import user_for_token
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
