@@ -61,13 +61,23 @@ class Use:
 
 
 def runtime_packages() -> list[str]:
-    """The top-level packages the wheel carries: what ``packages.find``'s ``include`` patterns match."""
-    patterns = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-    return sorted(
-        path.name
-        for path in ROOT.iterdir()
-        if (path / "__init__.py").is_file() and any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
-    )
+    """The top-level packages the wheel carries."""
+    return sorted({package.partition(".")[0] for package in wheel_packages()})
+
+
+def wheel_packages() -> list[str]:
+    """Every package the wheel carries: ``packages.find``'s ``include`` less its ``exclude``, as setuptools matches them."""
+    find = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    include, exclude = find["include"], find.get("exclude", [])
+    found = []
+    tops = [path for path in ROOT.iterdir() if (path / "__init__.py").is_file()]  # not .venv, node_modules...
+    for init in sorted(init for top in tops for init in top.rglob("__init__.py")):
+        name = ".".join(init.parent.relative_to(ROOT).parts)
+        if any(fnmatch.fnmatch(name, pattern) for pattern in include) and not any(
+            fnmatch.fnmatch(name, pattern) for pattern in exclude
+        ):
+            found.append(name)
+    return found
 
 
 @cache
@@ -115,8 +125,8 @@ def _called_name(func: ast.expr) -> str:
 
 def runtime_uses() -> list[Use]:
     uses = []
-    for package in runtime_packages():
-        for path in sorted((ROOT / package).rglob("*.py")):
+    for package in wheel_packages():
+        for path in sorted((ROOT / package.replace(".", "/")).glob("*.py")):
             where = str(path.relative_to(ROOT))
             uses.extend(uses_in_source(path.read_text(encoding="utf-8"), where))
     return uses
@@ -188,8 +198,10 @@ def test_every_runtime_import_is_a_declared_dependency():
 
 
 def test_the_runtime_packages_are_the_ones_the_wheel_carries():
-    assert {"chat", "chatsite", "security", "monitoring"} <= set(runtime_packages())
-    assert "tests" not in runtime_packages()
+    assert {"channels_socketio", "chat", "chatsite", "security", "monitoring"} <= set(runtime_packages())
+    packages = wheel_packages()
+    assert {"chat.api", "chat.migrations", "channels_socketio.transport"} <= set(packages)
+    assert not [name for name in packages if name == "tests" or ".tests" in name], "tests are not shipped"
 
 
 def test_imports_are_found_anywhere_in_a_module():
