@@ -67,6 +67,9 @@ class Config:
     #: Largest Engine.IO payload accepted, per polling request or WebSocket
     #: frame; the spec's default.
     max_payload: int = 1_000_000
+    #: A Socket.IO connection that has joined no namespace this long after its
+    #: Engine.IO handshake is closed (Node's ``connectTimeout``).
+    connect_timeout_ms: int = 45_000
     #: Origins allowed to open sockets and make polling requests; ``*`` allows
     #: any.  Empty means the site's own hosts (``allowed_hosts``).
     allowed_origins: tuple[str, ...] = ()
@@ -158,8 +161,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
     conformance = _bool(env, "CHAT_CONFORMANCE", False)
     defaults = Config()
     if conformance:
-        # What protocol test suites expect: fast heartbeats and CORS for anyone.
-        defaults = Config(ping_interval_ms=300, ping_timeout_ms=200, allowed_origins=("*",), conformance=True)
+        # What protocol test suites expect: fast heartbeats and connect timeout, CORS for anyone.
+        defaults = Config(
+            ping_interval_ms=300, ping_timeout_ms=200, connect_timeout_ms=1000, allowed_origins=("*",), conformance=True
+        )
     return Config(
         debug=_bool(env, "DJANGO_DEBUG", defaults.debug),
         secret_key=env.get("DJANGO_SECRET_KEY") or defaults.secret_key,
@@ -169,6 +174,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,
         message_max_length=_int(env, "CHAT_MESSAGE_MAX_LENGTH", defaults.message_max_length, minimum=1),

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from channels_socketio import observer
 from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
-from channels_socketio.protocol.server import SocketServer
+from channels_socketio.protocol.server import SocketOptions, SocketServer
 from channels_socketio.transport.broker import Broker, LocalBroker
 from channels_socketio.transport.redis_broker import RedisBroker
 from channels_socketio.transport.server import EngineServer
@@ -45,7 +45,12 @@ def build() -> Realtime:
         max_payload=config.max_payload,
     )
     worker = WorkerChannel(_broker(config.redis_url))
-    sockets = SocketServer(worker)
+    # Conformance mode answers an unknown namespace exactly as the reference server does;
+    # the chat keeps the error's data.code, as for every other refusal.
+    socket_options = SocketOptions(
+        connect_timeout_ms=config.connect_timeout_ms, connect_error_data=not config.conformance
+    )
+    sockets = SocketServer(worker, options=socket_options)
     echo_engine = None
     if config.conformance:
         for name in NAMESPACES:

@@ -51,6 +51,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Protocol
 
+from redis.exceptions import RedisError
+
 from monitoring import metrics
 from security.conf import setting
 from security.errors import RateLimited
@@ -355,11 +357,7 @@ return {0, retry, 0, limit, level}
 """
 
 #: What a broken or unreachable Redis raises (redis-py wraps most in RedisError).
-try:
-    from redis.exceptions import RedisError as _RedisError
-except ImportError:  # pragma: no cover - redis is a dependency of channels-redis
-    _RedisError = OSError  # type: ignore[misc,assignment]
-REDIS_FAILURES: tuple[type[BaseException], ...] = (_RedisError, OSError, asyncio.TimeoutError)
+REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
 class RedisBackend:
