@@ -21,8 +21,8 @@ from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
 from chat.agents import runner as agent_runner
 from chat.events import chat_namespace
-from chat.services.writer import writer
 from chat.services import presence
+from chat.services.writer import writer
 from monitoring import observer as engine_metrics
 from monitoring import registry
 from security import events as security_events

@@ -103,9 +103,6 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "session_closed": (409, "The session is closed: readable, not writable.", {
         "error": "This session is closed.", "code": "session_closed",
     }),
-    "payload_too_large": (413, "A body over `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MB), refused before it is parsed.", {
-        "error": "Request bodies are limited to 2621440 bytes.", "code": "payload_too_large",
-    }),
     "unsupported_media_type": (415, "A body that is not `application/json`.", {
         "error": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type",
     }),
