@@ -99,11 +99,15 @@ class Config:
     #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
     socket_token_lifetime_s: int = 60
     #: Per-user, per-operation rate limits (per minute), shared by all workers
-    #: through Redis when it is configured.  The send limit is the seed's.
+    #: through Redis when it is configured.  Sending: the seed's limit.
     message_rate_limit: int = 30
+    #: Joining runs access checks and presence writes; 20 allows reconnect storms of a few tabs.
     join_rate_limit: int = 20
+    #: Clients renew the indicator every few seconds while typing (``typing_timeout_s`` is 5).
     typing_rate_limit: int = 60
+    #: Status changes (active/idle/away) are rare.
     presence_rate_limit: int = 30
+    #: History pages are database reads of up to 200 rows.
     history_rate_limit: int = 60
     #: Adaptive thresholds: this many strikes (exceeded limits, blocked
     #: content) within the window raise a user's penalty level by one; each

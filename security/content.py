@@ -43,7 +43,8 @@ import time
 import unicodedata
 from urllib.parse import unquote
 
-from security.conf import setting
+from django.conf import settings
+
 from security.errors import MessageBlocked, SpamDetected
 from security.ratelimit import (
     BackendUnavailable,
@@ -65,10 +66,6 @@ CHAR_FLOOD = "char_flood"
 LINK_FLOOD = "link_flood"
 REPEATED_MESSAGE = "repeated_message"
 
-DEFAULT_MAX_CHAR_RUN = 50
-DEFAULT_MAX_LINKS = 10
-DEFAULT_MAX_REPEATS = 3
-DEFAULT_REPEAT_WINDOW_S = 60.0
 
 #: What :func:`find_hostile` may answer: the reasons ``strict`` refuses with.
 HOSTILE_REASONS = (SCRIPT_INJECTION, EVENT_HANDLER, OBFUSCATED_URL)
@@ -237,10 +234,10 @@ def check_spam(content: str, *, max_char_run: int | None = None, max_links: int 
     ``char_flood`` -- one non-space character repeated more than
     ``max_char_run`` times in a row; ``link_flood`` -- more than ``max_links`` links.
     """
-    max_run = int(setting("spam_max_char_run", DEFAULT_MAX_CHAR_RUN)) if max_char_run is None else max_char_run
+    max_run = int(settings.CHAT.spam_max_char_run) if max_char_run is None else max_char_run
     if _has_char_flood(content, max_run):
         raise SpamDetected(CHAR_FLOOD)
-    link_limit = int(setting("spam_max_links", DEFAULT_MAX_LINKS)) if max_links is None else max_links
+    link_limit = int(settings.CHAT.spam_max_links) if max_links is None else max_links
     if _count_links(content, link_limit) > link_limit:
         raise SpamDetected(LINK_FLOOD)
 
@@ -284,8 +281,8 @@ class RepeatTracker:
         clock: Clock = time.time,
     ) -> None:
         self.backend: LimiterBackend = backend if backend is not None else MemoryBackend(max_keys=50_000)
-        repeats = int(setting("spam_max_repeats", DEFAULT_MAX_REPEATS)) if max_repeats is None else max_repeats
-        window = float(setting("spam_repeat_window_s", DEFAULT_REPEAT_WINDOW_S)) if window_s is None else window_s
+        repeats = int(settings.CHAT.spam_max_repeats) if max_repeats is None else max_repeats
+        window = float(settings.CHAT.spam_repeat_window_s) if window_s is None else window_s
         self.rule = Rule(repeats, window)
         self.clock = clock
 

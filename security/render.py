@@ -37,9 +37,8 @@ import re
 from functools import cache
 
 import nh3
+from django.conf import settings
 from markdown_it import MarkdownIt
-
-from security.conf import setting
 
 TEXT, MARKDOWN = "text", "markdown"
 
@@ -76,7 +75,7 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
 
 
 def images_enabled() -> bool:
-    return bool(setting("markdown_images", False))
+    return bool(settings.CHAT.markdown_images)
 
 
 @cache

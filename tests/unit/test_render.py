@@ -11,7 +11,6 @@ or attribute outside the allow-list.
 from __future__ import annotations
 
 import re
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 
 from security import render
 from security.render import html_for, render_markdown
+from tests.cost import best_cpu_time
 from tests.hostile_corpus import FRAGMENTS, MARKDOWN_FRAGMENTS, adversarial, every_hostile_string
 from tests.unit.security_support import override_chat
 
@@ -170,14 +170,6 @@ ORDINARY = (
 BUDGET_RATIO = 20
 
 
-def _best_of(runs: int, func, *args) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        func(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 @pytest.mark.parametrize("name", sorted(adversarial(LIMIT)))
 def test_rendering_adversarial_input_at_the_size_limit_stays_within_budget(name: str) -> None:
@@ -187,6 +179,6 @@ def test_rendering_adversarial_input_at_the_size_limit_stays_within_budget(name:
     thousands of ``[`` or ``![`` (each starts a link label), 6-13x.
     """
     text = adversarial(LIMIT)[name]
-    baseline = _best_of(3, render_markdown, ORDINARY[: len(text)])
-    elapsed = _best_of(3, render_markdown, text)
+    baseline = best_cpu_time(3, render_markdown, ORDINARY[: len(text)])
+    elapsed = best_cpu_time(3, render_markdown, text)
     assert elapsed / baseline <= BUDGET_RATIO, f"{name}: {elapsed * 1000:.1f} ms, {elapsed / baseline:.1f}x"
