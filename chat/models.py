@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from chat.ids import CLIENT_ID_PATTERN, CLIENT_ID_RULE
+
 #: The alphabet and length of every client-chosen id (sessions, messages).
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-client_id_validator = RegexValidator(CLIENT_ID_PATTERN, "Use 1-128 characters of A-Z, a-z, 0-9, _ and -.")
+client_id_validator = RegexValidator(CLIENT_ID_PATTERN, f"Use {CLIENT_ID_RULE}.")
 
 
 class ContentPolicy(models.TextChoices):

@@ -25,7 +25,6 @@ Routes (see ``chatsite/urls.py``, "widget routes"):
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
+from chat.ids import is_client_id, is_slug
 from chat.models import Agent, Membership
 
 #: The official client's dist/: the wheel's copy (``chat/vendor/``, made by ``setup.py``'s
@@ -63,8 +63,6 @@ WIDGET_MAX_AGE_S = 300
 IDLE_AFTER_MS = 2 * 60 * 1000
 AWAY_AFTER_MS = 10 * 60 * 1000
 
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 THEMES = ("auto", "light", "dark")
 
 #: Everything the pages load comes from this site; no inline script or style.
@@ -164,11 +162,11 @@ def embed(request: HttpRequest) -> HttpResponse:
     workspace, session = query.get("workspace", ""), query.get("session", "")
     agent, theme = query.get("agent", ""), query.get("theme", "auto")
     problems = []
-    if not SLUG.fullmatch(workspace):
+    if not is_slug(workspace):
         problems.append("workspace must be a workspace slug")
-    if not CLIENT_ID.fullmatch(session):
+    if not is_client_id(session):
         problems.append("session must be 1-128 letters, digits, '-' or '_'")
-    if agent and not CLIENT_ID.fullmatch(agent):
+    if agent and not is_client_id(agent):
         problems.append("agent must be an agent id")
     if problems:
         return HttpResponseBadRequest(

@@ -17,8 +17,8 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from chat.ids import CLIENT_ID_PATTERN
 from chat.models import (
-    CLIENT_ID_PATTERN,
     ChatMessage,
     ChatSession,
     ContentPolicy,
@@ -36,7 +36,7 @@ from security.models import SecurityEvent, SecurityEventType
 
 #: Who may post over REST (agents post through the agent runner).
 POSTED_SENDER_TYPES = [("user", "User"), ("system", "System")]
-USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
+USERNAME_PATTERN = r"^[\w.@+-]{1,150}\Z"
 SEARCH_MAX_LENGTH = 200
 
 

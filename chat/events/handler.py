@@ -10,7 +10,6 @@ ids the client sent) and, when the client asked for an ack, answers it with
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Awaitable, Callable
 
 from channels_socketio.protocol.namespace import Namespace
@@ -18,12 +17,12 @@ from channels_socketio.protocol.socket import Socket
 from chat.errors import ChatError
 from chat.events import guards
 from chat.events.payloads import payload_object
+from chat.ids import is_client_id
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
 ChatHandler = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-_ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def chat_event(
@@ -72,6 +71,6 @@ def _with_ids(body: dict[str, Any], payload: Any) -> dict[str, Any]:
         session_id = session_id or message.get("sessionId")
         message_id = message.get("id")
     for name, value in (("sessionId", session_id), ("messageId", message_id)):
-        if name not in body and isinstance(value, str) and _ECHOABLE_ID.fullmatch(value):
+        if name not in body and is_client_id(value):
             body[name] = value
     return body

@@ -51,7 +51,8 @@ from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
-from chat.models import CLIENT_ID_PATTERN, Agent, ChatSession, ContentType, Membership
+from chat.ids import is_client_id, is_slug
+from chat.models import Agent, ChatSession, ContentType, Membership
 from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
@@ -67,8 +68,6 @@ from security.models import SecurityEventType
 logger = logging.getLogger(__name__)
 
 PREFIX = re.compile(r"^/parlant/(?P<workspace>[^/]*)(?:/t/(?P<token>[^/]*))?(?P<rest>/.*)?$")
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 #: Event ids: message ids, and ``<reply id>.<status>`` for a run's statuses.
 EVENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,160}")
 
@@ -241,7 +240,7 @@ def admit(call: Call) -> Membership:
     if not throttle.allow_request(request, None):
         wait_s = throttle.wait() or 1
         raise RateLimited(int(wait_s * 1000))
-    if not SLUG.fullmatch(workspace):
+    if not is_slug(workspace):
         raise NotAMember()
     membership = access.membership_for(user, workspace)
     membership.user = user
@@ -390,7 +389,7 @@ class ParlantConsumer(BoundedHttpConsumer):
 
 def _session(call: Call) -> ChatSession:
     key = call.params["session"]
-    if not CLIENT_ID.fullmatch(key):
+    if not is_client_id(key):
         raise ApiError(404, "Session not found", "session_not_found")
     assert call.membership is not None
     return session_service.get_session(call.membership, key)
@@ -400,7 +399,7 @@ async def read_agent(self: ParlantConsumer, call: Call) -> Json:
     key = call.params["agent"]
 
     def load() -> Agent | None:
-        if not CLIENT_ID.fullmatch(key):
+        if not is_client_id(key):
             return None
         assert call.membership is not None
         return Agent.objects.filter(workspace_id=call.membership.workspace_id, key=key).first()
