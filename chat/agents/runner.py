@@ -66,6 +66,7 @@ says more is cut there and its stored message marked ``truncated``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from dataclasses import dataclass, field
@@ -240,9 +241,11 @@ class AgentRunner:
             if self.channel:
                 return
             channel = await self.layer.new_channel(CHANNEL_PREFIX)
+            # Long-lived: each in a fresh context, never the caller's (a REST view's async_to_sync
+            # context ends with the request, and its executor with it).
             self._background = [
-                loop.create_task(self._listen(channel), name="agent-cancel-listener"),
-                loop.create_task(self._sweep(), name="agent-sweep"),
+                loop.create_task(self._listen(channel), name="agent-cancel-listener", context=contextvars.Context()),
+                loop.create_task(self._sweep(), name="agent-sweep", context=contextvars.Context()),
             ]
             self.channel = channel
 
@@ -303,7 +306,7 @@ class AgentRunner:
             self._kicked.add(session_id)
             return
         self._drains[session_id] = asyncio.get_running_loop().create_task(
-            self._drain(session_id), name=f"agent-drain-{session_id}"
+            self._drain(session_id), name=f"agent-drain-{session_id}", context=contextvars.Context()
         )
 
     # --- the queue -------------------------------------------------------------------

@@ -41,7 +41,7 @@ def register(namespace: Namespace) -> None:
         stored = await post_message(
             Author.member_of(socket.user, socket.scope, "socket"),
             SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug),
-            Draft(key, content, content_type or ContentType.TEXT, metadata),
+            Draft(key, content, ContentType.TEXT if content_type is None else content_type, metadata),
             exclude=[socket.id],
         )
         confirmation = {

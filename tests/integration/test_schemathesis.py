@@ -54,6 +54,7 @@ for name in ("alice", "bob", "mallory"):
     Membership.objects.get_or_create(user=User.objects.get_or_create(username=name)[0], workspace=acme)
 Agent.objects.get_or_create(workspace=acme, key="helper", defaults={"name": "Helper"})
 session, _ = ChatSession.objects.get_or_create(workspace=acme, key="support-42", defaults={"created_by": admin})
+ChatSession.objects.filter(pk=session.pk).update(status="open")  # the other run's fuzzing may have closed it
 store_message(session.pk, Sender.for_user(admin), "m-0001", "Where is my refund?")
 print(json.dumps({"token": ApiToken.issue(admin, name="schemathesis")[1]}))
 """
