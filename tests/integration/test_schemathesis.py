@@ -60,16 +60,22 @@ print(json.dumps({"token": ApiToken.issue(admin, name="schemathesis")[1]}))
 """
 
 
-#: The API rate limit of each run: the default, and one no run reaches.
-RATE_LIMITS = {"default-rate-limit": None, "raised-rate-limit": "1000000/m"}
+#: The rate limits of each run: the defaults, and limits no run reaches (the API's, and posting
+#: messages' -- the send rate and the repeat limit -- which REST posts share with socket sends).
+RATE_LIMITS: dict[str, dict[str, str | None]] = {
+    "default-rate-limit": {},
+    "raised-rate-limit": {
+        "CHAT_API_RATE_LIMIT": "1000000/m",
+        "CHAT_MESSAGE_RATE_LIMIT": "1000000",
+        "CHAT_SPAM_MAX_REPEATS": "1000000",
+    },
+}
 
 
 @pytest.fixture(scope="module", params=list(RATE_LIMITS))
 def target(request, module_server_factory, services_backend):
     """A chat server on PostgreSQL and Redis, as in production; the token of an admin of ``acme``."""
-    server = module_server_factory(
-        services_backend, conformance=False, CHAT_API_RATE_LIMIT=RATE_LIMITS[request.param]
-    )
+    server = module_server_factory(services_backend, conformance=False, **RATE_LIMITS[request.param])
     done = subprocess.run(
         [sys.executable, "-c", _WORLD], env=server.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
