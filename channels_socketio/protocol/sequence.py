@@ -18,6 +18,7 @@ publishers and no single worker that must publish a room's messages.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -76,7 +77,12 @@ class Sequencer:
         elif len(self._held) > MAX_HELD:
             self._fill_now()
         elif self._timer is None and self._filling is None:
-            self._timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._fill_now)
+            # A fresh context, here and for the fill: the message that left the gap
+            # may have come from a synchronous caller's ``async_to_sync`` (a REST
+            # view announcing after commit) whose thread is gone by then.
+            self._timer = asyncio.get_running_loop().call_later(
+                GAP_WAIT_S, self._fill_now, context=contextvars.Context()
+            )
 
     def catch_up(self) -> None:
         """Messages may have been missed (the broker lost its connection): read everything after the last delivered."""
@@ -85,7 +91,9 @@ class Sequencer:
     def _fill_now(self, to_newest: bool = False) -> None:
         self._cancel_timer()
         if self._filling is None:
-            self._filling = asyncio.get_running_loop().create_task(self._fill_gap(to_newest), name="room-fill")
+            self._filling = asyncio.get_running_loop().create_task(
+                self._fill_gap(to_newest), name="room-fill", context=contextvars.Context()
+            )
 
     async def _fill_gap(self, to_newest: bool) -> None:
         try:
