@@ -1,6 +1,8 @@
 # Everyday commands.  `make run` and `make test` set everything up on first use:
-# a virtualenv in .venv (reinstalled when pyproject.toml changes) and the Node
-# test client in node_modules (reinstalled when package-lock.json changes).
+# a virtualenv in .venv (reinstalled when pyproject.toml changes), the Node
+# test client in node_modules (reinstalled when package-lock.json changes) and
+# the JavaScript client's workspace in clients/js/node_modules (reinstalled
+# when clients/js/package-lock.json changes).
 
 PYTHON ?= python3
 PORT ?= 3000
@@ -9,10 +11,12 @@ PYTEST_ARGS ?=
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+JS_DIR := clients/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: run test conformance lint install bench browser
+.PHONY: run test js-test example conformance lint install bench browser
 
-install: $(VENV_STAMP) $(NODE_STAMP)
+install: $(VENV_STAMP) $(NODE_STAMP) $(JS_STAMP)
 
 $(VENV_STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +27,11 @@ $(VENV_STAMP): pyproject.toml
 $(NODE_STAMP): package-lock.json
 	@echo "Installing the Node test client (npm ci)..."
 	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(JS_STAMP): $(JS_DIR)/package-lock.json
+	@echo "Installing the JavaScript client's workspace (npm ci in $(JS_DIR))..."
+	@cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 run: install
@@ -38,10 +47,18 @@ browser:
 		(echo "Installing Debian's chromium for the browser tests..." && apt-get update -qq && \
 		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The JavaScript client: Vitest unit tests, the generated types' check and the type test.
+js-test: $(JS_STAMP)
+	cd $(JS_DIR) && npm test
+
 # The engine's tests run first, alone: no Django application of ours (channels_socketio/tests/conftest.py).
-test: install browser
+test: install browser js-test
 	$(VENV)/bin/python -m pytest -p no:django -W ignore::pytest.PytestConfigWarning channels_socketio/tests $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+#: The React example app (clients/js/example) at http://127.0.0.1:5173/, against `make run` on :8000.
+example: $(JS_STAMP)
+	cd $(JS_DIR) && npm run example
 
 #: Servers and load generator above other processes (needs root; ignored otherwise).
 BENCH_ARGS ?= --nice -5

@@ -20,6 +20,8 @@ from urllib.parse import urlencode
 import aiohttp
 import socketio
 
+from tests.integration import event_schema
+
 #: Transport modes: what each client is told, and the transport it must end on.
 MODES = ("polling", "websocket", "upgrade")
 FINAL_TRANSPORT = {"polling": "polling", "websocket": "websocket", "upgrade": "websocket"}
@@ -156,7 +158,15 @@ def node_script(url: str, mode: str, steps: list[dict[str, Any]], **extra: Any) 
 
 
 def node_view(output: dict[str, Any]) -> dict[str, Any]:
-    """The driver's output with binary values as bytes, like python-socketio gives them."""
+    """The driver's output with binary values as bytes, like python-socketio gives them.
+
+    The official client's chat events and acks are checked against the event
+    schema like python-socketio's (:mod:`tests.integration.event_schema`).
+    """
+    for event in output["events"]:
+        event_schema.record("event", event["name"], tuple(from_wire(event["args"])))
+    for ack in output["acks"]:
+        event_schema.record("ack", ack["event"], tuple(from_wire(ack["args"])))
     return {
         "events": [
             {k: from_wire(v) if k == "args" else v for k, v in e.items() if k != "ackRequested"}

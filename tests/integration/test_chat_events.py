@@ -36,6 +36,7 @@ from tests.integration.chat_client import (
     stored_messages,
     unique,
 )
+from tests.integration.clients import node_view
 
 pytestmark = pytest.mark.parametrize("transports", TRANSPORTS)
 
@@ -898,6 +899,7 @@ async def test_the_official_client_may_batch_many_packets_in_one_post(world, nod
         ],
     }
     out = await arun_node(SIO_DRIVER, script)
+    node_view(out)  # the official client's events, checked against the event schema
     assert out["results"][0] == {"connected": True}, out["results"][0]
     assert out["results"][1]["ack"][0]["ok"] is True
     assert "ack" in out["results"][-1], f"no answer to the request after the burst: {out['results'][-1]}"

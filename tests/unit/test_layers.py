@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine: wire codec", ("channels_socketio.wire",)),
     ("engine: transports", ("channels_socketio.transport",)),
     ("engine: protocol core", ("channels_socketio.protocol",)),
-    ("engine: conformance application", ("channels_socketio.conformance", "channels_socketio.tests")),
+    ("engine: conformance application", ("channels_socketio.conformance", "channels_socketio.conformance_app", "channels_socketio.tests")),
     # services the chat uses, which never use the chat
     ("monitoring", ("monitoring",)),
     ("security", ("security",)),

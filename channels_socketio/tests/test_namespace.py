@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from channels_socketio.errors import InvalidPayload
 from channels_socketio.protocol.namespace import Namespace
-from chat.errors import InvalidPayload
 
 SOCKET = object()
 

@@ -16,6 +16,7 @@ import socketio.packet
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from channels_socketio.errors import ProtocolError
 from channels_socketio.wire.socket_packets import (
     MAX_ACK_ID,
     MAX_NAMESPACE_LENGTH,
@@ -26,7 +27,6 @@ from channels_socketio.wire.socket_packets import (
     decode_header,
     encode,
 )
-from chat.errors import ProtocolError
 
 T = PacketType
 BINARY_TYPES = (T.BINARY_EVENT, T.BINARY_ACK)

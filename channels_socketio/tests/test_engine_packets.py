@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels_socketio.errors import ProtocolError
 from channels_socketio.wire.engine_packets import (
     RECORD_SEPARATOR,
     Packet,
@@ -26,7 +27,6 @@ from channels_socketio.wire.engine_packets import (
     encode_payload,
     encode_polling_packet,
 )
-from chat.errors import ProtocolError
 
 T = PacketType
 

@@ -1,0 +1,336 @@
+// Generated from schema/chat-events.schema.json by scripts/generate-types.mjs: do not edit.
+// Change the schema, then run `npm run generate` in clients/js (schema/README.md).
+
+/** An id a client chooses (session, message, agent): 1-128 characters of A-Z, a-z, 0-9, _ and -. */
+export type ClientId = string;
+
+/** A workspace's slug: 1-64 characters of A-Z, a-z, 0-9, _ and -. */
+export type WorkspaceSlug = string;
+
+/** Milliseconds since the epoch. */
+export type Millis = number;
+
+/** A message's position in its session: 1, 2, 3... with no gaps and no duplicates. */
+export type Seq = number;
+
+export type SenderType = "user" | "agent" | "system";
+
+export type ContentType = "text" | "markdown";
+
+export type PresenceStatus = "active" | "idle" | "away";
+
+export type SessionStatus = "open" | "closed";
+
+/** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "internal";
+
+/** A stored message, as every event and history page carries it. */
+export interface ChatMessage {
+  /** The sender's id for it, unique within the session: the idempotency key. */
+  id: ClientId;
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  seq: Seq;
+  senderType: SenderType;
+  /** The sending user; null for agents and the system. */
+  userId: string | null;
+  userName: string;
+  /** What was written, verbatim: render it as text. */
+  content: string;
+  contentType: ContentType;
+  /** The server's sanitised HTML rendering of `content` (markdown messages), safe to insert as HTML; absent or null when there is none. */
+  html?: string | null;
+  /** At most 16 KiB of JSON, nested at most 8 deep. */
+  metadata: Record<string, unknown>;
+  timestamp: Millis;
+}
+
+/** One socket of a user in a session. */
+export interface ChatPresence {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  userId: string;
+  userName: string;
+  socketId: string;
+  status: PresenceStatus;
+  lastSeen: Millis;
+}
+
+/** A refused request: the `<event>-error` event, and the body of a failed ack (with `ok: false`). */
+export interface ChatError {
+  /** A sentence for people. */
+  error: string;
+  code: ErrorCode;
+  /** The session id the request named, when well-formed. */
+  sessionId?: ClientId;
+  /** The message id the request named, when well-formed. */
+  messageId?: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** True when the same request may simply be retried. */
+  retryable?: boolean;
+  /** rate_limited: milliseconds to wait. */
+  retryAfter?: number;
+  /** message_too_long: the longest content accepted. */
+  maxLength?: number;
+  /** muted: when the mute ends. */
+  mutedUntil?: Millis;
+  /** message_blocked, spam_detected: which rule. */
+  reason?: string;
+}
+
+/** The `data` of a `connect_error` the server refused with (not a chat:* event). */
+export interface ConnectErrorData {
+  /** unauthenticated, connection_limit, rate_limited, invalid_packet... */
+  code: string;
+  /** unauthenticated: token_replayed, token_expired... */
+  reason?: string;
+  retryAfter?: number;
+  limit?: number;
+}
+
+export interface JoinSessionRequest {
+  /** Chosen by the client; a session that does not exist is created. */
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  /** The agent of a session this join creates. */
+  agentId?: ClientId;
+}
+
+export interface JoinSessionSuccess {
+  sessionId: ClientId;
+  agentId: string | null;
+  workspaceId: WorkspaceSlug;
+  roomId: string;
+  workspaceRoomId: string;
+  status: SessionStatus;
+  /** The session's highest seq: catch up with afterSeq from what you hold. */
+  lastSeq: number;
+  timestamp: Millis;
+  presence: ChatPresence;
+}
+
+export interface LeaveSessionRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+}
+
+export interface LeaveSessionAck {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+}
+
+export interface UserLeft {
+  sessionId: ClientId;
+  userId: string;
+  socketId: string;
+  timestamp: Millis;
+}
+
+/** A message as a client sends it. */
+export interface OutgoingMessage {
+  /** The idempotency key: resend with the same id after a lost connection. */
+  id: ClientId;
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  content: string;
+  contentType?: ContentType;
+  metadata?: Record<string, unknown>;
+}
+
+export interface SendMessageRequest {
+  message: OutgoingMessage;
+}
+
+/** The sender's confirmation: the message is stored with this seq. */
+export interface MessageSent {
+  messageId: ClientId;
+  sessionId: ClientId;
+  seq: Seq;
+  timestamp: Millis;
+  /** True when this id was stored before: nothing new was stored or broadcast. */
+  duplicate: boolean;
+}
+
+export interface HistoryRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** Default 50, clamped to 200. */
+  limit?: number;
+  /** Counts back from the newest message: 0 is the newest page. */
+  offset?: number;
+  /** Messages after this seq, oldest first. */
+  afterSeq?: number;
+}
+
+export interface HistoryResponse {
+  sessionId: ClientId;
+  /** In seq order. */
+  messages: ChatMessage[];
+  limit: number;
+  offset: number;
+  afterSeq: number | null;
+  /** With offset: older messages exist. With afterSeq: more follow. */
+  hasMore: boolean;
+  timestamp: Millis;
+}
+
+export interface TypingRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** Renew true every couple of seconds; the server ends it after 5 s without. */
+  isTyping: boolean;
+}
+
+export interface TypingAck {
+  sessionId: ClientId;
+  isTyping: boolean;
+}
+
+export interface TypingIndicator {
+  sessionId: ClientId;
+  /** The user, or for an agent its name. */
+  userId: string;
+  userName: string;
+  isTyping: boolean;
+  timestamp: Millis;
+  /** Present when an agent is typing. */
+  senderType?: "agent";
+  /** The typing agent's id. */
+  agentId?: string;
+}
+
+export interface UpdatePresenceRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  status: PresenceStatus;
+}
+
+export interface CancelAgentRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** The reply's id (its chunks' messageId) or the id of the user message it answers. */
+  messageId: ClientId;
+}
+
+export interface CancelAgentAck {
+  sessionId: ClientId;
+  /** The reply's id. */
+  messageId: ClientId;
+  inReplyTo: ClientId;
+  /** cancelled: it had not started. cancelling: it is running; its final chunk with cancelled: true follows. */
+  status: "cancelled" | "cancelling";
+}
+
+export interface AgentStreamError {
+  /** timeout, worker_lost, empty_reply, backend_error, upstream_error... */
+  code: string;
+  message: string;
+}
+
+/** One piece of an agent's reply as it is produced; the last has isComplete: true and chunk ''. The stored reply then arrives as chat:message-received with id = messageId. */
+export interface AgentStreamChunk {
+  sessionId: ClientId;
+  /** The reply's id. */
+  messageId: ClientId;
+  /** Raw text: render it as text. */
+  chunk: string;
+  isComplete: boolean;
+  timestamp: Millis;
+  workspaceId: WorkspaceSlug;
+  agentId: string;
+  /** The user message it answers. */
+  inReplyTo: ClientId;
+  /** Counts chunks from 0; the final one carries the count. */
+  index: number;
+  /** Final chunk: the stored reply's seq. */
+  seq?: Seq;
+  /** Final chunk: the reply was cancelled (stored as far as it got). */
+  cancelled?: true;
+  /** Final chunk: the reply was cut at the length limit. */
+  truncated?: true;
+  /** Final chunk: the run failed. */
+  error?: AgentStreamError;
+}
+
+export interface MessageHidden {
+  sessionId: ClientId;
+  messageId: ClientId;
+  workspaceId: WorkspaceSlug;
+}
+
+export interface MessageUnhidden {
+  sessionId: ClientId;
+  messageId: ClientId;
+  workspaceId: WorkspaceSlug;
+  /** The restored message, whole. */
+  message: ChatMessage;
+}
+
+export interface SessionClosed {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  closedBy: string;
+  timestamp: Millis;
+}
+
+export interface SessionUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  title: string;
+  agentId: string | null;
+  status: SessionStatus;
+  timestamp: Millis;
+}
+
+/** Sent to each of the user's sockets in the workspace before they are disconnected. */
+export interface Banned {
+  workspaceId: WorkspaceSlug;
+  timestamp: Millis;
+}
+
+/** Events the server emits; each has exactly one argument, its payload. */
+export interface ServerToClientPayloads {
+  "chat:join-session-success": JoinSessionSuccess;
+  "chat:user-joined": ChatPresence;
+  "chat:user-left": UserLeft;
+  "chat:message-received": ChatMessage;
+  "chat:message-sent": MessageSent;
+  "chat:history-response": HistoryResponse;
+  "chat:typing-indicator": TypingIndicator;
+  "chat:presence-updated": ChatPresence;
+  "chat:agent-stream-chunk": AgentStreamChunk;
+  "chat:message-hidden": MessageHidden;
+  "chat:message-unhidden": MessageUnhidden;
+  "chat:session-closed": SessionClosed;
+  "chat:session-updated": SessionUpdated;
+  "chat:banned": Banned;
+  "chat:join-session-error": ChatError;
+  "chat:leave-session-error": ChatError;
+  "chat:send-message-error": ChatError;
+  "chat:request-history-error": ChatError;
+  "chat:typing-error": ChatError;
+  "chat:update-presence-error": ChatError;
+  "chat:cancel-agent-error": ChatError;
+}
+
+/** Events a client emits; each takes one payload and may ask for an acknowledgement. */
+export interface ClientToServerPayloads {
+  "chat:join-session": JoinSessionRequest;
+  "chat:leave-session": LeaveSessionRequest;
+  "chat:send-message": SendMessageRequest;
+  "chat:request-history": HistoryRequest;
+  "chat:typing": TypingRequest;
+  "chat:update-presence": UpdatePresenceRequest;
+  "chat:cancel-agent": CancelAgentRequest;
+}
+
+/** The body of each client event's successful acknowledgement, without its `ok: true`. */
+export interface AckBodies {
+  "chat:join-session": JoinSessionSuccess;
+  "chat:leave-session": LeaveSessionAck;
+  "chat:send-message": MessageSent;
+  "chat:request-history": HistoryResponse;
+  "chat:typing": TypingAck;
+  "chat:update-presence": ChatPresence;
+  "chat:cancel-agent": CancelAgentAck;
+}

@@ -1,0 +1,29 @@
+/**
+ * @chatserver/client -- a typed client for the chat server's chat:* protocol
+ * (docs/protocol.md), on the official socket.io-client.  Framework-free; runs
+ * in browsers and in Node.
+ *
+ *   const client = new ChatClient({ url, getToken }).connect();
+ *   const session = client.session("support-1", "demo", { agentId: "echo" });
+ *   session.subscribe(() => render(session.getSnapshot()));
+ *   session.send("Hello");
+ */
+
+export { ChatClient } from "./client.js";
+export type {
+  ChatClientOptions,
+  ChatSocket,
+  ConnectionState,
+  ConnectionStatus,
+  IoFactory,
+  TokenSource,
+} from "./client.js";
+export { ChatSession } from "./session.js";
+export type { ErrorScope, SessionError, SessionOptions, SessionSnapshot, SessionStatus } from "./session.js";
+export { MessageStore } from "./store.js";
+export type { ChatErrorInfo, Identity, MessageItem, MessageState, StreamInfo } from "./store.js";
+export { PresenceTracker } from "./presence.js";
+export type { Person, Typer } from "./presence.js";
+export { ChatRequestError, errorInfo } from "./errors.js";
+export { isClientId, newId } from "./ids.js";
+export type * from "./events.js";

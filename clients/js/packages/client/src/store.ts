@@ -1,0 +1,378 @@
+/**
+ * The messages of one session, in reading order, each exactly once.
+ *
+ * Pure data: no socket, no timers.  Every route a message takes -- our own
+ * optimistic entry, `chat:message-sent`, `chat:message-received`, a history
+ * page, a catch-up after a reconnect, the chunks of an agent's reply --
+ * lands on the entry of its id, the protocol's idempotency key.  Stored
+ * messages are ordered by `seq`; entries without one yet (sending, failed,
+ * streaming) follow in the order they appeared.
+ *
+ * Entries are immutable: a change replaces the entry, and `list()` returns
+ * a new array only after a change, so a view can compare by identity.
+ *
+ * `syncedSeq` is the catch-up cursor: every message up to it that the
+ * server shows us is held.  A live message right after it moves it on; one
+ * further on leaves a gap (`hasGap`) that a catch-up with
+ * `afterSeq: syncedSeq` fills (`applyCatchUp`).
+ */
+
+import type { AgentStreamChunk, ChatMessage, ContentType, SenderType } from "./events.generated.js";
+
+export type MessageState = "pending" | "sent" | "failed" | "streaming" | "stored";
+
+/** Why a request was refused, as kept on an entry and a session. */
+export interface ChatErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+  /** rate_limited: milliseconds to wait, and the moment (ms since the epoch) it ends. */
+  retryAfter?: number;
+  until?: number;
+  maxLength?: number;
+  mutedUntil?: number;
+  reason?: string;
+}
+
+/** An agent's reply while (and after) it streams. */
+export interface StreamInfo {
+  agentId: string | null;
+  inReplyTo: string | null;
+  /** The highest chunk index applied (-1: none yet). */
+  lastIndex: number;
+  /** The final chunk arrived. */
+  done: boolean;
+  cancelled: boolean;
+  truncated: boolean;
+  error: { code: string; message: string } | null;
+  /** Chunks were missed (a reconnect mid-stream): the stored reply will replace the text. */
+  interrupted: boolean;
+}
+
+export interface MessageItem {
+  readonly id: string;
+  readonly seq: number | null;
+  readonly senderType: SenderType;
+  readonly userId: string | null;
+  readonly userName: string;
+  /** The text as written: always render it as text. */
+  readonly content: string;
+  readonly contentType: ContentType;
+  /** The server's sanitised HTML of a stored message, when it sent one; never set from anything else. */
+  readonly html: string | null;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly timestamp: number;
+  readonly state: MessageState;
+  /** Written by this user (this tab or another). */
+  readonly mine: boolean;
+  /** Pending and waiting for a connection (or for a rate limit to pass). */
+  readonly queued: boolean;
+  readonly error: ChatErrorInfo | null;
+  readonly stream: StreamInfo | null;
+  /** Local arrival order, for entries without a seq. */
+  readonly order: number;
+}
+
+export interface Identity {
+  userId: string | null;
+  userName: string | null;
+}
+
+let arrivals = 0;
+
+export class MessageStore {
+  self: Identity = { userId: null, userName: null };
+  /** Every message up to this seq that the server shows us is held (0: none yet). */
+  syncedSeq = 0;
+  private readonly items = new Map<string, MessageItem>();
+  private readonly bySeq = new Map<number, string>();
+  private cached: readonly MessageItem[] | null = null;
+  private version = 0;
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  /** Bumped by every change. */
+  get revision(): number {
+    return this.version;
+  }
+
+  get(id: string): MessageItem | undefined {
+    return this.items.get(id);
+  }
+
+  /** The highest seq held (0 when none). */
+  get maxSeq(): number {
+    let max = 0;
+    for (const seq of this.bySeq.keys()) if (seq > max) max = seq;
+    return max;
+  }
+
+  /** How many stored messages are held: the offset of the next older history page. */
+  get storedCount(): number {
+    return this.bySeq.size;
+  }
+
+  /** A message after `syncedSeq` is held while one before it is missing. */
+  get hasGap(): boolean {
+    return this.maxSeq > this.syncedSeq;
+  }
+
+  /** Every entry in reading order (the same array until something changes). */
+  list(): readonly MessageItem[] {
+    if (this.cached === null) {
+      this.cached = [...this.items.values()].sort((a, b) => {
+        if (a.seq !== null && b.seq !== null) return a.seq - b.seq;
+        if (a.seq !== null) return -1;
+        if (b.seq !== null) return 1;
+        return a.order - b.order;
+      });
+    }
+    return this.cached;
+  }
+
+  isMine(message: Pick<ChatMessage, "senderType" | "userId">): boolean {
+    return message.senderType === "user" && this.self.userId !== null && message.userId === this.self.userId;
+  }
+
+  private set(item: MessageItem, previous?: MessageItem): MessageItem {
+    if (previous?.seq != null && previous.seq !== item.seq && this.bySeq.get(previous.seq) === item.id) {
+      this.bySeq.delete(previous.seq);
+    }
+    if (item.seq !== null) this.bySeq.set(item.seq, item.id);
+    this.items.set(item.id, item);
+    this.cached = null;
+    this.version += 1;
+    this.advanceSynced();
+    return item;
+  }
+
+  private update(id: string, changes: Partial<MessageItem>): MessageItem | null {
+    const previous = this.items.get(id);
+    if (!previous) return null;
+    return this.set({ ...previous, ...changes }, previous);
+  }
+
+  private advanceSynced(): void {
+    while (this.bySeq.has(this.syncedSeq + 1)) this.syncedSeq += 1;
+  }
+
+  /**
+   * A message the server stored: adds it, or completes the entry already
+   * there (our pending entry, a streamed reply).  `added` is true only for a
+   * message not seen before.
+   */
+  putStored(message: ChatMessage): { item: MessageItem; added: boolean } {
+    const existing = this.items.get(message.id);
+    const mine = (existing?.mine ?? false) || this.isMine(message);
+    const fields = {
+      seq: message.seq,
+      senderType: message.senderType,
+      userId: message.userId ?? null,
+      userName: message.userName ?? "",
+      content: message.content ?? "",
+      contentType: message.contentType ?? "text",
+      html: typeof message.html === "string" ? message.html : null,
+      metadata: message.metadata ?? {},
+      timestamp: message.timestamp ?? Date.now(),
+      state: (mine ? "sent" : "stored") as MessageState,
+      mine,
+      queued: false,
+      error: null,
+    };
+    if (existing) {
+      const same =
+        existing.seq === fields.seq &&
+        existing.state === fields.state &&
+        existing.content === fields.content &&
+        existing.html === fields.html &&
+        existing.userName === fields.userName;
+      if (same) return { item: existing, added: false };
+      const stream = existing.stream ? { ...existing.stream, done: true } : null;
+      return { item: this.set({ ...existing, ...fields, stream }, existing), added: false };
+    }
+    const item = this.set({ id: message.id, ...fields, stream: null, order: ++arrivals });
+    return { item, added: true };
+  }
+
+  /** Our own new message, shown at once. */
+  addLocal(fields: { id: string; content: string; contentType?: ContentType; metadata?: Record<string, unknown> }): MessageItem {
+    return this.set({
+      id: fields.id,
+      seq: null,
+      senderType: "user",
+      userId: this.self.userId,
+      userName: this.self.userName ?? "",
+      content: fields.content,
+      contentType: fields.contentType ?? "text",
+      html: null,
+      metadata: fields.metadata ?? {},
+      timestamp: Date.now(),
+      state: "pending",
+      mine: true,
+      queued: true,
+      error: null,
+      stream: null,
+      order: ++arrivals,
+    });
+  }
+
+  /** About to go out (again): pending, not queued. */
+  markSending(id: string): MessageItem | null {
+    const item = this.items.get(id);
+    if (!item || item.seq !== null || (item.state !== "pending" && item.state !== "failed")) return null;
+    return this.update(id, { state: "pending", queued: false, error: null });
+  }
+
+  /** Waiting for a connection (or a rate limit): it goes again, with the same id. */
+  markQueued(id: string): MessageItem | null {
+    const item = this.items.get(id);
+    if (!item || item.state !== "pending") return null;
+    return item.queued ? item : this.update(id, { queued: true });
+  }
+
+  /** `chat:message-sent` or the send's ack: confirmed with its seq. */
+  confirm(id: string, confirmation: { seq: number; timestamp?: number }): MessageItem | null {
+    const item = this.items.get(id);
+    if (!item) return null;
+    if (item.seq === confirmation.seq && (item.state === "sent" || item.state === "stored")) return item;
+    return this.update(id, {
+      state: "sent",
+      seq: confirmation.seq,
+      timestamp: confirmation.timestamp ?? item.timestamp,
+      queued: false,
+      error: null,
+    });
+  }
+
+  /** A refused send: failed with the reason; a retry reuses the id. */
+  fail(id: string, error: ChatErrorInfo): MessageItem | null {
+    const item = this.items.get(id);
+    if (!item || item.seq !== null) return null;
+    return this.update(id, { state: "failed", queued: false, error });
+  }
+
+  /** Ours that still need sending, oldest first. */
+  unsent(): MessageItem[] {
+    return this.list().filter((item) => item.state === "pending");
+  }
+
+  /** One chunk of an agent's reply (not the final one). */
+  appendChunk(chunk: AgentStreamChunk, userName: string): MessageItem {
+    const existing = this.items.get(chunk.messageId);
+    if (existing && existing.state !== "streaming") return existing; // the stored reply came first
+    const stream: StreamInfo = existing?.stream ?? {
+      agentId: chunk.agentId ?? null,
+      inReplyTo: chunk.inReplyTo ?? null,
+      lastIndex: -1,
+      done: false,
+      cancelled: false,
+      truncated: false,
+      error: null,
+      interrupted: false,
+    };
+    if (chunk.index <= stream.lastIndex) return existing!; // a repeat
+    const missed = chunk.index > stream.lastIndex + 1;
+    const next: StreamInfo = { ...stream, lastIndex: chunk.index, interrupted: stream.interrupted || missed };
+    if (!existing) {
+      return this.set({
+        id: chunk.messageId,
+        seq: null,
+        senderType: "agent",
+        userId: null,
+        userName,
+        content: chunk.chunk,
+        contentType: "text",
+        html: null,
+        metadata: {},
+        timestamp: chunk.timestamp ?? Date.now(),
+        state: "streaming",
+        mine: false,
+        queued: false,
+        error: null,
+        stream: next,
+        order: ++arrivals,
+      });
+    }
+    return this.set({ ...existing, content: existing.content + chunk.chunk, stream: next }, existing);
+  }
+
+  /**
+   * The final chunk.  The stored reply follows as `chat:message-received`,
+   * unless the run failed or was cancelled before saying anything: then the
+   * entry is dropped (a failure arrives as a system message of its own).
+   */
+  finishStream(chunk: AgentStreamChunk): MessageItem | null {
+    const item = this.items.get(chunk.messageId);
+    if (!item || item.state !== "streaming" || !item.stream) return null;
+    if (!item.content && (chunk.error || chunk.cancelled)) {
+      this.remove(item.id);
+      return null;
+    }
+    const missed = chunk.index > item.stream.lastIndex + 1;
+    return this.update(item.id, {
+      stream: {
+        ...item.stream,
+        done: true,
+        cancelled: chunk.cancelled === true,
+        truncated: chunk.truncated === true,
+        error: chunk.error ?? null,
+        interrupted: item.stream.interrupted || missed,
+      },
+    });
+  }
+
+  /** Replies still streaming whose chunks stopped (a reconnect): marked interrupted. */
+  interruptStreams(): number {
+    let count = 0;
+    for (const item of this.items.values()) {
+      if (item.state === "streaming" && item.stream && !item.stream.done && !item.stream.interrupted) {
+        this.update(item.id, { stream: { ...item.stream, interrupted: true } });
+        count += 1;
+      }
+    }
+    return count;
+  }
+
+  /** A message a moderator hid (or a failed one we discard). */
+  remove(id: string): boolean {
+    const item = this.items.get(id);
+    if (!item) return false;
+    this.items.delete(id);
+    if (item.seq !== null && this.bySeq.get(item.seq) === id) this.bySeq.delete(item.seq);
+    this.cached = null;
+    this.version += 1;
+    return true;
+  }
+
+  /**
+   * A history page: adds its messages; returns how many were new.  A
+   * catch-up page (`afterSeq`) also moves the cursor: the server showed us
+   * everything up to its last message, and with `hasMore: false` up to the
+   * newest; seqs it skipped are hidden from us.
+   */
+  applyPage(page: { messages: readonly ChatMessage[]; afterSeq?: number | null; hasMore: boolean }): number {
+    let added = 0;
+    for (const message of page.messages) if (this.putStored(message).added) added += 1;
+    if (typeof page.afterSeq === "number" && page.afterSeq <= this.syncedSeq) {
+      const last = page.messages.length ? page.messages[page.messages.length - 1]!.seq : page.afterSeq;
+      const reached = page.hasMore ? last : Math.max(last, this.maxSeq);
+      if (reached > this.syncedSeq) {
+        this.syncedSeq = reached;
+        this.version += 1;
+      }
+      this.advanceSynced();
+    }
+    return added;
+  }
+
+  /** The newest page, on first load: the cursor starts at its newest message. */
+  applyLatestPage(page: { messages: readonly ChatMessage[] }): number {
+    const added = this.applyPage({ messages: page.messages, hasMore: false });
+    const newest = page.messages.length ? page.messages[page.messages.length - 1]!.seq : 0;
+    if (newest > this.syncedSeq) this.syncedSeq = newest;
+    this.advanceSynced();
+    return added;
+  }
+}

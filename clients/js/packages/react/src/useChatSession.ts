@@ -1,0 +1,103 @@
+/**
+ * useChatSession(sessionId, workspaceId): one session of the provider's
+ * connection, its state and its actions.  The session is taken in an effect
+ * (never during render, so never on the server) and released by its
+ * cleanup; sessions are shared, so two components showing the same one
+ * join once, and strict mode's double effects rejoin nothing.
+ */
+
+import type { ChatSession, ContentType, MessageItem, PresenceStatus, SessionSnapshot } from "@chatserver/client";
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+
+import { useChatSocketContext } from "./context.js";
+
+export interface UseChatSessionOptions {
+  /** The agent of a session this join creates. */
+  agentId?: string | null;
+  /** Messages per history page. */
+  pageSize?: number;
+}
+
+export interface ChatSessionActions {
+  send: (text: string, options?: { contentType?: ContentType; metadata?: Record<string, unknown> }) => MessageItem | null;
+  retry: (messageId: string) => void;
+  discard: (messageId: string) => void;
+  loadOlder: () => Promise<void>;
+  /** Stop an agent's reply (its id, or the id of the message it answers). */
+  cancelAgent: (messageId: string) => Promise<unknown>;
+  /** Call on every edit of the message box: typing goes out debounced. */
+  noteInput: (text: string) => void;
+  stopTyping: () => void;
+  setStatus: (status: PresenceStatus) => void;
+  dismissError: () => void;
+}
+
+export type ChatSessionState = SessionSnapshot & ChatSessionActions & { session: ChatSession | null };
+
+function placeholder(sessionId: string, workspaceId: string): SessionSnapshot {
+  return {
+    sessionId,
+    workspaceId,
+    status: "idle",
+    connection: { state: "idle" },
+    joined: false,
+    closed: false,
+    title: null,
+    agentId: null,
+    self: { userId: null, userName: null },
+    messages: [],
+    initialLoaded: false,
+    hasOlder: false,
+    loadingOlder: false,
+    typing: [],
+    presence: [],
+    error: null,
+    sendBlockedUntil: 0,
+  };
+}
+
+const nothing = () => () => {};
+
+export function useChatSession(sessionId: string, workspaceId: string, options: UseChatSessionOptions = {}): ChatSessionState {
+  const { client, user } = useChatSocketContext();
+  const { agentId = null, pageSize } = options;
+  const [session, setSession] = useState<ChatSession | null>(null);
+
+  useEffect(() => {
+    const taken = client.session(sessionId, workspaceId, { agentId, ...(pageSize ? { pageSize } : {}) });
+    setSession(taken);
+    return () => {
+      taken.release();
+      setSession((current) => (current === taken ? null : current));
+    };
+  }, [client, sessionId, workspaceId, agentId, pageSize]);
+
+  useEffect(() => {
+    if (session && user) session.identify(user.id, user.name);
+  }, [session, user]);
+
+  const empty = useMemo(() => placeholder(sessionId, workspaceId), [sessionId, workspaceId]);
+  const current = session && session.sessionId === sessionId && session.workspaceId === workspaceId ? session : null;
+  const subscribe = useCallback((onChange: () => void) => (current ? current.subscribe(onChange) : nothing()), [current]);
+  const snapshot = useSyncExternalStore(
+    subscribe,
+    () => (current ? current.getSnapshot() : empty),
+    () => empty,
+  );
+
+  const actions = useMemo<ChatSessionActions>(
+    () => ({
+      send: (text, sendOptions) => current?.send(text, sendOptions) ?? null,
+      retry: (id) => current?.retry(id),
+      discard: (id) => current?.discard(id),
+      loadOlder: () => current?.loadOlder() ?? Promise.resolve(),
+      cancelAgent: (id) => current?.cancelAgent(id) ?? Promise.resolve(null),
+      noteInput: (text) => current?.noteInput(text),
+      stopTyping: () => current?.stopTyping(),
+      setStatus: (status) => current?.setStatus(status),
+      dismissError: () => current?.dismissError(),
+    }),
+    [current],
+  );
+  return useMemo(() => ({ ...snapshot, ...actions, session: current }), [snapshot, actions, current]);
+}
