@@ -7,7 +7,8 @@ measures everything but at a size that says nothing about the targets).
 
 CPU per send compares layouts at the same load: the ramp's steps run at the
 same rates for every layout (start rate x factor^n), so each layout's CPU
-per send is taken at the rates that *both* passed, per rate, and the
+per send is taken at the rates where *both* delivered everything on
+schedule (:func:`loadgen.complete`), per rate, and the
 median of the per-rate ratios is the figure (CPU per send falls as the rate
 rises: batches grow, so comparing medians over different rates would
 flatter the layout that got further).
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import statistics
 from typing import Any
+
+from loadgen import complete
 
 
 def get(results: dict[str, Any], *path: str) -> Any:
@@ -28,18 +31,22 @@ def get(results: dict[str, Any], *path: str) -> Any:
     return node
 
 
-def passing_by_rate(load: dict[str, Any] | None) -> dict[float, dict[str, Any]]:
-    """The last passing step at each rate of a run (a retried rate counts once)."""
+def complete_by_rate(load: dict[str, Any] | None) -> dict[float, dict[str, Any]]:
+    """The last complete step (everything delivered, on schedule) at each rate of a run; a retried rate counts once.
+
+    Complete, not passing: CPU per send is what a load costs whatever the
+    latency a busy neighbour adds; a step that left a backlog is left out.
+    """
     out: dict[float, dict[str, Any]] = {}
     for step in (load or {}).get("steps") or []:
-        if step.get("passed") and step.get("cpuMsPerSend"):
+        if complete(step) and step.get("cpuMsPerSend"):
             out[step["ratePerRoom"]] = step
     return out
 
 
 def cpu_at_common_rates(a: dict[str, Any] | None, b: dict[str, Any] | None, a_key: str, b_key: str) -> dict | None:
     """CPU per send of run ``a`` (``a_key``) against run ``b`` (``b_key``) at the rates both passed."""
-    steps_a, steps_b = passing_by_rate(a), passing_by_rate(b)
+    steps_a, steps_b = complete_by_rate(a), complete_by_rate(b)
     rates = sorted(set(steps_a) & set(steps_b))
     pairs = [
         (steps_a[r]["cpuMsPerSend"].get(a_key), steps_b[r]["cpuMsPerSend"].get(b_key), r)
@@ -220,9 +227,8 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
 def cpu_by_layout(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each layout's highest sustained rate and CPU per send: how many cores a load needs.
 
-    Medians over each ramp's passing steps; ``coresPer1000`` is the CPU, in
-    cores, that 1,000 sends a second (rooms of 10: 9,000 deliveries) cost
-    the workers, and with everything else they need.
+    Medians over each ramp's complete steps (:func:`loadgen.complete`); a
+    millisecond per send is a core per 1,000 sends a second.
     """
     rows = []
     for layout in results.get("layouts") or []:
@@ -230,7 +236,7 @@ def cpu_by_layout(results: dict[str, Any]) -> list[dict[str, Any]]:
         eff = (load or {}).get("efficiency")
         if not load or not eff:
             continue
-        per_send = [s["cpuMsPerSend"] for s in passing_by_rate(load).values()]
+        per_send = [s["cpuMsPerSend"] for s in complete_by_rate(load).values()]
 
         def med(key: str, per_send: list[dict[str, float]] = per_send) -> float | None:
             values = sorted(c[key] for c in per_send if c.get(key) is not None)

@@ -193,31 +193,42 @@ def best_within(load: dict[str, Any], p99_ms: float) -> dict[str, Any] | None:
 def cpu_ms_per_send(step: dict[str, Any], idle: dict[str, Any] | None) -> dict[str, float] | None:
     """Marginal CPU milliseconds per message sent (one send = room size - 1 deliveries).
 
-    ``server``: the server's processes (all workers) less their background
-    CPU with the same clients connected and silent (the "idle" step:
-    heartbeats, housekeeping), divided by the sends.  ``withRedis`` adds
-    Redis, ``withServices`` adds everything ours pays for beside itself
+    ``server``: the server's processes (all workers) over the step (its
+    sending and its drain), less their background CPU with the same clients
+    connected and silent (the "idle" step: heartbeats, housekeeping),
+    divided by the messages sent.  ``withRedis`` adds Redis,
+    ``withServices`` adds everything ours pays for beside itself
     (PostgreSQL, Redis, nginx), each less its own idle CPU.
     """
     cpu = step.get("cpuPercent")
-    sends = step.get("sendsPerSec") or 0
-    if not cpu or sends <= 0:
+    sent = (step.get("counters") or {}).get("sent") or 0
+    if not cpu or sent <= 0:
         return None
     idle = idle or {}
+    # CPU seconds over the step's whole window (older results: the send time only).
+    wall = cpu.get("wallS") or step.get("durationS") or 0
 
-    def marginal(key: str) -> float:
-        return max(0.0, cpu.get(key, 0.0) - idle.get(key, 0.0))
+    def marginal_ms(key: str) -> float:
+        return max(0.0, cpu.get(key, 0.0) - idle.get(key, 0.0)) * 10 * wall
 
-    server = marginal("server")
+    server = marginal_ms("server")
     out = {
-        "server": round(server * 10 / sends, 3),
-        "withRedis": round((server + marginal("redis")) * 10 / sends, 3),
-        "withServices": round((server + sum(marginal(k) for k in SERVICES)) * 10 / sends, 3),
+        "server": round(server / sent, 3),
+        "withRedis": round((server + marginal_ms("redis")) / sent, 3),
+        "withServices": round((server + sum(marginal_ms(k) for k in SERVICES)) / sent, 3),
     }
     for key in SERVICES:
         if key in cpu:
-            out[key] = round(marginal(key) * 10 / sends, 3)
+            out[key] = round(marginal_ms(key) / sent, 3)
     return out
+
+
+def complete(step: dict[str, Any]) -> bool:
+    """The step delivered everything it sent, on schedule (its p99 may still be over the bar)."""
+    counters = step.get("counters") or {}
+    if counters.get("lost") or counters.get("duplicates") or counters.get("errors"):
+        return False
+    return not any(problem.startswith(("sent ", "send loop")) for problem in step.get("problems") or [])
 
 
 def add_cpu_per_send(load: dict[str, Any]) -> None:
@@ -236,12 +247,14 @@ def median(values: list[float]) -> float | None:
 def efficiency(result: dict[str, Any]) -> dict[str, Any] | None:
     """CPU per send over the steps that were not overloaded, and the rate one core would allow.
 
-    The median over passing steps (or, when none passed, every step);
+    The median over the steps that delivered everything they sent on
+    schedule (:func:`complete`; or, when none did, every step): a step past
+    the server's capacity leaves a backlog whose cost lands in later steps.
     ``projectedSendsPerCore`` = 1000 / (server ms per send): the CPU-bound
     ceiling of one process, if nothing but CPU limited it.
     """
     steps = [s for s in result.get("steps") or [] if s.get("cpuMsPerSend")]
-    chosen = [s for s in steps if s["passed"]] or steps
+    chosen = [s for s in steps if complete(s)] or steps
     if not chosen:
         return None
     server = median([s["cpuMsPerSend"]["server"] for s in chosen])

@@ -162,6 +162,7 @@ def cpu_percent(a: CpuSnapshot, b: CpuSnapshot) -> dict[str, Any]:
         out[name] = round(100 * (b.extra[name] - a.extra[name]) / wall, 1)
     ours = sum(out.values())
     out["machine"] = round(100 * (b.machine - a.machine) / wall, 1)
+    out["wallS"] = round(wall, 3)
     out["other"] = round(max(0.0, out["machine"] - ours), 1)
     if len(a.workers) > 1:
         out["workers"] = [round(100 * (y - x) / wall, 1) for x, y in zip(a.workers, b.workers)]

@@ -68,7 +68,7 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
         ("  load generator CPU %", ("load", "best", "cpuPercent", "loadgen"), "all worker threads"),
         ("  other processes CPU %", ("load", "best", "cpuPercent", "other"), "noise: should be ~0"),
         ("server CPU % with clients connected, silent", ("load", "efficiency", "idleCpuPercent"), "background"),
-        ("server CPU ms per send", ("load", "efficiency", "cpuMsPerSend"), "marginal; median over passing steps"),
+        ("server CPU ms per send", ("load", "efficiency", "cpuMsPerSend"), "marginal; median over complete steps"),
         ("  with PostgreSQL + Redis", ("load", "efficiency", "cpuMsPerSendWithServices"), ""),
         (
             "  CPU-bound ceiling, deliveries/s per core",
@@ -142,7 +142,8 @@ def layouts_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "## CPU per send by layout",
         "",
-        f"Marginal CPU milliseconds per message sent (to a room of {results['config']['roomSize']}), median over each ramp's passing "
+        f"Marginal CPU milliseconds per message sent (to a room of {results['config']['roomSize']}), median over each ramp's "
+        "steps that delivered everything on schedule (whatever their latency); "
         "steps; a millisecond per send is one core per 1,000 sends/s. *Workers* sums the server processes; "
         "*all* adds what else the layout costs (PostgreSQL's backends of the bench database, Redis, nginx). "
         "Sizing: `docs/deployment.md`.",

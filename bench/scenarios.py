@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen import LoadgenRun, loadgen_config, median, rate_per_room
+from loadgen import LoadgenRun, complete, loadgen_config, median, rate_per_room
 from procstat import log, mb, proc_cpu_s, rss_bytes, wait_for_quiet_machine
 from servers import Deployment
 
@@ -108,6 +108,8 @@ def fixed_rate(
         connectConcurrency=connect_concurrency,
         # A held load is judged by its numbers; a slow step is recorded, not retried.
         thresholdMs=max(args.threshold_ms, 1000.0),
+        # A message that comes late is late (its latency counts), not lost.
+        drainMs=max(args.drain_ms, 10000),
         connectTimeoutMs=60000,
         joinTimeoutMs=60000,
     )
@@ -118,7 +120,8 @@ def fixed_rate(
 def summarize_fixed(load: dict[str, Any], clients: int, rate: float, transports: list[str]) -> dict[str, Any]:
     steps = load.get("steps") or []
     p99s = [s["latencyMs"]["p99"] for s in steps if s["latencyMs"]["p99"] is not None]
-    cpu = [s["cpuMsPerSend"] for s in steps if s.get("cpuMsPerSend")]
+    # CPU per send only from steps that kept up: an overrun step's backlog is paid after it.
+    cpu = [s["cpuMsPerSend"] for s in steps if s.get("cpuMsPerSend") and complete(s)]
     return {
         "clients": clients,
         "transports": transports,
