@@ -26,13 +26,13 @@
 // connects and joins at once.
 //
 // Load: messages are sent per room at `rate` msgs/s, the sender rotating
-// through the room's members.  --fixed-rate R --fixed-steps N: N measured
-// steps at R msgs/s per room (a chosen load, no ramp).  First an "idle" step (--idle-s: everyone
+// through the room's members.  First an "idle" step (--idle-s: everyone
 // connected, nothing sent: the server's background CPU, measured by the
-// driver), then a warm-up (not counted), then the rate is raised step by
-// step (x --factor) while a step passes, then bisected --refine times between
-// the last pass and the first failure; a failed step is re-run --retries
-// times before it counts.  A step passes when, for the messages
+// driver), then a warm-up (not counted).  With --fixed-rate R --fixed-steps
+// N: N measured steps at R msgs/s per room (a chosen load).  Otherwise the
+// rate is raised step by step (x --factor) while a step passes, then bisected
+// --refine times between the last pass and the first failure; a failed step
+// is re-run --retries times before it counts.  A step passes when, for the messages
 // sent in it: p99 latency <= --threshold-ms, nothing lost (every other member
 // got it within --drain-ms after the step), nothing duplicated or misrouted,
 // no error event, and the achieved send rate is within 3% of the target.
