@@ -86,7 +86,7 @@ def fmt(value: Any, unit: str = "") -> str:
 def held_load(key: str, text: str, figures: dict[str, Any] | None, p99_max: float) -> list[dict]:
     """A fixed load: its p99 (median of the steps) under ``p99_max`` ms, and nothing lost."""
     if not figures or figures.get("error") or figures.get("p99") is None:
-        note = (figures or {}).get("error")
+        note = ((figures or {}).get("error") or "")[:200] or None
         return [point(key, f"{text}: p99, lost", f"p99 <= {p99_max:g} ms, 0 lost", note, None if not note else False)]
     p99, lost = figures["p99"], figures["lost"] + figures["duplicated"] + figures["misrouted"]
     measured = (

@@ -396,9 +396,15 @@ async function workerMain() {
     const elu = performance.eventLoopUtilization(elu0);
     let lost = 0;
     let unconfirmed = 0;
+    const lostSamples = [];
     for (const [id, rec] of pending) {
       lost += rec.expected - rec.count;
       if (!rec.acked) unconfirmed++;
+      if (rec.count < rec.expected && lostSamples.length < 10) {
+        // Which message, how far into the step, and which members did not get it.
+        const missing = rec.room.members.filter((m) => m.pos !== rec.sender && !rec.mask[m.pos]).map((m) => m.pos);
+        lostSamples.push({ id, room: rec.room.name, sentAtMs: Math.round(rec.t - stepStart), acked: rec.acked, missing });
+      }
       retired.add(id);
     }
     pending.clear();
@@ -418,6 +424,7 @@ async function workerMain() {
       timeline,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       errors: errorSamples.slice(),
+      lostSamples,
     };
   }
 
@@ -610,6 +617,7 @@ async function runStep(pool, cfg, stepIndex, rate, label) {
       loopDelayP99Ms: parts.map((p) => Math.round(p.loopDelayP99Ms * 10) / 10),
     },
     errorSamples: parts.flatMap((p) => p.errors).slice(0, 5),
+    lostSamples: parts.flatMap((p) => p.lostSamples).slice(0, 10),
     // Per second of the step: deliveries, mean and max latency (ms) of the messages sent in it.
     timeline: parts[0].timeline.map((_, i) => {
       const n = parts.reduce((a, p) => a + p.timeline[i][0], 0);

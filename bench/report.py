@@ -143,8 +143,7 @@ def layouts_section(results: dict[str, Any]) -> list[str]:
         "## CPU per send by layout",
         "",
         f"Marginal CPU milliseconds per message sent (to a room of {results['config']['roomSize']}), median over each ramp's "
-        "steps that delivered everything on schedule (whatever their latency); "
-        "steps; a millisecond per send is one core per 1,000 sends/s. *Workers* sums the server processes; "
+        "steps that delivered everything on schedule (whatever their latency); a millisecond per send is one core per 1,000 sends/s. *Workers* sums the server processes; "
         "*all* adds what else the layout costs (PostgreSQL's backends of the bench database, Redis, nginx). "
         "Sizing: `docs/deployment.md`.",
         "",
@@ -209,7 +208,7 @@ def fixed_loads_section(results: dict[str, Any]) -> list[str]:
             f"{fmt(f['cpuPercent'])} | {fmt(cpu.get('server'))} | {fmt(cpu.get('withServices'))} |"
         )
         if f.get("error"):
-            lines.append(f"|  | error: {f['error']} |  |  |  |  |  |  |  |  |  |  |  |")
+            lines.append(f"|  | error: {f['error'][:200]} |  |  |  |  |  |  |  |  |  |  |  |")
     return lines
 
 

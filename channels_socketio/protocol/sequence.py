@@ -43,6 +43,8 @@ class Sequencer:
         self._fill = fill
         self._deliver = deliver
         self._held: dict[int, dict[str, Any]] = {}
+        #: Numbers up to here that are not held were read from the store and are not shown: skipped.
+        self._settled = next_seq - 1
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._filling: asyncio.Task[None] | None = None
@@ -66,10 +68,15 @@ class Sequencer:
             return  # the drain already running delivers it in its turn
         self._draining = True
         try:
-            while self.next in self._held:
-                message = self._held.pop(self.next)
-                self.next += 1
-                await self._deliver(message)
+            while True:
+                if self.next in self._held:
+                    message = self._held.pop(self.next)
+                    self.next += 1
+                    await self._deliver(message)
+                elif self.next <= self._settled:
+                    self.next += 1  # the store has nothing to show under this number
+                else:
+                    break
         finally:
             self._draining = False
         if not self._held:
@@ -111,8 +118,10 @@ class Sequencer:
                     seq = message.get("seq")
                     if isinstance(seq, int) and seq >= self.next:
                         self._held.setdefault(seq, message)
-            if self._held and self.next not in self._held and last is not None:
-                self.next = min(self._held)  # what the store did not give us is not shown
+                if last is not None:
+                    # What the store did not give for first..last is not shown (or could not be read).
+                    # Only that range: a gap that opened while it was read is a message on its way.
+                    self._settled = max(self._settled, last)
         finally:
             self._filling = None
         await self._drain()

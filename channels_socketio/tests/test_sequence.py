@@ -151,3 +151,34 @@ async def test_a_gap_is_filled_even_when_the_early_message_came_from_a_finished_
             break
         await asyncio.sleep(0.01)
     assert delivered == [1, 2]
+
+
+async def test_a_message_in_flight_while_a_gap_is_read_is_waited_for_not_skipped(monkeypatch):
+    """The store answers for the gap it was asked about; a later gap that opened meanwhile is not skipped.
+
+    Under load a fill takes a while: 1 and 2 come in while it runs, 3 is
+    delivered, 5 arrives before 4.  4 is on its way, not missing: the
+    room waits for it (or fills it in turn), it must not jump to 5.
+    """
+    monkeypatch.setattr(sequence, "GAP_WAIT_S", 0.02)
+    room = Room(stored=range(1, 6))
+    reading = asyncio.Event()
+    answer = asyncio.Event()
+    store = room.fill
+
+    async def slow_fill(first: int, last: int | None) -> list[dict[str, Any]]:
+        reading.set()
+        await answer.wait()
+        return await store(first, last)
+
+    room.sequencer._fill = slow_fill
+    await room.sequencer.accept(message(3))
+    await asyncio.wait_for(reading.wait(), 1)  # reading 1..2 from the store
+    for seq in (1, 2, 5):
+        await room.sequencer.accept(message(seq))
+    assert room.delivered == [1, 2, 3]
+    answer.set()
+    await asyncio.sleep(0.01)
+    await room.sequencer.accept(message(4))
+    await asyncio.sleep(0.1)
+    assert room.delivered == [1, 2, 3, 4, 5]
