@@ -5,8 +5,14 @@
 # when clients/js/package-lock.json changes).
 
 PYTHON ?= python3
-PORT ?= 3000
 PYTEST_ARGS ?=
+#: Where `make run` (default port 8000) and `make conformance` (3000) listen.
+HOST ?= 127.0.0.1
+run: PORT ?= 8000
+conformance: PORT ?= 3000
+#: The ASGI server of `make run` and `make conformance`: uvicorn as production
+#: runs it (docs/deployment.md), or daphne (`make run SERVER=daphne`).
+SERVER ?= uvicorn
 
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
@@ -34,11 +40,24 @@ $(JS_STAMP): $(JS_DIR)/package-lock.json
 	@cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Production's protocol and flags (docs/deployment.md, "Why uvicorn") for one
+# local process: uvloop, httptools, the corked WebSocket protocol, no access
+# log (request paths carry Parlant tokens); a short graceful shutdown for Ctrl-C.
+# tests/integration/test_make_run.py checks them against the documented command.
+UVICORN_SERVE = $(VENV)/bin/uvicorn chatsite.asgi:application --host $(HOST) --port $(PORT) \
+	--loop uvloop --http httptools --ws channels_socketio.transport.uvicorn_websocket:CorkedWebSocketProtocol \
+	--ws-per-message-deflate false --lifespan off --no-access-log --timeout-graceful-shutdown 3
+DAPHNE_SERVE = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) --access-log /dev/null chatsite.asgi:application
+SERVE = $(if $(filter daphne,$(SERVER)),$(DAPHNE_SERVE),$(UVICORN_SERVE))
+ifeq ($(filter uvicorn daphne,$(SERVER)),)
+$(error SERVER must be uvicorn or daphne, not '$(SERVER)')
+endif
+
 run: install
 	@$(VENV)/bin/python manage.py migrate --noinput
-	@if $(VENV)/bin/python manage.py help setup_demo >/dev/null 2>&1; then $(VENV)/bin/python manage.py setup_demo; fi
-	@echo "Open http://127.0.0.1:8000/ and log in as demo/demo (or guest/guest)."
-	@$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 chatsite.asgi:application
+	@$(VENV)/bin/python manage.py setup_demo
+	@echo "Open http://$(HOST):$(PORT)/ and log in as demo/demo (or guest/guest); the widget for other sites: docs/widget.md. Serving with $(SERVER)."
+	@exec $(SERVE)
 
 # Browser tests drive Debian's Chromium (playwright cannot download browsers
 # here); installed when missing and we may, otherwise those tests say so.
@@ -68,8 +87,8 @@ bench: install
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 conformance: $(VENV_STAMP)
-	@echo "Conformance mode: Socket.IO at http://127.0.0.1:$(PORT)/socket.io/, bare Engine.IO echo at http://127.0.0.1:$(PORT)/engine.io/"
-	@CHAT_CONFORMANCE=1 $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) chatsite.asgi:application
+	@echo "Conformance mode: Socket.IO at http://$(HOST):$(PORT)/socket.io/, bare Engine.IO echo at http://$(HOST):$(PORT)/engine.io/ ($(SERVER))"
+	@CHAT_CONFORMANCE=1 exec $(SERVE)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -35,7 +35,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace  # noqa: E402
-from channels_socketio.protocol.server import SocketServer  # noqa: E402
+from channels_socketio.protocol.server import SocketOptions, SocketServer  # noqa: E402
+from channels_socketio.transport import daphne_compat  # noqa: E402
 from channels_socketio.transport.broker import Broker, LocalBroker  # noqa: E402
 from channels_socketio.transport.polling import PollingConsumer  # noqa: E402
 from channels_socketio.transport.redis_broker import RedisBroker  # noqa: E402
@@ -44,8 +45,9 @@ from channels_socketio.transport.session import EngineOptions  # noqa: E402
 from channels_socketio.transport.websocket import WebSocketConsumer  # noqa: E402
 from channels_socketio.transport.worker_channel import WorkerChannel  # noqa: E402
 
-#: What the protocol test suites expect: fast heartbeats.
+#: What the protocol test suites expect: fast heartbeats and connect timeout, the reference's CONNECT_ERROR.
 OPTIONS = EngineOptions(ping_interval_ms=300, ping_timeout_ms=200)
+SOCKET_OPTIONS = SocketOptions(connect_timeout_ms=1000, connect_error_data=False)
 
 
 def any_origin(origin: str) -> bool:
@@ -58,7 +60,8 @@ def broker() -> Broker:
 
 
 def build() -> ProtocolTypeRouter:
-    sockets = SocketServer(WorkerChannel(broker()))
+    daphne_compat.install()  # under daphne: the protocol's close codes (1002, 1008...), not only 1000
+    sockets = SocketServer(WorkerChannel(broker()), options=SOCKET_OPTIONS)
     for name in NAMESPACES:
         sockets.register(conformance_namespace(name))
     engine = EngineServer(sockets, OPTIONS, any_origin, sockets.fanout.worker)

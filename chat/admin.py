@@ -162,7 +162,8 @@ class ReadOnly:
 @admin.register(Workspace)
 class WorkspaceAdmin(WorkspaceScoped):
     workspace_lookup = "pk"
-    list_display = ("slug", "name", "member_count", "created_at")
+    list_display = ("slug", "name", "content_policy", "member_count", "created_at")
+    list_filter = ("content_policy",)
     search_fields = ("slug", "name")
     date_hierarchy = "created_at"
     readonly_fields = ("created_at",)

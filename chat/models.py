@@ -11,14 +11,28 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from chat.ids import CLIENT_ID_PATTERN, CLIENT_ID_RULE
+
 #: The alphabet and length of every client-chosen id (sessions, messages).
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-client_id_validator = RegexValidator(CLIENT_ID_PATTERN, "Use 1-128 characters of A-Z, a-z, 0-9, _ and -.")
+client_id_validator = RegexValidator(CLIENT_ID_PATTERN, f"Use {CLIENT_ID_RULE}.")
+
+
+class ContentPolicy(models.TextChoices):
+    """What a workspace does with a message that looks like an attack (``security.content.find_hostile``).
+
+    ``standard``: it goes through as text, and the sender gets a
+    ``suspicious_activity`` security event and a strike.  ``strict``: it is
+    refused with ``message_blocked`` and its reason.
+    """
+
+    STANDARD = "standard"
+    STRICT = "strict"
 
 
 class Workspace(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    content_policy = models.CharField(max_length=16, choices=ContentPolicy.choices, default=ContentPolicy.STANDARD)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -117,8 +131,11 @@ class ChatMessage(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
     sender_name = models.CharField(max_length=150, blank=True)
+    #: Exactly what the sender wrote (never rewritten; every client renders it as text).
     content = models.TextField()
     content_type = models.CharField(max_length=8, choices=ContentType.choices, default=ContentType.TEXT)
+    #: For markdown, the safe HTML ``security.render`` made of ``content`` when it was stored; empty for text.
+    html = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     hidden = models.BooleanField(default=False)
@@ -230,7 +247,7 @@ class AgentRun(models.Model):
     #: a second, by the worker running it) and once more when it ends, so any
     #: worker can show a reply in progress (the Parlant-compatible event log,
     #: ``chat.parlant``, serves it).  The backend's raw text, like the chunks
-    #: on the wire; the stored reply is the sanitised form.
+    #: on the wire; the stored reply is the same text, joined.
     stream = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

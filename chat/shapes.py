@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from chat.models import ChatMessage, ChatSession, Presence
+from chat.models import ChatMessage, ChatSession, ContentType, Presence
 
 
 def now_ms() -> int:
@@ -42,9 +42,15 @@ def message_shape(
         "userName": message.sender_name,
         "content": message.content,
         "contentType": message.content_type,
+        "html": rendered_html(message),
         "metadata": message.metadata,
         "timestamp": to_ms(message.created_at),
     }
+
+
+def rendered_html(message: ChatMessage) -> str | None:
+    """The safe HTML of a markdown message (made once, when it was stored); ``None`` for text, which has none."""
+    return message.html if message.content_type == ContentType.MARKDOWN else None
 
 
 def presence_shape(presence: Presence, session: ChatSession | None = None) -> dict[str, Any]:

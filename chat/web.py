@@ -3,7 +3,7 @@
 Layer: web front.  It talks to the chat only the way any client does -- the
 Socket.IO protocol of ``docs/protocol.md`` and the REST API -- so nothing
 here touches messages or sessions.  The front end itself is plain ES modules
-under ``static/chat/`` (no build step); ``docs/widget.md`` describes it.
+under ``chat/static/chat/`` (no build step); ``docs/widget.md`` describes it.
 
 Routes (see ``chatsite/urls.py``, "widget routes"):
 
@@ -14,8 +14,10 @@ Routes (see ``chatsite/urls.py``, "widget routes"):
   uses the session cookie, only the one-time socket token its host page
   hands it (``postMessage``), so framing it anywhere exposes nothing;
 - ``/widget.js`` -- the loader a host page includes;
-- ``/static/vendor/socket.io.min.js`` -- the official client, straight from
-  ``node_modules`` (installed by ``npm ci``, never copied into the repo);
+- ``/static/vendor/socket.io.min.js`` -- the official client: in a checkout
+  straight from ``node_modules`` (installed by ``npm ci``, never copied into
+  the repo), in an installed wheel from ``chat/vendor/``, where the wheel's
+  build put it (``setup.py``);
 - ``/static/<path>`` -- the static files, found by the staticfiles finders,
   since daphne serves none itself.
 """
@@ -23,7 +25,6 @@ Routes (see ``chatsite/urls.py``, "widget routes"):
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,17 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
+from chat.ids import is_client_id, is_slug
 from chat.models import Agent, Membership
 
-#: The official client, served from node_modules; only these files of its dist/.
-SOCKETIO_DIST = Path(settings.BASE_DIR) / "node_modules" / "socket.io-client" / "dist"
+#: The official client's dist/: the wheel's copy (``chat/vendor/``, made by ``setup.py``'s
+#: build), else a checkout's node_modules.  Only the files below are served.
+_BUNDLED_SOCKETIO = Path(__file__).resolve().parent / "vendor" / "socket.io-client" / "dist"
+SOCKETIO_DIST = (
+    _BUNDLED_SOCKETIO
+    if _BUNDLED_SOCKETIO.is_dir()
+    else Path(settings.BASE_DIR) / "node_modules" / "socket.io-client" / "dist"
+)
 SOCKETIO_FILES = {"socket.io.min.js", "socket.io.min.js.map"}
 #: A year: the URL carries the client's version (``?v=``), so a new version is a new URL.
 VENDOR_MAX_AGE_S = 365 * 24 * 3600
@@ -55,8 +63,6 @@ WIDGET_MAX_AGE_S = 300
 IDLE_AFTER_MS = 2 * 60 * 1000
 AWAY_AFTER_MS = 10 * 60 * 1000
 
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 THEMES = ("auto", "light", "dark")
 
 #: Everything the pages load comes from this site; no inline script or style.
@@ -156,11 +162,11 @@ def embed(request: HttpRequest) -> HttpResponse:
     workspace, session = query.get("workspace", ""), query.get("session", "")
     agent, theme = query.get("agent", ""), query.get("theme", "auto")
     problems = []
-    if not SLUG.fullmatch(workspace):
+    if not is_slug(workspace):
         problems.append("workspace must be a workspace slug")
-    if not CLIENT_ID.fullmatch(session):
+    if not is_client_id(session):
         problems.append("session must be 1-128 letters, digits, '-' or '_'")
-    if agent and not CLIENT_ID.fullmatch(agent):
+    if agent and not is_client_id(agent):
         problems.append("agent must be an agent id")
     if problems:
         return HttpResponseBadRequest(
@@ -199,7 +205,7 @@ def widget_js(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def vendor_file(request: HttpRequest, name: str) -> HttpResponse:
-    """``socket.io.min.js`` (and its source map) from ``node_modules/socket.io-client/dist``."""
+    """``socket.io.min.js`` (and its source map) from :data:`SOCKETIO_DIST`."""
     path = SOCKETIO_DIST / name
     if name not in SOCKETIO_FILES or not path.is_file():
         raise Http404("socket.io-client is not installed here: run `make install` (npm ci).")
@@ -212,7 +218,7 @@ def vendor_file(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_safe
 def static_file(request: HttpRequest, path: str) -> HttpResponse:
-    """Any static file the finders know (ours under ``static/``, the admin's...), revalidated on each use."""
+    """Any static file the finders know (the apps' ``static/``: ours, the admin's...), revalidated on each use."""
     try:
         found = finders.find(path)
     except SuspiciousFileOperation:

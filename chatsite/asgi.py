@@ -13,6 +13,9 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.signals import request_finished  # noqa: E402
+from django.db import connections  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from channels_socketio.transport import daphne_compat  # noqa: E402
@@ -21,8 +24,27 @@ from channels_socketio.transport.websocket import WebSocketConsumer  # noqa: E40
 from chat.parlant.consumer import ParlantConsumer  # noqa: E402
 from chat.parlant.watch import Watcher  # noqa: E402
 from chatsite import realtime  # noqa: E402
+from security.body_limit import BodyLimit  # noqa: E402
 
 daphne_compat.install()
+
+
+def close_request_connections(sender: type, **kwargs: object) -> None:
+    """Close an HTTP request's database connections when it ends.
+
+    Under ASGI Django runs each request's view in a thread of its own that
+    is never reused, so its connection could never serve another request;
+    kept for ``CONN_MAX_AGE`` (which suits the socket handlers' long-lived
+    thread, ``settings.DATABASES``) it would stay open until the thread is
+    collected -- under steady REST traffic, dozens per worker, until
+    PostgreSQL refuses new clients.  ``request_finished`` runs in the
+    request's thread; test clients send it from other handler classes.
+    """
+    if isinstance(sender, type) and issubclass(sender, ASGIHandler):
+        connections.close_all()
+
+
+request_finished.connect(close_request_connections, dispatch_uid="chatsite.close_request_connections")
 stack = realtime.build()
 
 http_routes = [path("socket.io/", PollingConsumer.as_asgi(engine=stack.engine))]
@@ -36,7 +58,8 @@ if not settings.CHAT.conformance:
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_routes, re_path(r"", django_application)]),
+        # Bodies for Django (the REST API, admin, pages) are bounded before anything parses them.
+        "http": URLRouter([*http_routes, re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes))]),
         "websocket": URLRouter(websocket_routes),
     }
 )

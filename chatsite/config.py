@@ -67,6 +67,9 @@ class Config:
     #: Largest Engine.IO payload accepted, per polling request or WebSocket
     #: frame; the spec's default.
     max_payload: int = 1_000_000
+    #: A Socket.IO connection that has joined no namespace this long after its
+    #: Engine.IO handshake is closed (Node's ``connectTimeout``).
+    connect_timeout_ms: int = 45_000
     #: Origins allowed to open sockets and make polling requests; ``*`` allows
     #: any.  Empty means the site's own hosts (``allowed_hosts``).
     allowed_origins: tuple[str, ...] = ()
@@ -74,6 +77,14 @@ class Config:
     conformance: bool = False
     #: Longest message content accepted, in characters (the seed's default).
     message_max_length: int = 10_000
+    #: Largest request body the REST API and the Parlant-compatible API read,
+    #: in bytes; checked before anything is parsed (413 ``payload_too_large``).
+    #: A longest message JSON-escaped at 12 bytes a character, plus metadata, fits.
+    api_body_max_bytes: int = 256 * 1024
+    #: Markdown images (``![alt](https://...)``) in rendered HTML.  Off by
+    #: default: an image loads from its host as soon as a message is shown,
+    #: which tells that host who read it and when.
+    markdown_images: bool = False
     #: A presence row whose worker has not refreshed it for this long is
     #: considered gone (a crashed worker); workers refresh every third of it.
     presence_ttl_s: int = 30
@@ -88,11 +99,15 @@ class Config:
     #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
     socket_token_lifetime_s: int = 60
     #: Per-user, per-operation rate limits (per minute), shared by all workers
-    #: through Redis when it is configured.  The send limit is the seed's.
+    #: through Redis when it is configured.  Sending: the seed's limit.
     message_rate_limit: int = 30
+    #: Joining runs access checks and presence writes; 20 allows reconnect storms of a few tabs.
     join_rate_limit: int = 20
+    #: Clients renew the indicator every few seconds while typing (``typing_timeout_s`` is 5).
     typing_rate_limit: int = 60
+    #: Status changes (active/idle/away) are rare.
     presence_rate_limit: int = 30
+    #: History pages are database reads of up to 200 rows.
     history_rate_limit: int = 60
     #: Adaptive thresholds: this many strikes (exceeded limits, blocked
     #: content) within the window raise a user's penalty level by one; each
@@ -154,8 +169,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
     conformance = _bool(env, "CHAT_CONFORMANCE", False)
     defaults = Config()
     if conformance:
-        # What protocol test suites expect: fast heartbeats and CORS for anyone.
-        defaults = Config(ping_interval_ms=300, ping_timeout_ms=200, allowed_origins=("*",), conformance=True)
+        # What protocol test suites expect: fast heartbeats and connect timeout, CORS for anyone.
+        defaults = Config(
+            ping_interval_ms=300, ping_timeout_ms=200, connect_timeout_ms=1000, allowed_origins=("*",), conformance=True
+        )
     return Config(
         debug=_bool(env, "DJANGO_DEBUG", defaults.debug),
         secret_key=env.get("DJANGO_SECRET_KEY") or defaults.secret_key,
@@ -165,9 +182,12 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,
         message_max_length=_int(env, "CHAT_MESSAGE_MAX_LENGTH", defaults.message_max_length, minimum=1),
+        api_body_max_bytes=_int(env, "CHAT_API_BODY_MAX_BYTES", defaults.api_body_max_bytes, minimum=1024),
+        markdown_images=_bool(env, "CHAT_MARKDOWN_IMAGES", defaults.markdown_images),
         presence_ttl_s=_int(env, "CHAT_PRESENCE_TTL_S", defaults.presence_ttl_s, minimum=1),
         typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from channels_socketio import observer
 from channels_socketio.conformance import NAMESPACES, EchoEngineHandler, conformance_namespace
-from channels_socketio.protocol.server import SocketServer
+from channels_socketio.protocol.server import SocketOptions, SocketServer
 from channels_socketio.transport.broker import Broker, LocalBroker
 from channels_socketio.transport.redis_broker import RedisBroker
 from channels_socketio.transport.server import EngineServer
@@ -21,8 +21,8 @@ from channels_socketio.transport.session import EngineOptions
 from channels_socketio.transport.worker_channel import WorkerChannel
 from chat.agents import runner as agent_runner
 from chat.events import chat_namespace
-from chat.events.writer import writer
 from chat.services import presence
+from chat.services.writer import writer
 from monitoring import observer as engine_metrics
 from monitoring import registry
 from security import events as security_events
@@ -45,7 +45,12 @@ def build() -> Realtime:
         max_payload=config.max_payload,
     )
     worker = WorkerChannel(_broker(config.redis_url))
-    sockets = SocketServer(worker)
+    # Conformance mode answers an unknown namespace exactly as the reference server does;
+    # the chat keeps the error's data.code, as for every other refusal.
+    socket_options = SocketOptions(
+        connect_timeout_ms=config.connect_timeout_ms, connect_error_data=not config.conformance
+    )
+    sockets = SocketServer(worker, options=socket_options)
     echo_engine = None
     if config.conformance:
         for name in NAMESPACES:

@@ -46,7 +46,8 @@ ASGI_APPLICATION = "chatsite.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Each app's own templates/ (chat/templates/, monitoring/templates/): they travel in the wheel.
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -89,7 +90,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents what the framework answers besides its own errors (429, 413...).
+    "DEFAULT_SCHEMA_CLASS": "chat.api.schema.ChatAutoSchema",
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["chat.api.throttling.ApiRateThrottle"],
 }
@@ -117,7 +119,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Static files are the apps' own (chat/static/chat/...), found by the app directories finder.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {
@@ -126,7 +128,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"chat": {"level": "INFO"}, "security": {"level": "INFO"}},
+    "loggers": {
+        "chat": {"level": "INFO"},
+        "security": {"level": "INFO"},
+        # A client's error (4xx: "Not Found: /favicon.ico") is counted by status
+        # (django-prometheus), not logged with its path, one line per request
+        # anyone can send.  Server errors (5xx) are still logged, with the path.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # Prometheus: django-prometheus apps, middleware, database and cache backends (docs/monitoring.md).

@@ -172,6 +172,11 @@ LAYER_ERRORS = Counter("chat_channel_layer_send_errors", "Channel-layer sends th
 
 RATE_LIMITED = Counter("chat_rate_limit_hits", "Operations refused by a rate limit.", ["operation"])
 SECURITY_EVENTS = Counter("chat_security_events", "Security events recorded, by type.", ["type"])
+SUSPICIOUS_CONTENT = Counter(
+    "chat_suspicious_content",
+    "Messages a formerly blocking rule flagged, by reason and outcome (accepted under standard, blocked under strict).",
+    ["reason", "outcome"],
+)
 
 AGENT_RUNS = Counter("chat_agent_runs", "Agent runs started.", ["backend"])
 AGENT_RUNS_ACTIVE = Gauge("chat_agent_runs_active", "Agent runs in progress.", multiprocess_mode="livesum")
@@ -282,6 +287,7 @@ _layer_send = _Children(LAYER_SEND, ("broadcast", "control", "relay"))
 _layer_errors = _Children(LAYER_ERRORS, ("broadcast", "control", "relay"))
 _rate_limited = _Children(RATE_LIMITED, open_values=True)
 _security = _Children(SECURITY_EVENTS, open_values=True)
+_suspicious: dict[tuple[str, str], Any] = {}
 _agent_runs = _Children(AGENT_RUNS, open_values=True)
 _agent_duration = _Children(AGENT_DURATION, open_values=True)
 _agent_first_chunk = _Children(AGENT_FIRST_CHUNK, open_values=True)
@@ -627,6 +633,11 @@ def security_event(type: str) -> None:  # noqa: A002 - the name of the field it 
     """A security event was recorded (``security.models.SecurityEventType``)."""
     _security.get(type).inc()
     local.rates["security_events"].add(_now())
+
+
+def suspicious_content(reason: str, outcome: str) -> None:
+    """A message looked like an attack (``security.content.find_hostile``): every one counts, unlike its event."""
+    _pair(_suspicious, SUSPICIOUS_CONTENT, _code_label(reason), _code_label(outcome)).inc()
 
 
 class AgentRunTimer:

@@ -35,14 +35,13 @@ import logging
 import time
 from typing import Any, Iterable
 
-from security.conf import setting
+from django.conf import settings
+
 from security.errors import ConnectionLimitExceeded
 from security.ratelimit import DEFAULT_PREFIX, REDIS_FAILURES, BackendUnavailable, Clock, backend_down
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONNECTION_LIMIT = 5
-DEFAULT_CONNECTION_TTL_S = 30.0
 
 
 class ConnectionTracker:
@@ -53,8 +52,8 @@ class ConnectionTracker:
     """
 
     def __init__(self, *, limit: int | None = None, ttl_s: float | None = None, clock: Clock = time.time) -> None:
-        self.limit = int(setting("connection_limit", DEFAULT_CONNECTION_LIMIT)) if limit is None else limit
-        self.ttl_s = float(setting("connection_ttl_s", DEFAULT_CONNECTION_TTL_S)) if ttl_s is None else ttl_s
+        self.limit = int(settings.CHAT.connection_limit) if limit is None else limit
+        self.ttl_s = float(settings.CHAT.connection_ttl_s) if ttl_s is None else ttl_s
         if self.limit < 1 or self.ttl_s <= 0:
             raise ValueError("the connection limit must be at least 1 and the TTL positive")
         self.clock = clock
@@ -266,7 +265,7 @@ class RedisConnectionTracker(ConnectionTracker):
 
 def connections_from_settings(*, prefix: str = DEFAULT_PREFIX, clock: Clock = time.time) -> ConnectionTracker:
     """Redis when ``settings.CHAT.redis_url`` is set (a limit across all workers), else per process."""
-    url = setting("redis_url", "")
+    url = settings.CHAT.redis_url
     if url:
         return RedisConnectionTracker.from_url(url, prefix=prefix, clock=clock)
     return MemoryConnectionTracker(clock=clock)

@@ -53,17 +53,16 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from monitoring import metrics
-from security.conf import setting
 from security.models import TOKEN_PREFIX, SecurityEvent, SecurityEventType
 from security.ratelimit import LogThrottle
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUFFER = 10_000
 BATCH_SIZE = 200
 DETAIL_MAX_BYTES = 2048
 DETAIL_MAX_DEPTH = 4
@@ -262,7 +261,7 @@ class EventRecorder:
     def capacity(self) -> int:
         if self.max_buffer is not None:
             return self.max_buffer
-        return int(setting("security_event_buffer", DEFAULT_BUFFER))
+        return int(settings.CHAT.security_event_buffer)
 
     def record(
         self,

@@ -51,8 +51,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Protocol
 
+from django.conf import settings
+from redis.exceptions import RedisError
+
 from monitoring import metrics
-from security.conf import setting
 from security.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -60,19 +62,6 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 DEFAULT_PREFIX = "chat:sec:"
-#: Operations a client can trigger, each with its default budget per minute.
-DEFAULT_LIMITS_PER_MINUTE: Mapping[str, int] = {
-    # Joining runs access checks and presence writes; 20/min allows reconnect storms of a few tabs.
-    "join": 20,
-    # The seed's CHAT_MESSAGE_RATE_LIMIT.
-    "send": 30,
-    # Clients renew the indicator every few seconds while typing (typing_timeout_s is 5).
-    "typing": 60,
-    # Status changes (active/idle/away) are rare; 30/min is generous.
-    "presence": 30,
-    # History pages are database reads of up to 200 rows.
-    "history": 60,
-}
 #: The ``settings.CHAT`` attribute holding each operation's per-minute limit.
 LIMIT_SETTINGS: Mapping[str, str] = {
     "join": "join_rate_limit",
@@ -355,11 +344,7 @@ return {0, retry, 0, limit, level}
 """
 
 #: What a broken or unreachable Redis raises (redis-py wraps most in RedisError).
-try:
-    from redis.exceptions import RedisError as _RedisError
-except ImportError:  # pragma: no cover - redis is a dependency of channels-redis
-    _RedisError = OSError  # type: ignore[misc,assignment]
-REDIS_FAILURES: tuple[type[BaseException], ...] = (_RedisError, OSError, asyncio.TimeoutError)
+REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
 class RedisBackend:
@@ -583,26 +568,23 @@ class RateLimiter:
 
 def rules_from_settings() -> dict[str, Rule]:
     """One rule per operation, each ``<n>`` per 60 s, ``n`` from ``settings.CHAT.<op>_rate_limit``."""
-    return {
-        operation: Rule(max(1, int(setting(LIMIT_SETTINGS[operation], default))), 60.0)
-        for operation, default in DEFAULT_LIMITS_PER_MINUTE.items()
-    }
+    return {operation: Rule(max(1, int(getattr(settings.CHAT, name))), 60.0) for operation, name in LIMIT_SETTINGS.items()}
 
 
 def penalty_policy_from_settings() -> PenaltyPolicy:
     defaults = PenaltyPolicy()
     return PenaltyPolicy(
-        strikes=int(setting("penalty_strikes", defaults.strikes)),
-        strike_window_s=float(setting("penalty_strike_window_s", defaults.strike_window_s)),
+        strikes=int(settings.CHAT.penalty_strikes),
+        strike_window_s=float(settings.CHAT.penalty_strike_window_s),
         factor=defaults.factor,
-        max_level=int(setting("penalty_max_level", defaults.max_level)),
-        quiet_period_s=float(setting("penalty_quiet_s", defaults.quiet_period_s)),
+        max_level=int(settings.CHAT.penalty_max_level),
+        quiet_period_s=float(settings.CHAT.penalty_quiet_s),
     )
 
 
 def backend_from_settings(*, prefix: str = DEFAULT_PREFIX) -> LimiterBackend:
     """Redis when ``settings.CHAT.redis_url`` is set (shared by all workers), else per-process memory."""
-    url = setting("redis_url", "")
+    url = settings.CHAT.redis_url
     if url:
         return RedisBackend.from_url(url, prefix=prefix)
     return MemoryBackend()

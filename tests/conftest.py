@@ -138,11 +138,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 class ServerProcess:
     """A real server process (daphne, uvicorn, or ``make conformance``) on 127.0.0.1."""
 
-    def __init__(self, command: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], port: int, log_path: Path, cwd: Path = REPO_ROOT
+    ) -> None:
         self.command = command
         self.env = env
         self.port = port
         self.log_path = log_path
+        #: The checkout, where the code is imported from; an installed server runs elsewhere.
+        self.cwd = cwd
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
         #: Set by stop()/kill(): the process ending is then expected.
@@ -171,7 +175,7 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
-                cwd=REPO_ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

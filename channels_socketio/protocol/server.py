@@ -8,12 +8,17 @@ callbacks (open, message, close).  Each Engine.IO session gets a
 connected namespace.  Events of one socket are handled one at a time, in
 order, each in its own task, so that a handler awaiting the client's ack
 never blocks the ack itself from arriving.
+
+:class:`SocketOptions` holds what Node's ``socket.io`` server takes as
+options: ``connectTimeout`` (a connection that has not connected to any
+namespace by then is closed) and the shape of ``CONNECT_ERROR``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from channels_socketio import observer
@@ -29,12 +34,26 @@ from channels_socketio.wire.socket_packets import Limits, Packet, PacketType, en
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SocketOptions:
+    #: A connection that has joined no namespace this long after its Engine.IO
+    #: handshake is closed (Node's ``connectTimeout``, 45 s by default).
+    connect_timeout_ms: int = 45_000
+    #: ``CONNECT_ERROR`` carries ``data: {code, ...}`` besides its message.  The
+    #: reference server sends only ``{"message"}`` for an unknown namespace, and
+    #: protocol test suites compare the packet whole.
+    connect_error_data: bool = True
+
+
 class SocketServer:
-    def __init__(self, worker: WorkerChannel, *, limits: Limits = Limits()) -> None:
+    def __init__(
+        self, worker: WorkerChannel, *, limits: Limits = Limits(), options: SocketOptions = SocketOptions()
+    ) -> None:
         self.namespaces: dict[str, Namespace] = {}
         self.fanout = RoomFanout(worker)
         self.emitter = Emitter(self.fanout)
         self.limits = limits
+        self.options = options
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def register(self, namespace: Namespace) -> Namespace:
@@ -82,7 +101,19 @@ class SocketServer:
     # --- Engine.IO callbacks ------------------------------------------------------------
 
     async def on_open(self, session: EngineSession) -> None:
-        session.attachment = Connection(session, self.limits)
+        connection = Connection(session, self.limits)
+        session.attachment = connection
+        connection.connect_timer = asyncio.get_running_loop().call_later(
+            self.options.connect_timeout_ms / 1000, self._connect_timed_out, connection
+        )
+
+    def _connect_timed_out(self, connection: Connection) -> None:
+        """No namespace joined in time (a connect handler still running has not joined yet): close."""
+        connection.connect_timer = None
+        if not any(socket.connected for socket in connection.sockets.values()) and not connection.session.closed:
+            logger.info("closing a connection that joined no namespace within the connect timeout")
+            observer.current.connection_error("connect_timeout")
+            self._spawn(connection.session.close(CloseReason.FORCED, ws_code=1008, detail="Connect timeout."))
 
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:
         connection: Connection = session.attachment
@@ -117,6 +148,7 @@ class SocketServer:
         connection: Connection | None = session.attachment
         if connection is None:
             return
+        connection.cancel_connect_timer()
         for socket in list(connection.sockets.values()):
             await self.disconnect_socket(socket, reason, notify=False)
 
@@ -168,6 +200,7 @@ class SocketServer:
                 socket.mark_gone()
                 await self._run_disconnect_handler(namespace, socket, CloseReason.TRANSPORT_CLOSE)
                 return
+            connection.cancel_connect_timer()
             await socket.join(socket_room(socket.id))
             await socket.join(NAMESPACE_ROOM)
             await socket.mark_connected(encode(Packet(PacketType.CONNECT, name, {"sid": socket.id})))
@@ -229,7 +262,9 @@ class SocketServer:
     # --- errors -------------------------------------------------------------------------
 
     async def _send_connect_error(self, connection: Connection, namespace: str, error: SocketIOError) -> None:
-        data = {"message": error.message, "data": {"code": error.code, **error.details}}
+        data: dict[str, Any] = {"message": error.message}
+        if self.options.connect_error_data:
+            data["data"] = {"code": error.code, **error.details}
         await connection.session.send_many(encode(Packet(PacketType.CONNECT_ERROR, namespace, data)))
 
     async def _reject_packet(self, connection: Connection, error: ProtocolError) -> None:

@@ -42,6 +42,13 @@ class Connection:
         self.session = session
         self.decoder = PacketDecoder(limits)
         self.sockets: dict[str, Socket] = {}
+        #: Closes the connection if no namespace is joined in time (``SocketOptions.connect_timeout_ms``).
+        self.connect_timer: asyncio.TimerHandle | None = None
+
+    def cancel_connect_timer(self) -> None:
+        if self.connect_timer is not None:
+            self.connect_timer.cancel()
+            self.connect_timer = None
 
 
 class Socket:

@@ -7,6 +7,7 @@ imports nothing of the chat; rooms across two processes go through Redis.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import engineio
@@ -90,6 +91,26 @@ async def test_the_server_calls_the_client_and_disconnects_it(server, client):
             break
         await asyncio.sleep(0.1)
     assert not client.sio.connected
+
+
+async def test_an_unknown_namespace_and_the_connect_timeout_as_the_reference_server(server):
+    """``44/<nsp>,{"message":"Invalid namespace"}`` exactly; no namespace joined within 1 s: closed."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
+        assert (await ws.receive_str(timeout=5)).startswith("0{")
+        opened = time.monotonic()
+        await ws.send_str("40/random")
+        assert await ws.receive_str(timeout=5) == '44/random,{"message":"Invalid namespace"}'
+        while True:  # answer the 300 ms pings: only the connect timeout may close it
+            message = await ws.receive(timeout=10)
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                break
+            if message.data == "2":
+                await ws.send_str("3")
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+        assert time.monotonic() - opened >= 0.95, "closed before the connect timeout"
 
 
 async def test_the_bare_engine_io_endpoint_echoes(server):

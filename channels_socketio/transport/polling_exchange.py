@@ -47,10 +47,11 @@ async def serve_polling(session: EngineSession, method: str, body: bytes, too_la
         text = body.decode("utf-8")
         await session.post(decode_payload(text, max_packets=max(64, len(text) // 2 + 1)))
     except UnicodeDecodeError:
-        await session.close(CloseReason.PARSE_ERROR)
+        await session.close(CloseReason.PARSE_ERROR, drain=False)
         raise ProtocolError("Payload is not valid UTF-8.") from None
     except ProtocolError:
-        await session.close(CloseReason.PARSE_ERROR)
+        # A payload that does not decode ends the session: this POST and the next request get 400.
+        await session.close(CloseReason.PARSE_ERROR, drain=False)
         raise
     return PollingResponse(200, b"ok")
 

@@ -3,7 +3,7 @@
 Layer: transport.  The polling and WebSocket consumers share one
 :class:`EngineServer`; it owns the session table, the options sent in the
 handshake, and the request verification the reference server performs
-(transport, protocol version, session id, origin), in that order.
+(transport, origin, protocol version, session id), in that order.
 """
 
 from __future__ import annotations
@@ -65,11 +65,13 @@ class EngineServer:
         if origin is not None and not self.origin_allowed(origin):
             raise Forbidden()
         sid = params.get("sid")
+        if sid is None and method != "GET":
+            raise BadHandshakeMethod()
+        # Every request, not only the handshake: a session speaks the version it was opened
+        # with (4), so an upgrade asking for another is refused, not answered with a probe.
+        if params.get("EIO") != "4":
+            raise UnsupportedProtocolVersion()
         if sid is None:
-            if method != "GET":
-                raise BadHandshakeMethod()
-            if params.get("EIO") != "4":
-                raise UnsupportedProtocolVersion()
             return None
         session = self.sessions.get(sid)
         if session is None:

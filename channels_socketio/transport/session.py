@@ -130,11 +130,21 @@ class EngineSession:
         self._schedule_ping()
         await self.handler.on_open(self)
 
-    async def close(self, reason: str = CloseReason.FORCED, *, ws_code: int = 1000, detail: str = "") -> None:
+    async def close(
+        self, reason: str = CloseReason.FORCED, *, ws_code: int = 1000, detail: str = "", drain: bool | None = None
+    ) -> None:
         """Close once; the layer above hears about it exactly once.
 
         ``detail`` is a sentence for the client, sent as the WebSocket close
         reason; it must never contain secrets or message content.
+
+        A polling session the client closed itself (a close packet) is gone
+        at once: a GET still waiting is answered with a noop, as the
+        reference server does, and the next request gets 400.  Otherwise a
+        close packet is queued.  ``drain`` says whether the client may still
+        fetch it, with what was queued before it, for a grace period; by
+        default only when the server closes with something to say (a
+        ``CONNECT_ERROR``), not when the client is gone or broke the protocol.
         """
         if self.closed:
             return
@@ -147,14 +157,19 @@ class EngineSession:
                 await self._ws_close(ws_code, detail)
             except Exception:  # the peer may already be gone
                 logger.debug("websocket close failed", exc_info=True)
+        elif reason == CloseReason.TRANSPORT_CLOSE:
+            self._outbox = [Packet(PacketType.NOOP)] if self._poll_waiter is not None else []
+            self._outbox_bytes = 0
+            self._forget()
+            self._wake_poller()
         else:
             self._outbox.append(Packet(PacketType.CLOSE))
-            if reason in (CloseReason.PING_TIMEOUT, CloseReason.TRANSPORT_ERROR, CloseReason.TRANSPORT_CLOSE):
-                self._forget()  # the client is gone or broke the protocol: nobody will read
-            else:
-                # The server closes with something to say (a CONNECT_ERROR, say):
-                # the next GET fetches it with the close packet, within a grace period.
+            if drain is None:
+                drain = reason not in (CloseReason.PING_TIMEOUT, CloseReason.TRANSPORT_ERROR)
+            if drain:
                 self._loop.call_later(CLOSED_SESSION_GRACE_S, self._forget)
+            else:
+                self._forget()  # nobody will read more than a GET already waiting takes
             self._wake_poller()
         try:
             await self.handler.on_close(self, reason)

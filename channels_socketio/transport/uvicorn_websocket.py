@@ -26,11 +26,18 @@ ordinary path must be taken instead: before the handshake completes, after
 a close, with an extension such as per-message deflate, or while an
 ordinary send is waiting for the transport to drain (so frames keep their
 order).
+
+With ``--no-access-log`` the protocol also keeps uvicorn's per-connection
+lines out of the log: uvicorn writes every WebSocket handshake (with its
+path and query string) and "connection open" / "connection closed" to its
+*error* logger at INFO, whatever the access log setting.  Those are access
+log lines; warnings and errors still reach ``uvicorn.error``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -110,12 +117,30 @@ class TextFrames:
 _text_frames = TextFrames()
 
 
+class WarningsOnly(logging.LoggerAdapter):
+    """``uvicorn.error`` for warnings and errors only: what a connection logs with the access log off."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+
+    @property
+    def level(self) -> int:  # uvicorn reads it to decide on its TRACE lines
+        return max(self.logger.level, logging.WARNING)
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= logging.WARNING and self.logger.isEnabledFor(level)
+
+
 class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol, writing through a :class:`CorkedTransport`, offering :data:`SEND_TEXT_NOW`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sends_waiting = 0
+        if not self.config.access_log:
+            # The protocol's own lines, and those of websockets' state machine (which logs through it).
+            self.logger = self.conn.logger = WarningsOnly(self.logger)  # type: ignore[assignment]
+            self.conn.debug = self.conn.logger.isEnabledFor(logging.DEBUG)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]

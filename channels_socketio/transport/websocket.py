@@ -6,6 +6,12 @@ A WebSocket either starts a session of its own (``transport=websocket``
 without ``sid``) or upgrades an existing polling session: the client sends
 the probe ``2probe``, we answer ``3probe`` and make the pending GET return,
 the client sends ``5`` and from then on the session is carried here.
+
+A request the checks refuse (:meth:`EngineServer.verify`) is refused before
+the handshake.  A second WebSocket for a session that already has one (or
+is being upgraded) passes them, so it completes its handshake and is then
+closed, as the reference server does: standard clients treat an HTTP
+refusal of a WebSocket as an unhandled error, a close as a close.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a client may take between the probe and the upgrade packet.
 UPGRADE_TIMEOUT_S = 10.0
+#: The close code of a second WebSocket for one session (policy violation).
+BAD_UPGRADE_CLOSE = 1008
 
 
 class WebSocketConsumer(AsyncWebsocketConsumer):
@@ -86,7 +94,8 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
             await self.session.open()
         elif session.upgrading or session.transport != "polling":
             observer.current.connection_error("bad_upgrade")
-            await self.close()
+            await self.accept()
+            await self.close(code=BAD_UPGRADE_CLOSE, reason="The session already has a WebSocket.")
         else:
             await self.accept()
             self._upgrading = session

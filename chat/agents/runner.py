@@ -29,11 +29,12 @@ so on every worker):
    (``metadata.error`` holds the code).  A cancelled reply with no text yet
    stores nothing.
 
-Chunks are the backend's raw text: clients render them as text.  The stored
-reply is sanitised like users' messages (``security.content.sanitize``, as
-``text`` or, with ``"content_type": "markdown"`` in the agent's config, as
-markdown), so for a reply containing markup it differs from the chunks
-joined; history and ``chat:message-received`` carry the stored form.
+Chunks are the backend's raw text: clients show them as text while the
+reply streams.  The stored reply is the chunks joined, verbatim (cut at
+``CHAT_MESSAGE_MAX_LENGTH``), as ``markdown`` -- or ``text`` with
+``"content_type": "text"`` in the agent's config; a markdown reply's
+``chat:message-received`` and history carry its ``html`` from the one
+server-side renderer (``security.render``), which replaces the streamed text.
 
 Queueing.  Each session's runs execute one at a time in the ``seq`` order of
 their messages, by whichever worker claims them (see :mod:`chat.agents.runs`);
@@ -65,6 +66,7 @@ says more is cut there and its stored message marked ``truncated``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from dataclasses import dataclass, field
@@ -75,6 +77,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import notify
+from chat.actions.messages import message_posted
 from chat.agents import runs
 from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
 from chat.agents.secrets import redact, secret_values
@@ -238,9 +241,11 @@ class AgentRunner:
             if self.channel:
                 return
             channel = await self.layer.new_channel(CHANNEL_PREFIX)
+            # Long-lived: each in a fresh context, never the caller's (a REST view's async_to_sync
+            # context ends with the request, and its executor with it).
             self._background = [
-                loop.create_task(self._listen(channel), name="agent-cancel-listener"),
-                loop.create_task(self._sweep(), name="agent-sweep"),
+                loop.create_task(self._listen(channel), name="agent-cancel-listener", context=contextvars.Context()),
+                loop.create_task(self._sweep(), name="agent-sweep", context=contextvars.Context()),
             ]
             self.channel = channel
 
@@ -301,7 +306,7 @@ class AgentRunner:
             self._kicked.add(session_id)
             return
         self._drains[session_id] = asyncio.get_running_loop().create_task(
-            self._drain(session_id), name=f"agent-drain-{session_id}"
+            self._drain(session_id), name=f"agent-drain-{session_id}", context=contextvars.Context()
         )
 
     # --- the queue -------------------------------------------------------------------
@@ -623,3 +628,11 @@ async def cancel(session_id: int, message_key: str, user: Any, moderates: bool) 
 
 async def start() -> None:
     await runner.start()
+
+
+async def _answer(sender: Any, *, session_id: int, message_id: int, **kwargs: Any) -> None:
+    await runner.on_user_message(session_id, message_id)
+
+
+#: A member's message was posted (``chat.actions.messages``): queue the agent's answer.
+message_posted.connect(_answer, dispatch_uid="chat.agents.runner")

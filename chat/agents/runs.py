@@ -46,7 +46,6 @@ from chat.models import (
 )
 from chat.services import messages
 from chat.shapes import message_shape
-from security.content import sanitize
 
 #: Earlier messages a backend is given (backends bound it further).
 HISTORY_LIMIT = 50
@@ -324,9 +323,9 @@ def finish_run(
     """Store what the run produced and close it, in one transaction.
 
     ``completed`` / ``cancelled`` with content store the agent's message
-    (cancelled ones marked so), sanitised like users' messages
-    (:func:`security.content.sanitize`: what is stored is never live
-    markup; the streamed chunks are the provider's raw text); ``failed`` / ``timed_out`` store a system
+    (cancelled ones marked so) exactly as the backend wrote it, like users'
+    messages (markdown gains its HTML from ``security.render`` as it is
+    stored; the streamed chunks are the same raw text); ``failed`` / ``timed_out`` store a system
     note saying the agent could not answer.  With ``worker_id`` the run must
     still be ours and running; ``None`` is for a run already closed by
     :func:`claim_next` (lost or cancelled before it started).  ``stream``,
@@ -355,11 +354,11 @@ def finish_run(
             if truncated:
                 metadata["truncated"] = True
             content_type = reply_content_type(ticket.config)
-            safe = sanitize(content, content_type)[: settings.CHAT.message_max_length]
-            if not safe.strip():
-                safe = "(The reply held only markup, which was removed.)"
+            reply = content[: settings.CHAT.message_max_length]
+            if len(reply) < len(content):
+                metadata["truncated"] = True
             stored = messages.store_message(
-                ticket.session_id, sender, ticket.reply_key, safe, content_type=content_type, metadata=metadata
+                ticket.session_id, sender, ticket.reply_key, reply, content_type=content_type, metadata=metadata
             )
         elif status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
             metadata = {**base_metadata, "error": error or "backend_error"}
@@ -378,8 +377,8 @@ def finish_run(
 
 
 def reply_content_type(config: dict[str, Any]) -> str:
-    """``text`` unless the agent's config says ``"content_type": "markdown"``."""
-    return ContentType.MARKDOWN if config.get("content_type") == ContentType.MARKDOWN else ContentType.TEXT
+    """Agents answer in ``markdown`` (what language models write) unless the config says ``"content_type": "text"``."""
+    return ContentType.TEXT if config.get("content_type") == ContentType.TEXT else ContentType.MARKDOWN
 
 
 def fail_run(ticket: RunTicket, worker_id: str, error: str) -> bool:

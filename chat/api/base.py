@@ -21,7 +21,8 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
 from chat.errors import NotAMember, SessionNotFound
-from chat.models import CLIENT_ID_PATTERN, Membership
+from chat.ids import CLIENT_ID_PATTERN, SLUG_PATTERN
+from chat.models import Membership
 from chat.services import access
 from chat.services.moderation import MemberNotFound, moderator_membership
 from chat.services.sessions import MessageNotFound
@@ -29,7 +30,7 @@ from chat.services.sessions import MessageNotFound
 from .serializers import USERNAME_PATTERN
 from .throttling import ApiRateThrottle
 
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+SLUG = re.compile(SLUG_PATTERN)
 CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 USERNAME = re.compile(USERNAME_PATTERN)
 

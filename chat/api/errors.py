@@ -5,13 +5,18 @@ Layer: REST API.
 A :class:`~chat.errors.ChatError` answers with the HTTP status of its code in
 :data:`chat.errors.WIRE_ERRORS`, the one table of every surface.  DRF's own
 exceptions get the same shape, with their codes renamed where the socket
-protocol has a name for the same thing.
+protocol has a name for the same thing.  A body over Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` (which Django checks before reading it, from
+the ``Content-Length`` or, chunked, from what was buffered) is ``413
+payload_too_large``, not the 400 Django gives a form post.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -35,6 +40,10 @@ def http_status(error: ChatError) -> int:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ChatError):
         return Response(exc.as_payload(), status=http_status(exc))
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        error = {"error": f"Request bodies are limited to {limit} bytes.", "code": "payload_too_large"}
+        return Response(error, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import connection
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -23,14 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.models import ChatMessage, ChatSession
 from chat.services import announce, moderation
 from chat.services import sessions as service
-from chat.services.messages import Sender, store_message
-from security import content as screening
-from security import events as security_events
-from security.errors import MessageBlocked, SpamDetected
-from security.models import SecurityEventType
+from chat.services.messages import Sender
 
 from .base import ApiView, valid_body
 from .pagination import NewestFirst
@@ -103,8 +101,11 @@ class MessageList(ApiView):
     @extend_schema(
         summary="Post a message",
         description="Stored with the session's next `seq` and broadcast to its sockets as "
-        "`chat:message-received`, exactly like a socket send (screened and sanitised the same way: hostile "
-        "content is refused with `message_blocked`). `senderType: user` posts as the caller (an "
+        "`chat:message-received`, exactly like a socket send: `content` is stored as sent (markdown gains "
+        "its `html`), spam is refused with `spam_detected`, and content that looks like an attack is "
+        "flagged as suspicious -- or, in a workspace whose `content_policy` is `strict`, refused with "
+        "`message_blocked`. Bodies over `CHAT_API_BODY_MAX_BYTES` get 413 `payload_too_large`. "
+        "`senderType: user` posts as the caller (an "
         "integrator's own user) and hands the message to the session's agent; `system` posts a system "
         "notice (moderators and admins). Idempotent by `id`: posting an id again stores and broadcasts "
         "nothing and answers 200 with the original and `duplicate: true`.",
@@ -114,6 +115,7 @@ class MessageList(ApiView):
             200: OpenApiResponse(PostedMessageSerializer, description="The id was posted before: the original."),
             **errors(
                 "invalid_payload",
+                "payload_too_large",
                 "message_too_long",
                 "metadata_too_large",
                 "message_blocked",
@@ -137,39 +139,19 @@ class MessageList(ApiView):
             sender = Sender.system(data.get("senderName") or "system")
         else:
             sender = Sender.for_user(request.user)
-        content = _screened(request, row, data["content"], data["contentType"])
-        stored = store_message(row.pk, sender, data["id"], content, data["contentType"], data["metadata"])
+        scope = getattr(request._request, "scope", None) or {"client": (request.META.get("REMOTE_ADDR", ""), 0)}
+        stored = async_to_sync(post_message)(
+            Author(sender, request.user, scope, "rest"),
+            SessionRef(row.pk, row.key, row.workspace_id, row.workspace.slug),
+            Draft(data["id"], data["content"], data["contentType"], data["metadata"]),
+        )
         message = stored.message
         message.session = row
-        if stored.created:
-            announce.message_received(message, row)
-        if message.sender_type == "user":
-            # Also for a resent id: the runner makes one run per message, and this recovers a lost trigger.
-            announce.trigger_agent(row.pk, message.pk)
         body = MessageSerializer(message).data
         if message.hidden and not membership.moderates:
-            body.update(content="", metadata={})  # the id was reused: do not reveal what was hidden
+            body.update(content="", html=None, metadata={})  # the id was reused: do not reveal what was hidden
         body["duplicate"] = not stored.created
         return Response(body, status=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK)
-
-
-def _screened(request: Request, session: ChatSession, content: str, content_type: str) -> str:
-    """The socket path's content screening: hostile content is refused (and recorded), the rest sanitised."""
-    try:
-        screening.check_content(content)
-    except (MessageBlocked, SpamDetected) as error:
-        kind = SecurityEventType.MESSAGE_BLOCKED if isinstance(error, MessageBlocked) else (
-            SecurityEventType.SUSPICIOUS_ACTIVITY
-        )
-        security_events.record(
-            kind,
-            user=request.user,
-            workspace=session.workspace_id,
-            session_key=session.key,
-            detail={"surface": "rest", **error.details},
-        )
-        raise
-    return screening.sanitize(content, content_type)
 
 
 @extend_schema(tags=TAG, parameters=[WORKSPACE, SESSION, MESSAGE])

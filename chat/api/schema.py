@@ -4,7 +4,14 @@ Layer: REST API (documentation only; nothing here runs on a request).
 
 Every operation lists the errors it can answer, each status with an example
 per code, so a client generator sees the same ``{"error", "code"}`` shape
-everywhere and the codes the socket protocol uses.
+everywhere and the codes the socket protocol uses.  A view declares its own
+errors (:func:`errors`); :class:`ChatAutoSchema` adds those the framework
+answers before the view's code runs -- 401 without credentials, 429 when
+throttled, 413 for a body over the limit, 415 for one that is not JSON, 406
+for an ``Accept`` that excludes JSON, 403 for a failed CSRF check -- so the
+schema lists every status an operation can return
+(``tests/integration/test_schemathesis.py`` checks it against a live
+server, with the rate limit at its default and raised).
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import SAFE_METHODS, AllowAny
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -28,7 +38,8 @@ class ErrorSerializer(serializers.Serializer):
 
 #: Every error code of the REST API: status, when, and an example message.
 ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
-    "invalid_payload": (400, "A field or query parameter is missing, of the wrong type or out of range.", {
+    "invalid_payload": (400, "A field or query parameter is missing, of the wrong type or out of range; "
+                        "or the body is not JSON.", {
         "error": "Invalid request.", "code": "invalid_payload", "fields": {"id": ["This field is required."]},
     }),
     "message_too_long": (400, "Content longer than CHAT_MESSAGE_MAX_LENGTH.", {
@@ -37,7 +48,11 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "metadata_too_large": (400, "Metadata over 16 KiB of JSON or nested deeper than 8.", {
         "error": "Metadata is limited to 16384 bytes of JSON.", "code": "metadata_too_large",
     }),
-    "message_blocked": (400, "The content looks like an injection attempt (`reason` says which kind).", {
+    "payload_too_large": (413, "The request body is larger than CHAT_API_BODY_MAX_BYTES (checked before parsing).", {
+        "error": "Request body exceeds 262144 bytes.", "code": "payload_too_large", "maxBytes": 262144,
+    }),
+    "message_blocked": (400, "Only in a workspace whose content_policy is strict: the content looks like an "
+                        "injection attempt (`reason` says which kind).", {
         "error": "This message was blocked because it contains content that is not allowed.",
         "code": "message_blocked", "reason": "script_injection",
     }),
@@ -75,6 +90,9 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         "error": "No such page: use the next and previous links as given.", "code": "invalid_cursor",
     }),
     "not_found": (404, "No such endpoint.", {"error": "Not found.", "code": "not_found"}),
+    "not_acceptable": (406, "The `Accept` header excludes JSON.", {
+        "error": "Could not satisfy the request Accept header.", "code": "not_acceptable",
+    }),
     "session_exists": (409, "A session with this id exists already.", {
         "error": "A session with this id already exists in this workspace.", "code": "session_exists",
         "sessionId": "support-42",
@@ -84,6 +102,9 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     }),
     "session_closed": (409, "The session is closed: readable, not writable.", {
         "error": "This session is closed.", "code": "session_closed",
+    }),
+    "unsupported_media_type": (415, "A body that is not `application/json`.", {
+        "error": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type",
     }),
     "spam_detected": (429, "The content looks like spam (`reason`: `char_flood`, `link_flood`...).", {
         "error": "This message looks like spam and was not sent.", "code": "spam_detected", "reason": "char_flood",
@@ -97,14 +118,12 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
 #: What every paginated list can answer besides its own errors.
 LIST = ("invalid_payload", "invalid_cursor")
 
-#: What every authenticated endpoint can answer.
-COMMON = ("unauthenticated", "rate_limited")
 
 
 def errors(*codes: str) -> dict[int, OpenApiResponse]:
-    """Responses for these codes (plus 401 and 429), one entry per status, one example per code."""
+    """Responses for these codes, one entry per status, one example per code (named by the code)."""
     by_status: dict[int, list[str]] = {}
-    for code in (*codes, *COMMON):
+    for code in dict.fromkeys(codes):
         by_status.setdefault(ERRORS[code][0], []).append(code)
     responses = {}
     for status, status_codes in sorted(by_status.items()):
@@ -144,3 +163,43 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "description": "An API token (`chat_…`) from `manage.py chat_token`, the admin, or your operator.",
         }
 
+
+
+def _error_codes(response: Any) -> list[str] | None:
+    """The codes of a response :func:`errors` made (its examples are named by code); None for others."""
+    if isinstance(response, OpenApiResponse) and response.response is ErrorSerializer:
+        return [example.name for example in response.examples]
+    return None
+
+
+class ChatAutoSchema(AutoSchema):
+    """drf-spectacular's schema, with the errors the framework answers added to every operation."""
+
+    def framework_error_codes(self) -> list[str]:
+        """What DRF and our settings answer for this operation before (or instead of) the view's code."""
+        view = self.view
+        codes = ["not_acceptable"]
+        if not all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
+            codes.append("unauthenticated")
+        if self.method not in SAFE_METHODS and any(
+            isinstance(authenticator, SessionAuthentication) for authenticator in view.get_authenticators()
+        ):
+            codes.append("forbidden")  # a session without its CSRF token
+        if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
+            codes += ["invalid_payload", "payload_too_large", "unsupported_media_type"]
+        if view.get_throttles():
+            codes.append("rate_limited")
+        return codes
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        """The declared responses, with the framework's errors merged in (one example per code)."""
+        bodies = super()._get_response_bodies(direction)
+        declared = self.get_response_serializers()
+        declared = declared if isinstance(declared, dict) else {}
+        declared_codes = [code for response in declared.values() for code in _error_codes(response) or []]
+        error_statuses = {str(status) for status, response in declared.items() if _error_codes(response) is not None}
+        taken = {int(status) for status in bodies if status not in error_statuses}  # successes, 503...
+        added = [code for code in self.framework_error_codes() if ERRORS[code][0] not in taken]
+        for status, response in errors(*declared_codes, *added).items():
+            bodies[str(status)] = self._get_response_for_code(response, str(status), direction=direction)
+        return dict(sorted(bodies.items()))

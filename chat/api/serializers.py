@@ -17,10 +17,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from chat.ids import CLIENT_ID_PATTERN
 from chat.models import (
-    CLIENT_ID_PATTERN,
     ChatMessage,
     ChatSession,
+    ContentPolicy,
     ContentType,
     Membership,
     PresenceStatus,
@@ -35,7 +36,7 @@ from security.models import SecurityEvent, SecurityEventType
 
 #: Who may post over REST (agents post through the agent runner).
 POSTED_SENDER_TYPES = [("user", "User"), ("system", "System")]
-USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
+USERNAME_PATTERN = r"^[\w.@+-]{1,150}\Z"
 SEARCH_MAX_LENGTH = 200
 
 
@@ -133,7 +134,19 @@ class WorkspaceSerializer(serializers.Serializer):
     name = serializers.CharField(source="workspace.name")
     role = serializers.ChoiceField(Role.choices, help_text="The caller's role in this workspace.")
     mutedUntil = serializers.DateTimeField(source="muted_until", allow_null=True, help_text="Set while muted.")
+    contentPolicy = serializers.ChoiceField(
+        ContentPolicy.choices,
+        source="workspace.content_policy",
+        help_text="What a message that looks like an attack does: `standard` -- it is delivered as text and "
+        "recorded as `suspicious_activity`; `strict` -- it is refused with `message_blocked`.",
+    )
     createdAt = serializers.DateTimeField(source="workspace.created_at")
+
+
+class WorkspaceUpdateSerializer(serializers.Serializer):
+    contentPolicy = serializers.ChoiceField(
+        ContentPolicy.choices, required=False, help_text="`standard` or `strict` (admins only). Absent: nothing changes."
+    )
 
 
 @extend_schema_serializer(
@@ -310,6 +323,7 @@ MESSAGE_EXAMPLE = {
     "userName": "alice",
     "content": "Where is my refund?",
     "contentType": "text",
+    "html": None,
     "metadata": {},
     "timestamp": 1767605672000,
     "hidden": False,
@@ -329,8 +343,13 @@ class MessageSerializer(serializers.Serializer):
     senderType = serializers.ChoiceField(SenderType.choices)
     userId = serializers.CharField(allow_null=True)
     userName = serializers.CharField()
-    content = serializers.CharField()
+    content = serializers.CharField(help_text="Exactly what the sender wrote. Show it as text, never as HTML.")
     contentType = serializers.ChoiceField(ContentType.choices)
+    html = serializers.CharField(
+        allow_null=True,
+        help_text="`markdown` messages: the server's safe HTML rendering of `content` (an allow-list of "
+        "elements; links http/https/mailto with rel=\"nofollow noopener\"). `null` for `text`.",
+    )
     metadata = serializers.DictField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")

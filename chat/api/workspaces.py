@@ -25,6 +25,7 @@ from .serializers import (
     MemberUpdateSerializer,
     MuteSerializer,
     WorkspaceSerializer,
+    WorkspaceUpdateSerializer,
 )
 
 TAG = ["workspaces"]
@@ -59,6 +60,22 @@ class WorkspaceDetail(ApiView):
     )
     def get(self, request: Request, workspace: str) -> Response:
         return Response(WorkspaceSerializer(self.membership).data)
+
+    @extend_schema(
+        summary="Change a workspace's settings",
+        description="Admins of the workspace only. `contentPolicy`: what a message that looks like an attack "
+        "(script tags, event handlers, `javascript:` URLs, obfuscated hosts) does -- `standard` (the default) "
+        "delivers it as text and records `suspicious_activity` with a strike for the sender; `strict` refuses "
+        "it with `message_blocked`. Applies to the next message (on other workers within 5 s). Audited.",
+        request=WorkspaceUpdateSerializer,
+        responses={200: WorkspaceSerializer, **errors("invalid_payload", "forbidden", "not_a_member")},
+    )
+    def patch(self, request: Request, workspace: str) -> Response:
+        data = valid_body(WorkspaceUpdateSerializer, request)
+        membership = self.membership
+        if "contentPolicy" in data:
+            membership.workspace = moderation.set_content_policy(membership, data["contentPolicy"])
+        return Response(WorkspaceSerializer(membership).data)
 
 
 @extend_schema(tags=TAG, parameters=[WORKSPACE])

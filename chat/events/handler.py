@@ -10,7 +10,6 @@ ids the client sent) and, when the client asked for an ack, answers it with
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Awaitable, Callable
 
 from channels_socketio.protocol.namespace import Namespace
@@ -18,23 +17,29 @@ from channels_socketio.protocol.socket import Socket
 from chat.errors import ChatError
 from chat.events import guards
 from chat.events.payloads import payload_object
+from chat.ids import is_client_id
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
 ChatHandler = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-_ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def chat_event(namespace: Namespace, event: str, *, operation: str) -> Callable[[ChatHandler], ChatHandler]:
-    """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``)."""
+def chat_event(
+    namespace: Namespace, event: str, *, operation: str | None
+) -> Callable[[ChatHandler], ChatHandler]:
+    """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``).
+
+    ``operation=None``: the action the handler calls counts the event itself (sending a message).
+    """
     error_event = f"{event}-error"
 
     def register(handler: ChatHandler) -> ChatHandler:
         async def handle(socket: Socket, *args: Any) -> dict[str, Any]:
             payload: Any = args[0] if args else None
             try:
-                await guards.limit(socket, operation)
+                if operation is not None:
+                    await guards.limit(socket, operation)
                 result = await handler(socket, payload_object(args))
             except ChatError as error:
                 metrics.event_failed(event, internal=False)
@@ -66,6 +71,6 @@ def _with_ids(body: dict[str, Any], payload: Any) -> dict[str, Any]:
         session_id = session_id or message.get("sessionId")
         message_id = message.get("id")
     for name, value in (("sessionId", session_id), ("messageId", message_id)):
-        if name not in body and isinstance(value, str) and _ECHOABLE_ID.fullmatch(value):
+        if name not in body and is_client_id(value):
             body[name] = value
     return body

@@ -8,15 +8,12 @@ from channels.db import database_sync_to_async
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
-from chat import notify
-from chat.agents import runner as agent_runner
+from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.errors import InvalidPayload
-from chat.events import guards
 from chat.events.context import find_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
-from chat.events.writer import writer
-from chat.models import ChatSession
+from chat.models import ChatSession, ContentType
 from chat.services import messages
 from chat.shapes import message_shape, now_ms, to_ms
 
@@ -28,7 +25,7 @@ def _history(session_id: int, moderates: bool, **query: Any):
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:send-message", operation="send")
+    @chat_event(namespace, "chat:send-message", operation=None)
     async def send_message(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         message = required_object(payload, "message")
         entry = find_joined(socket, message)
@@ -37,34 +34,16 @@ def register(namespace: Namespace) -> None:
         if not isinstance(content, str):
             raise InvalidPayload("message.content must be a string.")
         content_type = optional_str(message, "contentType", max_length=16)
-        content_type = "text" if content_type is None else content_type
         metadata = message.get("metadata")
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidPayload("message.metadata must be a JSON object.")
-        stored = writer.recently_stored(entry.session_id, key)
-        if stored is None:
-            # A resend of a message this worker just stored is answered from
-            # memory: it is not new content, so it is not screened again.
-            messages.check_content(content, content_type, metadata)
-            content = await guards.screen(
-                socket, content, content_type, workspace_id=entry.workspace_id, session_key=entry.session_key
-            )
-            sender = messages.Sender.for_user(socket.user)
-            new = messages.NewMessage(entry.session_id, sender, key, content, content_type, metadata)
-
-            async def announce(stored: messages.StoredMessage) -> None:
-                shape = message_shape(stored.message, workspace_slug=entry.workspace_slug, session_key=entry.session_key)
-                await notify.to_session(
-                    entry.workspace_slug,
-                    entry.session_key,
-                    "chat:message-received",
-                    shape,
-                    exclude=[socket.id],
-                    seq=stored.message.seq,
-                )
-
-            stored = await writer.store(new, announce)
+        stored = await post_message(
+            Author.member_of(socket.user, socket.scope, "socket"),
+            SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug),
+            Draft(key, content, ContentType.TEXT if content_type is None else content_type, metadata),
+            exclude=[socket.id],
+        )
         confirmation = {
             "messageId": key,
             "sessionId": entry.session_key,
@@ -73,10 +52,6 @@ def register(namespace: Namespace) -> None:
             "duplicate": not stored.created,
         }
         await socket.emit("chat:message-sent", confirmation)
-        # Idempotent (one run per message), so a resend also repairs a run
-        # lost between storing and queueing.
-        if stored.agent_may_answer:
-            await agent_runner.on_user_message(entry.session_id, stored.message.pk)
         return confirmation
 
     @chat_event(namespace, "chat:request-history", operation="history")

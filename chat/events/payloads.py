@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chat.errors import InvalidPayload
-
-_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+from chat.ids import is_client_id, is_slug
 
 
 def payload_object(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -20,7 +17,7 @@ def payload_object(args: tuple[Any, ...]) -> dict[str, Any]:
 
 def required_client_id(payload: dict[str, Any], name: str) -> str:
     value = payload.get(name)
-    if not isinstance(value, str) or not _CLIENT_ID.fullmatch(value):
+    if not is_client_id(value):
         raise InvalidPayload(f"{name} must be 1-128 characters of A-Z, a-z, 0-9, _ and -.")
     return value
 
@@ -33,7 +30,7 @@ def optional_client_id(payload: dict[str, Any], name: str) -> str | None:
 
 def required_slug(payload: dict[str, Any], name: str) -> str:
     value = payload.get(name)
-    if not isinstance(value, str) or not _SLUG.fullmatch(value):
+    if not is_slug(value):
         raise InvalidPayload(f"{name} must be a workspace slug (1-64 characters of A-Z, a-z, 0-9, _ and -).")
     return value
 

@@ -26,9 +26,10 @@ is refused), the route, the caller (:mod:`chat.parlant.auth`), the REST
 API's rate (``CHAT_API_RATE_LIMIT``, shared with ``/api/v1/``), the
 caller's membership of the workspace (another workspace, or a session the
 caller may not see, is a 404).  Posting a message then passes exactly the
-socket send's checks: the ``send`` rate limit, content limits, hostile
-content and spam screening (with strikes and security events), the
-sanitiser, the mute.  Creating a session counts against ``join``.
+socket send's checks: the ``send`` rate limit, content limits, screening
+under the workspace's content policy (``chat.services.screening.screen_content``,
+with strikes and security events), the mute; the text is stored as sent.
+Creating a session counts against ``join``.
 """
 
 from __future__ import annotations
@@ -47,32 +48,26 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from channels_socketio.transport.http_request import BoundedHttpConsumer
-from chat import notify
-from chat.agents import runner as agent_runner
+from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
-from chat.events import guards
-from chat.events.writer import writer
-from chat.models import CLIENT_ID_PATTERN, Agent, ChatSession, Membership
+from chat.ids import is_client_id, is_slug
+from chat.models import Agent, ChatSession, ContentType, Membership
 from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
 from chat.parlant.watch import Watcher, wait
-from chat.services import access, moderation
+from chat.services import access, moderation, screening
 from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
-from chat.shapes import message_shape
-from security import content as screening
 from security import events as security_events
-from security.errors import MessageBlocked, RateLimited, SpamDetected
+from security.errors import RateLimited
 from security.models import SecurityEventType
 
 logger = logging.getLogger(__name__)
 
 PREFIX = re.compile(r"^/parlant/(?P<workspace>[^/]*)(?:/t/(?P<token>[^/]*))?(?P<rest>/.*)?$")
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 #: Event ids: message ids, and ``<reply id>.<status>`` for a run's statuses.
 EVENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,160}")
 
@@ -226,7 +221,7 @@ def body_str(body: dict[str, Any], name: str, *, required: bool, max_length: int
 
 def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any = None, **detail: Any) -> None:
     """A security event about this client, deduplicated as the socket path's are (never the token or the content)."""
-    guards.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
+    screening.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
 
 
 def admit(call: Call) -> Membership:
@@ -245,7 +240,7 @@ def admit(call: Call) -> Membership:
     if not throttle.allow_request(request, None):
         wait_s = throttle.wait() or 1
         raise RateLimited(int(wait_s * 1000))
-    if not SLUG.fullmatch(workspace):
+    if not is_slug(workspace):
         raise NotAMember()
     membership = access.membership_for(user, workspace)
     membership.user = user
@@ -261,7 +256,8 @@ class ParlantConsumer(BoundedHttpConsumer):
         self.watcher = watcher
 
     def max_body(self) -> int:
-        return settings.CHAT.max_payload
+        # The REST API's bound: bodies over it are counted, never kept or parsed.
+        return settings.CHAT.api_body_max_bytes
 
     def cancel_on_disconnect(self) -> bool:
         # A waiting GET (long-poll, stream) stops; a POST finishes: what it stores must be stored whole.
@@ -283,7 +279,7 @@ class ParlantConsumer(BoundedHttpConsumer):
                 return
             call, handler, route, token = self._route(method, body)
             if self.too_large:
-                raise ApiError(413, f"Request body exceeds {settings.CHAT.max_payload} bytes.", "payload_too_large")
+                raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
             call.user = await database_sync_to_async(authenticate)(token or self._bearer())
             call.membership = await database_sync_to_async(admit)(call)
             answer = await handler(self, call)
@@ -393,7 +389,7 @@ class ParlantConsumer(BoundedHttpConsumer):
 
 def _session(call: Call) -> ChatSession:
     key = call.params["session"]
-    if not CLIENT_ID.fullmatch(key):
+    if not is_client_id(key):
         raise ApiError(404, "Session not found", "session_not_found")
     assert call.membership is not None
     return session_service.get_session(call.membership, key)
@@ -403,7 +399,7 @@ async def read_agent(self: ParlantConsumer, call: Call) -> Json:
     key = call.params["agent"]
 
     def load() -> Agent | None:
-        if not CLIENT_ID.fullmatch(key):
+        if not is_client_id(key):
             return None
         assert call.membership is not None
         return Agent.objects.filter(workspace_id=call.membership.workspace_id, key=key).first()
@@ -420,7 +416,7 @@ async def create_session(self: ParlantConsumer, call: Call) -> Json:
     title = body_str(body, "title", required=False, max_length=200)
     body_str(body, "customer_id", required=False)  # checked, not used: the session's customer is the caller
     query_bool(call, "allow_greeting", False)  # checked, not used: our agents answer messages, they do not greet
-    await guards.limiter().check("join", call.user.pk)
+    await screening.limiter().check("join", call.user.pk)
 
     def create() -> dict[str, Any]:
         assert call.membership is not None and agent_key is not None
@@ -554,40 +550,13 @@ async def create_event(self: ParlantConsumer, call: Call) -> Json:
     assert membership is not None
     session = await database_sync_to_async(_session)(call)
     sender, metadata = await database_sync_to_async(_sender)(source, session, membership, user)
-    # The socket send's checks, in its order (chat.events.messages and chat.events.guards).
-    try:
-        await guards.limiter().check("send", user.pk)
-    except RateLimited:
-        record(call.scope, SecurityEventType.RATE_LIMIT_EXCEEDED, user=user, operation="send")
-        raise
-    message_service.check_content(text, "text", metadata)
-    try:
-        screening.check_content(text)
-        await guards.repeats().check(user.pk, text)
-    except (MessageBlocked, SpamDetected) as error:
-        await guards.limiter().strike(user.pk)
-        blocked = isinstance(error, MessageBlocked)
-        kind_of_event = SecurityEventType.MESSAGE_BLOCKED if blocked else SecurityEventType.SUSPICIOUS_ACTIVITY
-        security_events.record(
-            kind_of_event,
-            user=user,
-            workspace=session.workspace_id,
-            session_key=session.key,
-            scope=call.scope,
-            detail={"surface": "parlant", **error.details},
-        )
-        raise
+    # The socket send's path: limits, checks, screening, storing and announcing (chat.actions.messages).
     key = f"p-{secrets.token_urlsafe(16)}"
-    new = message_service.NewMessage(session.pk, sender, key, screening.sanitize(text, "text"), "text", metadata)
-    workspace_slug, session_key = session.workspace.slug, session.key
-
-    async def announce(stored: message_service.StoredMessage) -> None:
-        shape = message_shape(stored.message, workspace_slug=workspace_slug, session_key=session_key)
-        await notify.to_session(workspace_slug, session_key, "chat:message-received", shape, seq=stored.message.seq)
-
-    stored = await writer.store(new, announce)
-    if sender.user is not None:
-        await agent_runner.on_user_message(session.pk, stored.message.pk)
+    await post_message(
+        Author(sender, user, call.scope, "parlant"),
+        SessionRef(session.pk, session.key, session.workspace_id, session.workspace.slug),
+        Draft(key, text, ContentType.TEXT, metadata),
+    )
     event = await database_sync_to_async(_synced_read_one)(session, key, True)
     if event is None:  # pragma: no cover - it was just stored and logged
         raise ChatError()

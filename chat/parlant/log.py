@@ -50,10 +50,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from chat.agents.runs import failure_text, reply_content_type
+from chat.agents.runs import failure_text
 from chat.models import AGENT_RUN_OPEN_STATES, AgentRun, AgentRunStatus, ChatMessage, ChatSession, SenderType
 from chat.parlant.models import EventKind, LogEvent, LogHead
-from security.content import sanitize
+from chat.shapes import rendered_html
 
 #: Most messages logged in one pass; a longer backlog takes several passes.
 SYNC_BATCH = 500
@@ -337,12 +337,13 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
         if message is None and run.reply is not None and run.reply.sender_type == SenderType.AGENT:
             message = run.reply
         if message is not None:
-            text = message.content
+            text, html = message.content, rendered_html(message)
         else:
-            # Still streaming (or it failed part-way): the raw chunks, made safe the way the reply will be stored.
-            config = run.agent.config if run.agent is not None and isinstance(run.agent.config, dict) else {}
-            text = sanitize("".join(chunk for chunk in chunks if isinstance(chunk, str)), reply_content_type(config))
+            # Still streaming (or it failed part-way): the raw chunks so far, as text (no HTML until it is stored).
+            text, html = "".join(chunk for chunk in chunks if isinstance(chunk, str)), None
         data: dict[str, Any] = {"message": text, "participant": _agent_participant(run)}
+        if html is not None:
+            data["html"] = html
         if chunks:
             data["chunks"] = chunks + ([None] if run.status not in AGENT_RUN_OPEN_STATES else [])
         metadata = message.metadata if message is not None and isinstance(message.metadata, dict) else {}
@@ -350,7 +351,11 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
     if message is None:  # deleted since
         return {"message": "", "participant": {"id": None, "display_name": ""}}, {}, True
     metadata = message.metadata if isinstance(message.metadata, dict) else {}
-    return {"message": message.content, "participant": _participant(message)}, metadata, message.hidden
+    data = {"message": message.content, "participant": _participant(message)}
+    html = rendered_html(message)
+    if html is not None:
+        data["html"] = html  # markdown: the server's safe HTML of the message (docs/parlant-compat.md)
+    return data, metadata, message.hidden
 
 
 def event_shape(row: LogEvent) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from chat.errors import AgentNotFound, NotAMember, PermissionDenied
-from chat.models import Agent, ChatSession, Membership
+from chat.models import Agent, ChatSession, ContentPolicy, Membership, Workspace
 
 
 def membership_for(user: AbstractBaseUser, workspace_slug: str) -> Membership:
@@ -54,3 +56,32 @@ def open_session(membership: Membership, session_key: str, agent_key: str | None
         # Another worker created it a moment ago: join theirs like any existing session.
         return open_session(membership, session_key, None)
     return session, True
+
+
+#: How long a worker trusts a workspace's content policy it read (a change reaches every worker within this).
+#: Screening a hostile-looking message then needs no database read: a refusal does not wait on the
+#: database thread, which the security event writer may be holding.
+CONTENT_POLICY_TTL_S = 5.0
+_policies: dict[int, tuple[str, float]] = {}
+
+
+def cached_content_policy(workspace_id: int) -> str | None:
+    """The workspace's content policy if this worker read it less than :data:`CONTENT_POLICY_TTL_S` ago."""
+    found = _policies.get(workspace_id)
+    if found is None or found[1] < time.monotonic():
+        return None
+    return found[0]
+
+
+def remember_content_policy(workspace_id: int, policy: str) -> None:
+    if len(_policies) >= 10_000:
+        _policies.clear()
+    _policies[workspace_id] = (policy, time.monotonic() + CONTENT_POLICY_TTL_S)
+
+
+def content_policy(workspace_id: int) -> str:
+    """The workspace's :class:`~chat.models.ContentPolicy`, read from the database (and remembered)."""
+    policy = Workspace.objects.filter(pk=workspace_id).values_list("content_policy", flat=True).first()
+    policy = policy or ContentPolicy.STANDARD
+    remember_content_policy(workspace_id, policy)
+    return policy

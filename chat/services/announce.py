@@ -15,8 +15,6 @@ service that made the change.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -33,7 +31,6 @@ logger = logging.getLogger(__name__)
 #: Events this module sends, beyond the socket protocol's own (see docs/api.md, "Live effects").
 SESSION_CLOSED = "chat:session-closed"
 SESSION_UPDATED = "chat:session-updated"
-MESSAGE_RECEIVED = "chat:message-received"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
 BANNED = "chat:banned"
@@ -51,18 +48,6 @@ def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any)
 # --- messages -------------------------------------------------------------------
 
 
-def message_received(message: ChatMessage, session: ChatSession) -> None:
-    """A message stored by the REST API reaches every socket in the session, as a socket send does."""
-    after_commit(
-        notify.to_session,
-        session.workspace.slug,
-        session.key,
-        MESSAGE_RECEIVED,
-        message_shape(message, session),
-        seq=message.seq,
-    )
-
-
 def message_hidden(message: ChatMessage, session: ChatSession) -> None:
     payload = {"sessionId": session.key, "messageId": message.key, "workspaceId": session.workspace.slug}
     after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_HIDDEN, payload)
@@ -77,33 +62,6 @@ def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
         "message": message_shape(message, session),
     }
     after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_UNHIDDEN, payload)
-
-
-def trigger_agent(session_id: int, message_id: int) -> None:
-    """The single call site of the agent runner for messages posted over REST (after commit).
-
-    ``chat.agents.runner.on_user_message(session_id, message_id)`` is async
-    and idempotent (one run per message); without the agents package this is
-    a no-op.
-    """
-    try:
-        from chat.agents.runner import on_user_message  # type: ignore[import-not-found]
-    except ImportError:
-        logger.debug("no agent runner installed; message %s not handed to an agent", message_id)
-        return
-    after_commit(_in_fresh_context, on_user_message, session_id, message_id)
-
-
-async def _in_fresh_context(func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run ``func`` as a task of its own with an empty context, and wait for it.
-
-    ``async_to_sync`` runs its coroutine tied to the calling thread's executor,
-    which quits when the call returns.  The agent runner starts long-lived
-    tasks; created under that context they would inherit the dead executor
-    (``CurrentThreadExecutor already quit``), so they must start from a clean
-    one, like the tasks of a socket event.
-    """
-    return await asyncio.get_running_loop().create_task(func(*args), context=contextvars.Context())
 
 
 # --- sessions -------------------------------------------------------------------

@@ -1,7 +1,14 @@
-"""Storing messages with gap-free per-session ``seq``, idempotently, and reading history."""
+"""Storing messages with gap-free per-session ``seq``, idempotently, and reading history.
+
+Content is stored exactly as sent.  A markdown message is stored with its
+HTML (``security.render``, the one renderer), made once here -- or by the
+surface beforehand, off its event loop (:func:`render`) -- so that every
+surface serves the same ``html`` without rendering on read.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +30,7 @@ from chat.errors import (
 from chat.models import Agent, ChatMessage, ContentType, SenderType, SessionStatus
 from chat.services import message_rows
 from chat.services.moderation import Muted
+from security.render import html_for
 
 #: Metadata is the client's free-form JSON: bounded so it cannot be used to
 #: store or fan out arbitrary amounts of data.
@@ -139,6 +147,16 @@ class NewMessage:
     content: str
     content_type: str = ContentType.TEXT
     metadata: dict = field(default_factory=dict)
+    #: The rendered HTML when the caller made it already (:func:`render`); ``None``: made when stored.
+    html: str | None = None
+
+
+async def render(content: str, content_type: str) -> str:
+    """:func:`security.render.html_for` in a worker thread for markdown (rendering 10,000 characters takes
+    tens of milliseconds, which an event loop serving other sockets should not spend); text has no HTML."""
+    if content_type != ContentType.MARKDOWN:
+        return ""
+    return await asyncio.to_thread(html_for, content, content_type)
 
 
 def store_message(
@@ -282,6 +300,7 @@ def new_row(new: NewMessage, now: datetime, *, seq: int | None) -> ChatMessage:
         sender_name=new.sender.name[:150],
         content=new.content,
         content_type=new.content_type,
+        html=html_for(new.content, new.content_type) if new.html is None else new.html,
         metadata=new.metadata,
     )
 

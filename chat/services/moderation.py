@@ -33,7 +33,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from chat.errors import ChatError, InvalidPayload, NotAMember, PermissionDenied
-from chat.models import ChatMessage, Membership, Presence, Role, Workspace, WorkspaceBan
+from chat.models import ChatMessage, ContentPolicy, Membership, Presence, Role, Workspace, WorkspaceBan
+from chat.services import access
 from chat.shapes import to_ms
 
 #: The longest mute a moderator can set in one go (a year); longer is a ban.
@@ -154,6 +155,25 @@ def audit(actor: AbstractBaseUser, obj: models.Model, message: str) -> None:
         action_flag=CHANGE,
         change_message=message,
     )
+
+
+# --- the workspace ---------------------------------------------------------------------------
+
+
+def set_content_policy(actor: Membership, policy: str) -> Workspace:
+    """Workspace admins choose what a hostile-looking message does (``chat.models.ContentPolicy``); audited."""
+    if policy not in ContentPolicy.values:
+        raise InvalidPayload("contentPolicy must be 'standard' or 'strict'.")
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied("Only workspace admins can change the content policy.")
+    workspace = actor.workspace
+    if workspace.content_policy != policy:
+        old = workspace.content_policy
+        workspace.content_policy = policy
+        workspace.save(update_fields=["content_policy"])
+        audit(actor.user, workspace, f"Changed the content policy of {workspace.slug} from {old} to {policy}.")
+    access.remember_content_policy(workspace.pk, policy)  # this worker at once; the others within its TTL
+    return workspace
 
 
 # --- members ---------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ Announcing changes is the caller's job (:mod:`chat.services.announce`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +23,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from chat.errors import AgentNotFound, ChatError, PermissionDenied, SessionNotFound
-from chat.models import CLIENT_ID_PATTERN, Agent, ChatMessage, ChatSession, Membership, SenderType, SessionStatus
+from chat.ids import is_client_id
+from chat.models import Agent, ChatMessage, ChatSession, Membership, SenderType, SessionStatus
 from chat.services.moderation import MemberNotFound, audit
 
 
@@ -79,11 +79,10 @@ def get_session(membership: Membership, key: str) -> ChatSession:
     session = visible_sessions(membership).filter(key=key).first()
     if session is None:
         # Echo the id only when it is one a client could have chosen.
-        raise SessionNotFound(sessionId=key) if _CLIENT_ID.fullmatch(key) else SessionNotFound()
+        raise SessionNotFound(sessionId=key) if is_client_id(key) else SessionNotFound()
     return session
 
 
-_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 
 
 def _agent(membership: Membership, agent_key: str) -> Agent:

@@ -33,11 +33,24 @@ def test_chat_page_states_are_accessible(chat_server, open_user):
     guest.start_conversation(agent=None)
     demo = open_user("demo")
     demo.open_session(guest.session_id)
-    guest.send("Hello there, **this** is `markdown` with a link: https://example.com")
+    guest.send("Hello there, **this** is text with `code` and a link: https://example.com")
     demo.send("Hi guest!\nA second line.")
     guest.wait_message("Hi guest!\nA second line.", state="stored")
+    # A markdown message (the server's HTML): a list, a link and a code block with its Copy button.
+    status, body = chat_server.rest(
+        "POST",
+        f"workspaces/demo/sessions/{guest.session_id}/messages/",
+        user="demo",
+        body={
+            "id": "a11y-md",
+            "contentType": "markdown",
+            "content": "Steps:\n\n1. Run it\n2. See [the docs](https://example.com/docs)\n\n```sh\nmake test\n```",
+        },
+    )
+    assert status == 201, body
+    guest.page.wait_for_selector(".msg__body--html .code-block__copy")
     # A refused send: a failed bubble with its buttons, and the error alert.
-    guest.send("<script>alert(1)</script>")
+    guest.send("!" * 200)
     guest.page.wait_for_selector("[data-message-list] > li.msg--mine:last-child:not([data-state=pending])")
     guest.page.click("[data-presence] > summary")
     demo.page.keyboard.type("typing…")

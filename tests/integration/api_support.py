@@ -25,7 +25,9 @@ from rest_framework.test import APIClient
 
 from chat import notify
 from chat.models import Agent, ChatSession, Membership, Role, Workspace
+from chat.services import access, screening
 from chat.services.messages import Sender, store_message
+from chat.services.writer import writer
 from security.models import ApiToken
 
 API = "/api/v1"
@@ -37,7 +39,9 @@ class RecordingEmitter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any, ...]] = []
 
-    async def emit(self, event: str, *args: Any, room: str = "", namespace: str = "/", exclude: Any = ()) -> None:
+    async def emit(
+        self, event: str, *args: Any, room: str = "", namespace: str = "/", exclude: Any = (), seq: Any = None
+    ) -> None:
         self.calls.append(("emit", room, event, *args))
 
     async def emit_to_socket(self, socket_id: str, event: str, *args: Any, namespace: str = "/") -> None:
@@ -85,6 +89,10 @@ MEMBERS = {
 @pytest.fixture
 def world(db: None) -> World:
     cache.clear()  # the rate limiter's counters: user ids repeat between tests
+    access._policies.clear()  # workspaces' content policies a worker remembers: ids repeat between tests too
+    screening.limiter.cache_clear()  # a fresh limiter and repeat tracker: their counts are per process
+    screening.repeats.cache_clear()
+    writer.forget()  # the messages the writer remembers by session id and key: both repeat between tests
     world = World(Workspace.objects.create(slug="acme", name="Acme"), Workspace.objects.create(slug="beta", name="Beta"))
     for name, (space, role) in MEMBERS.items():
         user = get_user_model().objects.create_user(username=name)  # no password: hashing is slow

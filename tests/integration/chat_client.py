@@ -58,6 +58,7 @@ MESSAGE_FIELDS = {
     "userName",
     "content",
     "contentType",
+    "html",
     "metadata",
     "timestamp",
 }

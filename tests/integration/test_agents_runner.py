@@ -46,7 +46,9 @@ class Told:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def __call__(self, workspace: str, session: str, event: str, payload: dict[str, Any], *, exclude=()) -> None:
+    async def __call__(
+        self, workspace: str, session: str, event: str, payload: dict[str, Any], *, exclude=(), seq=None
+    ) -> None:
         self.events.append((session, event, payload))
 
     def of(self, event: str, session: str | None = None) -> list[dict[str, Any]]:
@@ -417,21 +419,26 @@ async def test_replies_longer_than_a_message_may_be_are_cut(world, told, runner,
     assert told.finals("s14")[-1]["truncated"] is True
 
 
-async def test_stored_replies_are_sanitised_like_user_messages(world, told, runner):
-    agent = await database_sync_to_async(world.agent)("html", prefix="<b>bold</b> <script>alert(1)</script>")
+async def test_stored_replies_are_the_reply_verbatim_with_its_rendered_html(world, told, runner):
+    agent = await database_sync_to_async(world.agent)("html", prefix="<b>bold</b> <script>alert(1)</script> **hi** ")
     session = await database_sync_to_async(world.session)("s15", agent)
     await say(session, world.alice, "m1", "a < b & c")
     await runner.idle()
     stored = (await history(session))[-1]
-    assert "<script" not in stored.content and "<b>" not in stored.content
-    assert stored.content.endswith("a < b & c") and stored.content_type == "text"
-    # Markdown agents store markdown, cleaned by the markdown rules.
-    md = await database_sync_to_async(world.agent)("md", content_type="markdown", prefix="**hi** ")
-    session = await database_sync_to_async(world.session)("s16", md)
+    # Markdown by default: the reply exactly as streamed, and its HTML from the one renderer (raw HTML is text).
+    assert stored.content == "<b>bold</b> <script>alert(1)</script> **hi** a < b & c"
+    assert stored.content_type == "markdown"
+    assert stored.html == (
+        "<p>&lt;b&gt;bold&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt; <strong>hi</strong> a &lt; b &amp; c</p>\n"
+    )
+    assert told.of("chat:message-received", "s15")[-1]["html"] == stored.html
+    # An agent configured for text stores text, with no HTML.
+    plain = await database_sync_to_async(world.agent)("plain", content_type="text", prefix="**hi** ")
+    session = await database_sync_to_async(world.session)("s16", plain)
     await say(session, world.alice, "m1", "there")
     await runner.idle()
     stored = (await history(session))[-1]
-    assert stored.content_type == "markdown" and stored.content == "**hi** there"
+    assert (stored.content_type, stored.content, stored.html) == ("text", "**hi** there", "")
 
 
 async def test_runs_are_measured(world, told, runner, monkeypatch):

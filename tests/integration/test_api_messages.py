@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chat.models import ChatMessage, Membership
-from chat.services import announce
+from chat.actions.messages import message_posted
+from chat.models import Agent, ChatMessage, Membership
 from tests.integration.api_support import API, committed, emitted, error_of, world  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,8 @@ def test_history_message_shape_is_the_socket_shape(world, session):
     message = world.client("alice").get(f"{S}/messages/", {"limit": 1}).json()["results"][0]
     assert message | {"timestamp": 0} == {
         "id": "m7", "sessionId": "s", "workspaceId": "acme", "seq": 7, "senderType": "user", "userId": "alice",
-        "userName": "alice", "content": "message number 7", "contentType": "text", "metadata": {}, "timestamp": 0,
+        "userName": "alice", "content": "message number 7", "contentType": "text", "html": None, "metadata": {},
+        "timestamp": 0,
         "hidden": False, "hiddenBy": None, "hiddenAt": None,
     }
     assert world.client("alice").get(f"{S}/messages/m7/").json() == message
@@ -83,7 +84,14 @@ def test_history_validation(world, session, params):
 
 def test_post_as_integrator_broadcasts_and_triggers_the_agent(world, session, emitted, committed, monkeypatch):
     triggered = []
-    monkeypatch.setattr(announce, "trigger_agent", lambda session_id, message_id: triggered.append(message_id))
+
+    async def answer(sender, *, session_id, message_id, **kwargs):
+        triggered.append(message_id)
+
+    monkeypatch.setattr(message_posted, "receivers", [])  # not the real runner: this test has no event loop to run it
+    message_posted.connect(answer, weak=False)
+    session.agent = Agent.objects.get(workspace=world.a, key="helper")  # a session without one has nobody to ask
+    session.save(update_fields=["agent"])
     client = world.client("carol")
     payload = {"id": "crm-1", "content": "Refund issued", "metadata": {"order": 7781}, "contentType": "markdown"}
     with committed():
@@ -91,6 +99,7 @@ def test_post_as_integrator_broadcasts_and_triggers_the_agent(world, session, em
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["seq"], body["senderType"], body["userId"], body["duplicate"]) == (8, "user", "carol", False)
+    assert (body["content"], body["html"]) == ("Refund issued", "<p>Refund issued</p>\n")
     ((room, shape),) = emitted.events("chat:message-received")
     assert room == "chat:workspace:acme:session:s"
     assert shape == {k: v for k, v in body.items() if k not in ("duplicate", "hidden", "hiddenBy", "hiddenAt")}
@@ -140,13 +149,27 @@ def test_post_validation(world, session, payload, status, code):
 
 
 def test_post_is_screened_like_a_socket_message(world, session):
+    """Standard (the default): what looks like an attack is stored as sent and recorded; strict refuses it."""
     client = world.client("alice")
-    body = error_of(client.post(f"{S}/messages/", {"id": "x", "content": "<script>alert(1)</script>"},
+    response = client.post(f"{S}/messages/", {"id": "x", "content": "<script>alert(1)</script>"}, format="json")
+    assert response.status_code == 201 and response.json()["content"] == "<script>alert(1)</script>"
+    assert response.json()["html"] is None  # recorded as suspicious_activity: see test_security_content
+    response = client.post(f"{S}/messages/", {"id": "y", "content": "<b>bold</b> & fine"}, format="json")
+    assert response.status_code == 201 and response.json()["content"] == "<b>bold</b> & fine"
+    assert world.client("boss").patch(f"{API}/workspaces/acme/", {"contentPolicy": "strict"}, format="json").json()[
+        "contentPolicy"
+    ] == "strict"
+    body = error_of(client.post(f"{S}/messages/", {"id": "z", "content": "<script>alert(1)</script>"},
                                 format="json"), 400, "message_blocked")
     assert body["reason"] == "script_injection"
-    assert not ChatMessage.objects.filter(key="x").exists()
-    response = client.post(f"{S}/messages/", {"id": "y", "content": "<b>bold</b> & fine"}, format="json")
-    assert response.status_code == 201 and "<b>" not in response.json()["content"]
+    assert not ChatMessage.objects.filter(key="z").exists()
+
+
+def test_post_checks_the_length_before_screening(world, session):
+    """Issue #17: a long hostile post was screened (seconds) before its length was checked."""
+    body = error_of(world.client("alice").post(f"{S}/messages/", {"id": "x", "content": "<" + " " * 20_000},
+                                               format="json"), 400, "message_too_long")
+    assert body["maxLength"] == 10_000
 
 
 def test_post_to_a_closed_session_and_when_muted(world, session):

@@ -366,6 +366,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "userName": world.users["alice"],
         "content": "**hello**",
         "contentType": "markdown",
+        "html": "<p><strong>hello</strong></p>\n",
         "metadata": metadata,
         "timestamp": sent["timestamp"],
     }
@@ -378,7 +379,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
     assert second["ok"] is True and second["seq"] == 2
     for other in (a1, a2):
         received = await other.wait_for("chat:message-received", lambda m: m["seq"] == 2, since=marks[other])
-        assert received["contentType"] == "text" and received["metadata"] == {}
+        assert received["contentType"] == "text" and received["html"] is None and received["metadata"] == {}
         assert received["userId"] == world.users["bob"] and received["content"] == "plain"
 
     await assert_silent([a1, a2, bob], within=0.3)

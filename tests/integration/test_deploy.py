@@ -8,13 +8,16 @@
   127.0.0.1);
 - ``systemd-analyze verify`` accepts the units (when it is installed);
 - the systemd unit and the image run uvicorn with the flags the tests run it
-  with (``tests/conftest.py``: ``UVICORN_OPTIONS``).
+  with (``tests/conftest.py``: ``UVICORN_OPTIONS``);
+- the image installs, migrates and serves with the commands
+  ``docs/deployment.md`` gives (its *Install* block, line for line; the
+  production command), and so do the systemd units
+  (``tests/integration/test_packaging.py`` runs those commands).
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +26,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, UVICORN_OPTIONS
+from tests.integration import deployment_docs as documented
 from tests.integration.nginx import NGINX, Nginx
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -44,21 +48,6 @@ def _is_app(service: dict) -> bool:
     return service.get("image") == "chatserver:latest" and "command" not in service
 
 
-def _image_command() -> list[str]:
-    """The CMD of deploy/Dockerfile, as a list."""
-    text = (DEPLOY / "Dockerfile").read_text()
-    match = re.search(r"^CMD (\[.*?\])$", text, re.MULTILINE | re.DOTALL)
-    assert match, "deploy/Dockerfile has no exec-form CMD"
-    return yaml.safe_load(match.group(1).replace("\\\n", ""))
-
-
-def _unit_command() -> list[str]:
-    text = (SYSTEMD / "chat@.service").read_text().replace("\\\n", " ")
-    match = re.search(r"^ExecStart=(.*)$", text, re.MULTILINE)
-    assert match
-    return shlex.split(match.group(1))
-
-
 def test_compose_services_and_images():
     services = compose()["services"]
     assert {"postgres", "redis", "migrate", "nginx", "prometheus"} <= set(services)
@@ -69,7 +58,7 @@ def test_compose_services_and_images():
     for name in apps:
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert "ports" not in services[name], "workers are reached through nginx only"
-    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["migrate"]["command"] == documented.migrate_command()
     assert "./nginx/chat.compose.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
     assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
 
@@ -151,9 +140,47 @@ def _pairs(command: list[str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("where", ["systemd", "docker"])
 def test_production_runs_uvicorn_with_the_flags_the_tests_use(where):
-    command = _unit_command() if where == "systemd" else _image_command()
+    command = documented.unit_exec_start("chat@.service") if where == "systemd" else documented.dockerfile_cmd()
     assert command[0].endswith("uvicorn") and command[1] == "chatsite.asgi:application"
     tested = _pairs(UVICORN_OPTIONS)
     tested.pop("--timeout-graceful-shutdown")  # shorter in tests, so they stop quickly
     deployed = _pairs(command)
     assert {flag: deployed.get(flag) for flag in tested} == tested
+
+
+# --- the documented commands are the ones deploy/ runs -------------------------------------------
+
+
+def test_the_image_installs_with_the_documented_commands():
+    """deploy/Dockerfile's RUN steps are docs/deployment.md's *Install* block, but for the image's user."""
+    runs = [run for run in documented.dockerfile_runs() if not run.startswith("groupadd ")]
+    assert runs == documented.install_commands()
+
+
+def test_systemd_and_compose_migrate_with_the_documented_command():
+    migrate = documented.migrate_command()
+    unit = documented.unit_exec_start("chat-migrate.service")
+    assert unit[0] == documented.SYSTEMD_VENV_BIN + migrate[0] and unit[1:] == migrate[1:]
+    assert documented.compose()["services"]["migrate"]["command"] == migrate
+
+
+def _without_address(command: list[str]) -> list[str]:
+    """The command less ``--host``/``--port`` and their values (each deployment has its own)."""
+    kept, skip = [], False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg in ("--host", "--port"):
+            skip = True
+        else:
+            kept.append(arg)
+    return kept
+
+
+def test_systemd_and_the_image_run_the_documented_production_command():
+    production = _without_address(documented.production_command())
+    unit = _without_address(documented.unit_exec_start("chat@.service"))
+    assert unit == [documented.SYSTEMD_VENV_BIN + production[0], *production[1:]]
+    # The image adds only what its network needs: trust nginx's forwarded headers (docs/deployment.md).
+    image = _without_address(documented.dockerfile_cmd())
+    assert image == [*production, "--proxy-headers", "--forwarded-allow-ips", "*"]

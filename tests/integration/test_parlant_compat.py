@@ -506,20 +506,25 @@ async def test_another_workspace_and_other_peoples_sessions_are_not_found(world,
     assert stored_messages(world.server, world.other_ws, session) == []
 
 
-async def test_posting_is_screened_and_sanitised_like_a_socket_send(world, http, new):
+async def test_posting_is_screened_like_a_socket_send_and_stored_as_sent(world, http, new):
     session = (await new_session(http, world, agent="echo"))["id"]
     mod = await new("mod").connect(world.server.url, world.tokens["mod"], ["websocket"])
     await mod.join(world.ws, session)
     event = await post_message(http, world, session, "<b>bold</b> & plain")
-    assert event["data"]["message"] == "bold & plain"
+    assert event["data"]["message"] == "<b>bold</b> & plain" and "html" not in event["data"]
     seen = await mod.wait_for("chat:message-received", lambda m: m["id"] == event["id"])
-    assert seen["content"] == "bold & plain"
+    assert (seen["content"], seen["html"]) == ("<b>bold</b> & plain", None)
+    # What looks like an attack goes through as text in a standard workspace (recorded as suspicious).
+    event = await post_message(http, world, session, "<script>x()</script>")
+    assert event["data"]["message"] == "<script>x()</script>"
+    # The echo agent answers in markdown: its reply carries the server's HTML beside the text.
+    events = await events_until(http, world, session, lambda es: sum(e["source"] == "ai_agent" and e["kind"]
+                                                                      == "message" for e in es) >= 2)
+    reply = [e for e in events if e["source"] == "ai_agent" and e["kind"] == "message"][-1]
+    assert reply["data"]["message"].endswith("<script>x()</script>"), reply
+    assert "&lt;script&gt;x()&lt;/script&gt;" in reply["data"]["html"] and "<script" not in reply["data"]["html"]
 
     url = f"{world.base('alice')}/sessions/{session}/events"
-    status, body, _ = await call(
-        http, "POST", url, {"kind": "message", "source": "customer", "message": "<script>x()</script>"}
-    )
-    assert (status, body["code"], body["reason"]) == (422, "message_blocked", "script_injection")
     status, body, _ = await call(http, "POST", url, {"kind": "message", "source": "customer", "message": "x" * 10_001})
     assert (status, body["code"]) == (422, "message_too_long")
     status, body, _ = await call(http, "POST", url, {"kind": "message", "source": "customer"})
@@ -531,7 +536,7 @@ async def test_posting_is_screened_and_sanitised_like_a_socket_send(world, http,
     status, body, _ = await call(http, "POST", url, data=b"{not json", headers={"Content-Type": "application/json"})
     assert status == 422 and body["detail"][0]["type"] == "json_invalid"
     contents = [content for _, _, content in stored_messages(world.server, world.ws, session)]
-    assert "<script>x()</script>" not in contents and "x" * 10_001 not in contents
+    assert "x" * 10_001 not in contents
     # A member posts as a human agent only as a moderator.
     status, body, _ = await call(http, "POST", url, {"kind": "message", "source": "human_agent", "message": "hi"})
     assert (status, body["code"]) == (403, "forbidden")

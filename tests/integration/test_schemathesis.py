@@ -7,6 +7,11 @@ and then as stateful sequences following the links schemathesis infers
 response must be no server error and conform to the schema: status code,
 content type, headers and body.
 
+It runs twice: with the default API rate limit (``CHAT_API_RATE_LIMIT``,
+120 requests a minute), where most requests are refused with 429 -- so
+every operation must document it -- and with the limit raised out of the
+way, so the fuzzing reaches every operation's own logic.
+
 The world matches the schema's examples (workspace ``acme``, session
 ``support-42``, message ``m-0001``, user ``alice``, agent ``helper``), so the
 examples reach past the 404s into real objects; the caller is an admin of
@@ -49,20 +54,28 @@ for name in ("alice", "bob", "mallory"):
     Membership.objects.get_or_create(user=User.objects.get_or_create(username=name)[0], workspace=acme)
 Agent.objects.get_or_create(workspace=acme, key="helper", defaults={"name": "Helper"})
 session, _ = ChatSession.objects.get_or_create(workspace=acme, key="support-42", defaults={"created_by": admin})
+ChatSession.objects.filter(pk=session.pk).update(status="open")  # the other run's fuzzing may have closed it
 store_message(session.pk, Sender.for_user(admin), "m-0001", "Where is my refund?")
 print(json.dumps({"token": ApiToken.issue(admin, name="schemathesis")[1]}))
 """
 
 
-@pytest.fixture(scope="module")
-def target(module_server_factory, services_backend):
+#: The API rate limit of each run: the default, and one no run reaches.
+RATE_LIMITS = {"default-rate-limit": None, "raised-rate-limit": "1000000/m"}
+
+
+@pytest.fixture(scope="module", params=list(RATE_LIMITS))
+def target(request, module_server_factory, services_backend):
     """A chat server on PostgreSQL and Redis, as in production; the token of an admin of ``acme``."""
-    server = module_server_factory(services_backend, conformance=False, CHAT_API_RATE_LIMIT="1000000/m")
+    server = module_server_factory(
+        services_backend, conformance=False, CHAT_API_RATE_LIMIT=RATE_LIMITS[request.param]
+    )
     done = subprocess.run(
         [sys.executable, "-c", _WORLD], env=server.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    return server, json.loads(done.stdout.strip().splitlines()[-1])["token"]
+    yield server, json.loads(done.stdout.strip().splitlines()[-1])["token"]
+    server.stop()  # before the other run's server starts: PostgreSQL's connections are shared
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +102,18 @@ def run_engine(api_schema) -> tuple[list[str], dict[str, int]]:
     itself executes.)
     """
     failures: list[str] = []
-    stats = {"scenarios": 0, "requests": 0}
+    stats = {"scenarios": 0, "requests": 0, "throttled": 0}
     phases: set[str] = set()
     for event in engine.from_schema(api_schema).execute():
         if isinstance(event, events.ScenarioFinished):
             stats["scenarios"] += 1
             phases.add(str(event.phase.value))
             stats["requests"] += len(event.recorder.interactions)
+            stats["throttled"] += sum(
+                1
+                for interaction in event.recorder.interactions.values()
+                if interaction.response is not None and interaction.response.status_code == 429
+            )
             for case_id, checks in event.recorder.checks.items():
                 for check in checks:
                     if check.status == engine.Status.FAILURE and check.failure_info is not None:
@@ -114,7 +132,12 @@ def run_engine(api_schema) -> tuple[list[str], dict[str, int]]:
     return failures, stats
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(api_schema):
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(api_schema, target):
     failures, stats = run_engine(api_schema)
     assert not failures, f"{len(failures)} failing checks:\n" + "\n".join(sorted(set(failures))[:40])
     assert stats["requests"] > 100, stats
+    server, _ = target
+    if server.env.get("CHAT_API_RATE_LIMIT"):  # raised: every request reached the operation's own code
+        assert stats["throttled"] == 0, stats
+    else:  # the default limit: most requests are refused, and each refusal was checked against the schema
+        assert stats["throttled"] > stats["requests"] / 2, stats

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.security_support import FakeClock, without_security_settings
+from tests.unit.security_support import FakeClock, with_default_security_settings
 
 
 @pytest.fixture
 def default_security_settings(settings) -> None:
     """Security settings at their documented defaults, whatever the environment says."""
-    settings.CHAT = without_security_settings(settings.CHAT)
+    settings.CHAT = with_default_security_settings(settings.CHAT)
 
 
 @pytest.fixture

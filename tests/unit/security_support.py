@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-#: The security settings (see the modules' docs); removed before each test so that defaults apply
-#: whatever the environment says.
+from chatsite.config import Config
+
+#: The security settings (``chatsite/config.py``); set to their defaults before each test, whatever
+#: the environment says.
 SECURITY_SETTINGS = {
     "message_rate_limit", "join_rate_limit", "typing_rate_limit", "presence_rate_limit", "history_rate_limit",
     "penalty_strikes", "penalty_strike_window_s", "penalty_quiet_s", "penalty_max_level",
@@ -25,8 +27,9 @@ class FakeClock:
         self.now += seconds
 
 
-def without_security_settings(chat: object) -> SimpleNamespace:
-    return SimpleNamespace(**{k: v for k, v in vars(chat).items() if k not in SECURITY_SETTINGS})
+def with_default_security_settings(chat: object) -> SimpleNamespace:
+    defaults = Config()
+    return SimpleNamespace(**{**vars(chat), **{name: getattr(defaults, name) for name in SECURITY_SETTINGS}})
 
 
 def override_chat(settings, **values) -> None:

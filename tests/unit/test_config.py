@@ -28,11 +28,13 @@ def test_defaults_run_embedded():
     loaded = config.load({})
     assert loaded.database_url.startswith("sqlite:///") and not loaded.uses_redis
     assert (loaded.ping_interval_ms, loaded.ping_timeout_ms, loaded.max_payload) == (25_000, 20_000, 1_000_000)
+    assert loaded.connect_timeout_ms == 45_000  # Node's connectTimeout
+    assert config.load({"CHAT_CONNECT_TIMEOUT_MS": "5000"}).connect_timeout_ms == 5000
 
 
 def test_conformance_mode_uses_the_suites_timings_and_any_origin():
     loaded = config.load({"CHAT_CONFORMANCE": "1"})
-    assert (loaded.ping_interval_ms, loaded.ping_timeout_ms) == (300, 200)
+    assert (loaded.ping_interval_ms, loaded.ping_timeout_ms, loaded.connect_timeout_ms) == (300, 200, 1000)
     assert loaded.origin_allowed("http://anything.example")
 
 

@@ -37,6 +37,7 @@ FAMILIES = {
     "chat_channel_layer_send_errors": "counter",
     "chat_rate_limit_hits": "counter",
     "chat_security_events": "counter",
+    "chat_suspicious_content": "counter",
     "chat_agent_runs": "counter",
     "chat_agent_runs_active": "gauge",
     "chat_agent_run_duration_seconds": "histogram",

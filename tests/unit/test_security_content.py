@@ -1,194 +1,39 @@
-"""security.content: sanitising, refusing hostile content, repeat detection.
+"""security.content: what looks like an attack (flagged, or refused under strict), spam, repeats, linear time.
 
-The hostile corpus follows the OWASP XSS Filter Evasion Cheat Sheet (and a
-few markdown / mutation-XSS / escaped-scheme vectors); each row pins the
-exact text and markdown outputs and the exact reason check_content gives.
+Content is never rewritten (issue #20, "Text is text"): these tests pin the
+reason :func:`find_hostile` gives for each vector of the corpus
+(``tests/hostile_corpus.py``), that :func:`check_content` -- the ``strict``
+policy -- refuses them with it, that benign text passes, and that screening
+adversarial input at the size limit costs about what ordinary text of the
+same length costs (issue #17, "One message freezes a worker").
 """
 
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from hypothesis import HealthCheck, example, given
+from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from chat.errors import ChatError, InvalidPayload
+from chat.errors import ChatError
 from security import content
-from security.content import RepeatTracker, check_content, fingerprint, reveal, sanitize
+from security.content import RepeatTracker, check_content, check_spam, find_hostile, fingerprint, reveal
 from security.errors import MessageBlocked, SpamDetected
 from security.ratelimit import BackendUnavailable, MemoryBackend
+from tests.cost import best_cpu_time
+from tests.hostile_corpus import (
+    FRAGMENTS,
+    HANDLER,
+    HOSTILE,
+    ISSUE_20_TABLE,
+    NEAR_MISSES,
+    OBFUSCATED,
+    SCRIPT,
+    adversarial,
+)
 from tests.unit.security_support import FakeClock, override_chat
-
-SCRIPT, HANDLER, OBFUSCATED = "script_injection", "event_handler", "obfuscated_url"
-REL = 'rel="noopener noreferrer nofollow"'
-
-# (input, sanitize(text), sanitize(markdown), check_content reason)
-HOSTILE = [
-    ("<SCRIPT SRC=https://cdn.jsdelivr.net/gh/Moksh45/host-xss.rocks/index.js></SCRIPT>", "", "", SCRIPT),
-    (
-        "javascript:/*--></title></style></textarea></script></xmp><svg/onload='+/\"/+/onmouseover=1/+/[*/[]/+alert(1)//'>",
-        "javascript：/*-->",
-        "javascript：/*-->",
-        SCRIPT,
-    ),
-    ("<IMG SRC=\"javascript:alert('XSS');\">", "", "", SCRIPT),
-    ("<IMG SRC=JaVaScRiPt:alert('XSS')>", "", "", SCRIPT),
-    ("<IMG SRC=javascript:alert(&quot;XSS&quot;)>", "", "", SCRIPT),
-    ("<IMG SRC=`javascript:alert(\"RSnake says, 'XSS'\")`>", "", "", SCRIPT),
-    (
-        '<a onmouseover="alert(document.cookie)">xxs link</a>',
-        "xxs link",
-        '<a rel="noopener noreferrer nofollow">xxs link</a>',
-        HANDLER,
-    ),
-    (
-        "<a onmouseover=alert(document.cookie)>xxs link</a>",
-        "xxs link",
-        '<a rel="noopener noreferrer nofollow">xxs link</a>',
-        HANDLER,
-    ),
-    ('<IMG """><SCRIPT>alert("XSS")</SCRIPT>"\\>', '"\\>', '"\\>', SCRIPT),
-    ("<IMG SRC=# onmouseover=\"alert('xxs')\">", "", "", HANDLER),
-    ('<IMG SRC=/ onerror="alert(String.fromCharCode(88,83,83))"></img>', "", "", HANDLER),
-    (
-        "<IMG SRC=&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;&#97;&#108;&#101;&#114;&#116;&#40;&#39;&#88;&#83;&#83;&#39;&#41;>",
-        "",
-        "",
-        SCRIPT,
-    ),
-    (
-        "<IMG SRC=&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116&#0000058&#0000097&#0000108&#0000101&#0000114&#0000116&#0000040&#0000039&#0000088&#0000083&#0000083&#0000039&#0000041>",
-        "",
-        "",
-        SCRIPT,
-    ),
-    (
-        "<IMG SRC=&#x6A&#x61&#x76&#x61&#x73&#x63&#x72&#x69&#x70&#x74&#x3A&#x61&#x6C&#x65&#x72&#x74&#x28&#x27&#x58&#x53&#x53&#x27&#x29>",
-        "",
-        "",
-        SCRIPT,
-    ),
-    ("<IMG SRC=\"jav\tascript:alert('XSS');\">", "", "", SCRIPT),
-    ("<IMG SRC=\"jav&#x09;ascript:alert('XSS');\">", "", "", SCRIPT),
-    ("<IMG SRC=\"jav&#x0A;ascript:alert('XSS');\">", "", "", SCRIPT),
-    ("<IMG SRC=\" &#14;  javascript:alert('XSS');\">", "", "", SCRIPT),
-    ('<SCRIPT/XSS SRC="http://xss.rocks/xss.js"></SCRIPT>', "", "", SCRIPT),
-    ('<BODY onload!#$%&()*~+-_.,:;?@[/|\\]^`=alert("XSS")>', "", "", HANDLER),
-    ('<<SCRIPT>alert("XSS");//\\<</SCRIPT>', "<", "&lt;", SCRIPT),
-    ("<SCRIPT SRC=//xss.rocks/.j>", "", "", SCRIPT),
-    ("<iframe src=http://xss.rocks/scriptlet.html <", "", "", SCRIPT),
-    ('</TITLE><SCRIPT>alert("XSS");</SCRIPT>', "", "", SCRIPT),
-    ('<INPUT TYPE="IMAGE" SRC="javascript:alert(\'XSS\');">', "", "", SCRIPT),
-    (
-        "<STYLE>li {list-style-image: url(\"javascript:alert('XSS')\");}</STYLE><UL><LI>XSS</br>",
-        "XSS",
-        "<ul><li>XSS<br></li></ul>",
-        SCRIPT,
-    ),
-    ("<svg/onload=alert('XSS')>", "", "", HANDLER),
-    ("<BODY ONLOAD=alert('XSS')>", "", "", HANDLER),
-    (
-        '<META HTTP-EQUIV="refresh" CONTENT="0;url=data:text/html base64,PHNjcmlwdD5hbGVydCgnWFNTJyk8L3NjcmlwdD4K">',
-        "",
-        "",
-        SCRIPT,
-    ),
-    ("<IFRAME SRC=\"javascript:alert('XSS');\"></IFRAME>", "", "", SCRIPT),
-    ("<DIV STYLE=\"background-image: url(javascript:alert('XSS'))\">", "", "", SCRIPT),
-    ("<DIV STYLE=\"width: expression(alert('XSS'));\">", "", "", SCRIPT),
-    ('<OBJECT TYPE="text/x-scriptlet" DATA="http://xss.rocks/scriptlet.html"></OBJECT>', "", "", SCRIPT),
-    (
-        '<EMBED SRC="data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciPjwvc3ZnPg==" type="image/svg+xml">',
-        "",
-        "",
-        SCRIPT,
-    ),
-    (
-        '<A HREF="http://%77%77%77%2E%67%6F%6F%67%6C%65%2E%63%6F%6D">XSS</A>',
-        "XSS",
-        '<a href="http://%77%77%77%2E%67%6F%6F%67%6C%65%2E%63%6F%6D" rel="noopener noreferrer nofollow">XSS</a>',
-        OBFUSCATED,
-    ),
-    (
-        '<A HREF="http://1113982867/">XSS</A>',
-        "XSS",
-        '<a href="http://1113982867/" rel="noopener noreferrer nofollow">XSS</a>',
-        OBFUSCATED,
-    ),
-    (
-        '<A HREF="http://0x42.0x0000066.0x7.0x93/">XSS</A>',
-        "XSS",
-        '<a href="http://0x42.0x0000066.0x7.0x93/" rel="noopener noreferrer nofollow">XSS</a>',
-        OBFUSCATED,
-    ),
-    (
-        '<A HREF="http://0102.0146.0007.00000223/">XSS</A>',
-        "XSS",
-        '<a href="http://0102.0146.0007.00000223/" rel="noopener noreferrer nofollow">XSS</a>',
-        OBFUSCATED,
-    ),
-    ('<a href="jav&#x61;script:alert(1)">x</a>', "x", '<a rel="noopener noreferrer nofollow">x</a>', SCRIPT),
-    ("<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>", "", "", HANDLER),
-    ('<noscript><p title="</noscript><img src=x onerror=alert(1)>">', '">', '">', HANDLER),
-    (
-        '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">x</a>',
-        "x",
-        '<a rel="noopener noreferrer nofollow">x</a>',
-        SCRIPT,
-    ),
-    ("[click](javascript:alert(1))", "[click](javascript：alert(1))", "[click](javascript：alert(1))", SCRIPT),
-    ("[click](JaVaScRiPt:alert(1))", "[click](JaVaScRiPt：alert(1))", "[click](JaVaScRiPt：alert(1))", SCRIPT),
-    ("<javascript:alert(1)>", "", "", SCRIPT),
-    (
-        "[a](data:text/html;base64,PHNjcmlwdD4=)",
-        "[a](data：text/html;base64,PHNjcmlwdD4=)",
-        "[a](data：text/html;base64,PHNjcmlwdD4=)",
-        SCRIPT,
-    ),
-    (
-        "%3Cscript%3Ealert(1)%3C/script%3E",
-        "%3Cscript%3Ealert(1)%3C/script%3E",
-        "%3Cscript%3Ealert(1)%3C/script%3E",
-        SCRIPT,
-    ),
-    (
-        "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e",
-        "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e",
-        "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e",
-        SCRIPT,
-    ),
-    (
-        "\\x3cscript\\x3ealert(1)\\x3c/script\\x3e",
-        "\\x3cscript\\x3ealert(1)\\x3c/script\\x3e",
-        "\\x3cscript\\x3ealert(1)\\x3c/script\\x3e",
-        SCRIPT,
-    ),
-    ("＜script＞alert(1)＜/script＞", "＜script＞alert(1)＜/script＞", "＜script＞alert(1)＜/script＞", SCRIPT),
-    ("%68%74%74%70://evil.example", "%68%74%74%70://evil.example", "%68%74%74%70://evil.example", OBFUSCATED),
-    ("\\u0068ttps://evil.example", "\\u0068ttps://evil.example", "\\u0068ttps://evil.example", OBFUSCATED),
-    ("&#x68;&#x74;&#x74;&#x70;&#x73;://evil.example", "https://evil.example", "https://evil.example", OBFUSCATED),
-    ('<a href="vbscript:msgbox(1)">x</a>', "x", '<a rel="noopener noreferrer nofollow">x</a>', SCRIPT),
-    ("<details open ontoggle=alert(1)>", "", "", HANDLER),
-    ("<form><button formaction=javascript:alert(1)>X</button></form>", "X", "X", SCRIPT),
-    ('<a href="&#1;javascript:alert(1)">x</a>', "x", '<a rel="noopener noreferrer nofollow">x</a>', SCRIPT),
-    (
-        "&lt;script&gt;alert(1)&lt;/script&gt;",
-        "&lt;script>alert(1)&lt;/script>",
-        "&lt;script>alert(1)&lt;/script>",
-        SCRIPT,
-    ),
-    ("<b onclick=alert(1)>bold</b>", "bold", "<b>bold</b>", HANDLER),
-    (
-        '<a href="https://ok.example/" target=_blank onclick="x()">ok</a>',
-        "ok",
-        '<a href="https://ok.example/" rel="noopener noreferrer nofollow">ok</a>',
-        HANDLER,
-    ),
-]
-
 
 pytestmark = pytest.mark.usefixtures("default_security_settings")
 
@@ -209,20 +54,19 @@ def test_corpus_is_large_enough() -> None:
     assert len({row[0] for row in HOSTILE}) == len(HOSTILE)
 
 
-@pytest.mark.parametrize("vector, text, markdown, reason", HOSTILE)
-def test_hostile_vector(vector: str, text: str, markdown: str, reason: str) -> None:
-    assert sanitize(vector, "text") == text
-    assert sanitize(vector, "markdown") == markdown
-    with pytest.raises(MessageBlocked) as caught:
+@pytest.mark.parametrize("vector, reason", HOSTILE)
+def test_hostile_vector(vector: str, reason: str) -> None:
+    assert find_hostile(vector) == reason
+    with pytest.raises(MessageBlocked) as caught:  # the strict policy
         check_content(vector)
     assert caught.value.reason == reason
     assert caught.value.code == "message_blocked"
 
 
-@pytest.mark.parametrize("vector, text, markdown, reason", HOSTILE)
-def test_hostile_vector_outputs_are_inert(vector: str, text: str, markdown: str, reason: str) -> None:
-    for out in (text, markdown):
-        assert not _live_markup(out)
+@pytest.mark.parametrize("text, reason", ISSUE_20_TABLE)
+def test_the_issue_table_keeps_todays_reasons(text: str, reason: str | None) -> None:
+    """Under strict the issue's first four are refused with today's reasons; the fifth never was."""
+    assert find_hostile(text) == reason
 
 
 def test_blocked_error_never_echoes_the_content() -> None:
@@ -266,157 +110,9 @@ def test_benign_content_passes(text: str) -> None:
     check_content(text)
 
 
-# --- the text rule --------------------------------------------------------------------------
-
-
-def test_text_keeps_plain_text_readable() -> None:
-    assert sanitize("a < b & c", "text") == "a < b & c"
-    assert sanitize('he said "hi" & left', "text") == 'he said "hi" & left'
-    assert sanitize("x <3 y, 1<2", "text") == "x <3 y, 1<2"
-
-
-def test_text_strips_tags_keeping_visible_text() -> None:
-    assert sanitize("<b>bold</b> and <i>it</i>", "text") == "bold and it"
-    assert sanitize("<p>one</p><p>two</p>", "text") == "onetwo"
-    assert sanitize("<!-- hidden -->shown", "text") == "shown"
-
-
-def test_text_drops_script_and_style_content() -> None:
-    assert sanitize("<script>alert(1)</script>after", "text") == "after"
-    assert sanitize("<style>body{}</style>after", "text") == "after"
-    assert sanitize("<iframe><script>alert(1)</script></iframe>after", "text") == "after"
-
-
-def test_text_never_decodes_an_encoded_tag_into_markup() -> None:
-    # The sender typed entities: they decode to a tag, so the tag-opening "<" stays encoded.
-    assert sanitize("&lt;b&gt;bold&lt;/b&gt;", "text") == "&lt;b>bold&lt;/b>"
-    assert sanitize("&lt;!-- x --&gt;", "text") == "&lt;!-- x -->"
-    assert sanitize("&lt;?php", "text") == "&lt;?php"
-    assert sanitize("&#60;script&#62;", "text") == "&lt;script>"
-
-
-def test_text_decodes_entities() -> None:
-    assert sanitize("caf&eacute; &amp; cr&egrave;me", "text") == "café & crème"
-
-
-def test_text_documented_limitations() -> None:
-    # "<" directly followed by a letter starts a tag for an HTML parser.
-    assert sanitize("a<b", "text") == "a"
-    # HTML parsing normalises newlines and drops NUL.
-    assert sanitize("a\r\nb\rc\x00d", "text") == "a\nb\ncd"
-
-
-def test_text_defuses_script_urls_written_as_text() -> None:
-    assert sanitize("go to javascript:alert(1)", "text") == "go to javascript\uff1aalert(1)"
-    assert sanitize("VBScript:run", "text") == "VBScript\uff1arun"
-    assert sanitize("data:text/html,<b>x</b>", "text") == "data\uff1atext/html,x"
-    assert sanitize("data: 5 rows", "text") == "data: 5 rows"
-
-
-def test_unknown_content_type() -> None:
-    with pytest.raises(InvalidPayload):
-        sanitize("x", "html")
-
-
-# --- the markdown rule ----------------------------------------------------------------------
-
-
-def test_markdown_allow_list() -> None:
-    source = (
-        "<p><b>b</b><strong>s</strong><i>i</i><em>e</em><code>c</code></p><pre>p</pre>"
-        "<ul><li>u</li></ul><ol><li>o</li></ol><blockquote>q</blockquote>a<br>b"
-    )
-    assert sanitize(source, "markdown") == source
-
-
-def test_markdown_removes_other_tags_and_attributes() -> None:
-    assert sanitize('<div class="x"><span>t</span></div><h1 id="h">h</h1>', "markdown") == "th"
-    assert sanitize('<b class="x" style="color:red" title="t">b</b>', "markdown") == "<b>b</b>"
-    assert sanitize("<img src=https://example.com/a.png>", "markdown") == ""
-
-
-def test_markdown_links() -> None:
-    # In attribute values "&" stays encoded (the "&" readability fix applies to text only).
-    assert sanitize('<a href="https://example.com/x?a=1&b=2">x</a>', "markdown") == (
-        f'<a href="https://example.com/x?a=1&amp;b=2" {REL}>x</a>'
-    )
-    assert sanitize('<a href="mailto:a@example.com">m</a>', "markdown") == f'<a href="mailto:a@example.com" {REL}>m</a>'
-    # Only http, https and mailto; no relative or protocol-relative URL; rel is forced.
-    for href in ("ftp://example.com/", "/relative", "//evil.example/", "tel:123", "javascript:alert(1)"):
-        assert sanitize(f'<a href="{href}" rel="opener">x</a>', "markdown") == f"<a {REL}>x</a>"
-    assert sanitize('<a href="https://e.example" target="_blank">x</a>', "markdown") == (
-        f'<a href="https://e.example" {REL}>x</a>'
-    )
-
-
-def test_markdown_text_stays_markdown() -> None:
-    assert sanitize("> quote", "markdown") == "> quote"
-    assert sanitize("`a && b` & c", "markdown") == "`a && b` & c"
-    assert sanitize("a < b", "markdown") == "a &lt; b"  # a decoded "<" could become raw HTML in a renderer
-    assert sanitize("&amp;lt;", "markdown") == "&amp;lt;"  # "&" before a name stays encoded
-    assert sanitize("[x](https://example.com)", "markdown") == "[x](https://example.com)"
-
-
-def test_markdown_defuses_script_links() -> None:
-    assert sanitize("[x](javascript:alert(1))", "markdown") == "[x](javascript\uff1aalert(1))"
-    assert sanitize("[x](java\tscript:alert(1))", "markdown") == "[x](java\tscript\uff1aalert(1))"
-    assert sanitize("[x](data:text/html;base64,AAAA)", "markdown") == "[x](data\uff1atext/html;base64,AAAA)"
-    assert sanitize("<javascript:alert(1)>", "markdown") == ""
-
-
 # --- properties -------------------------------------------------------------------------------
 
-_LIVE_TAG = re.compile(r"<[A-Za-z/!?][^>]*", re.IGNORECASE)
-_HANDLER_IN_TAG = re.compile(r"[\s\"'/`]on[a-z]+\s*=", re.IGNORECASE)
-
-
-def _live_markup(text: str) -> bool:
-    lower = text.lower()
-    if "<script" in lower or "javascript:" in lower:
-        return True
-    return any(_HANDLER_IN_TAG.search(tag.group(0)) for tag in _LIVE_TAG.finditer(text))
-
-
-FRAGMENTS = [
-    "<", ">", "&", ";", "#", "x", ":", "/", '"', "'", "`", "=", " ", "\t", "\n", "\x00",
-    "script", "SCRIPT", "java", "javascript", "JaVaScRiPt", "vbscript", "data", "on", "onerror", "onload",
-    "&lt;", "&gt;", "&amp;", "&#x3C;", "&#60;", "&#58;", "&colon;", "&#x6A;", "%3C", "\\x3c", "\\u003c",
-    "<script>", "</script>", "<img src=x ", "<a href=", "<svg/", "<!--", "-->", "<![CDATA[", "]]>",
-    "<style>", "<iframe>", "<noscript>", "<textarea>", "<math>", "<b>", "<p ", "</", "[x](", ")",
-]  # fmt: skip
 hostile_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=5)), max_size=40).map("".join)
-
-
-@given(hostile_text, st.sampled_from(["text", "markdown"]))
-@example("<scr<script>ipt>alert(1)</script>", "text")
-@example("java&#x09;script&colon;alert(1)", "markdown")
-@example("&lt;img src=x onerror=alert(1)&gt;", "text")
-@example("<<a href=x>a onclick=y>", "markdown")
-@hsettings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_sanitize_never_returns_live_markup(source: str, content_type: str) -> None:
-    assert not _live_markup(sanitize(source, content_type))
-
-
-@given(hostile_text, st.sampled_from(["text", "markdown"]))
-@hsettings(max_examples=300, deadline=None)
-def test_sanitize_is_idempotent(source: str, content_type: str) -> None:
-    once = sanitize(source, content_type)
-    assert sanitize(once, content_type) == once
-
-
-_plain_char = st.characters(blacklist_characters="<&\r\x00", blacklist_categories=("Cs",))
-plain_text = st.lists(
-    st.one_of(st.text(_plain_char, max_size=20), st.sampled_from([" < ", " & ", " > ", " <3 ", "1<2", "a & b"])),
-    max_size=10,
-).map("".join)
-
-
-@given(plain_text)
-@hsettings(max_examples=300, deadline=None)
-def test_plain_text_round_trips(text: str) -> None:
-    if content._DEFUSE_SCHEME.search(text):  # a script URL is defused on purpose
-        return
-    assert sanitize(text, "text") == text
 
 
 @given(st.text(max_size=200))
@@ -428,21 +124,11 @@ def test_check_content_only_raises_its_own_errors(text: str) -> None:
         assert error.reason in {SCRIPT, HANDLER, OBFUSCATED, "char_flood", "link_flood"}
 
 
-#: Words the blocking rules look for, so that generated text comes close to them.
-_NEAR_MISSES = [
-    "javascript", "vbscript", "data", "script", "iframe", "object", "embed", "onload", "onerror", "expression(",
-    "-moz-binding", "behavior", "http", "https", "www.", "0x7f", "017700000001", "2130706433", "text/html", "=",
-    "/", "//", "://", " ", "\t", "\n", ";", ",", "(", ")", "'", '"', "`", ">", "#", "x", ":",
-]  # fmt: skip
-near_miss_text = st.lists(st.sampled_from(_NEAR_MISSES + FRAGMENTS), max_size=30).map("".join)
+near_miss_text = st.lists(st.sampled_from(NEAR_MISSES + FRAGMENTS), max_size=30).map("".join)
 
 
 def _blocked_reason(text: str, *, thorough: bool) -> str | None:
-    try:
-        content._refuse_hostile(text, thorough=thorough)
-    except MessageBlocked as error:
-        return error.reason
-    return None
+    return find_hostile(text, thorough=thorough)
 
 
 @given(st.one_of(hostile_text, near_miss_text))
@@ -464,8 +150,7 @@ def test_skipping_rules_that_cannot_match_changes_no_verdict(text: str) -> None:
 @example("JavaScript\t:x data :text/html WWW.example.com")
 @hsettings(max_examples=500, deadline=None)
 def test_prefilters_change_no_result(text: str) -> None:
-    """Defusing and link counting skip text their patterns cannot match, with the same result."""
-    assert content._defuse_schemes(text) == content._DEFUSE_SCHEME.sub(lambda m: m.group(0)[:-1] + "\uff1a", text)
+    """Link counting and the flood check skip text their patterns cannot match, with the same result."""
     assert content._count_links(text, 100) == len(content._LINK.findall(text)[:101])
     assert content._has_char_flood(text, 3) == (re.search(r"(\S)\1{3,}", text) is not None)
 
@@ -549,61 +234,62 @@ def test_blocking_wins_over_spam() -> None:
     assert reason_of("<script>" + "a" * 100) == SCRIPT
 
 
-# --- performance ---------------------------------------------------------------------------------
+# --- performance (issue #17, "One message freezes a worker") ---------------------------------------
 
-ADVERSARIAL = [
-    "<" * 10_000,
-    "<a " * 3_334,
-    "<a" + " onxx" * 2_000,
-    "j" * 10_000,
-    "javascript" * 1_000,
-    "java\t" * 2_000,
-    "&#" * 5_000,
-    "&amp;" * 2_000,
-    "%" * 10_000,
-    "%41" * 3_334,
-    "\\x41" * 2_500,
-    "&#x41;" * 1_667,
-    "http://" * 1_429,
-    "ab" * 5_000,
-    "<!--" * 2_500,
-    "<a href='" * 1_112,
-    "<object " + "a" * 9_992,
-    "<a " + " " * 9_995 + "on",
-    "http://" + "a" * 9_993,
-    "https://" + "%" * 9_992,
-    " on" * 3_334,
-    "a" * 10_000,
-]
+LIMIT = 10_000  # CHAT_MESSAGE_MAX_LENGTH's default: surfaces check the length before screening
+#: Ordinary chat of the same length, with everything that sends screening down its full path:
+#: a "<", an "&", a "%", "://" and a scheme-like colon, a backslash, non-ASCII text.
+ORDINARY = (
+    "Meeting at 10:30 — café & croissants. See https://example.com/docs?a=1&b=2 and use `if (a < b && c > d)` "
+    "in JS; 50% done, C:\\temp is fine. "
+) * 100
+#: The most screening may cost on adversarial input, relative to ordinary text of the same length.
+BUDGET_RATIO = 20
 
 
-def _best_of(runs: int, func, *args) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        func(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
 
-
-def _check_quietly(text: str) -> None:
+def screen(text: str) -> None:
+    """Everything screening runs on a message (both policies run the same rules)."""
+    find_hostile(text)
     try:
-        check_content(text)
-    except (MessageBlocked, SpamDetected):
+        check_spam(text)
+    except SpamDetected:
         pass
 
 
-@pytest.mark.parametrize("text", ADVERSARIAL, ids=lambda text: repr(text[:12]))
-def test_adversarial_input_is_fast(text: str) -> None:
-    """Each step on a 10,000-character hostile input stays well under 50 ms (typically 1-10 ms)."""
-    assert len(text) >= 9_990
-    for name, func, args in (
-        ("sanitize text", sanitize, (text, "text")),
-        ("sanitize markdown", sanitize, (text, "markdown")),
-        ("check_content", _check_quietly, (text,)),
-    ):
-        elapsed = _best_of(3, func, *args)
-        assert elapsed < 0.050, f"{name}: {elapsed * 1000:.1f} ms"
+def test_one_message_freezes_a_worker() -> None:
+    """The finding: ``"<" + " " * 9999`` backtracked quadratically in the script-tag pattern (2.6 s).
+
+    Now it costs what ordinary text of its length costs; and the pattern
+    that did it still finds what it is for.
+    """
+    attack = "<" + " " * (LIMIT - 1)
+    ordinary = ORDINARY[:LIMIT]
+    baseline = best_cpu_time(5, screen, ordinary)
+    elapsed = best_cpu_time(5, screen, attack)
+    assert elapsed <= BUDGET_RATIO * baseline, f"{elapsed * 1000:.2f} ms vs {baseline * 1000:.2f} ms for ordinary text"
+    # The rewritten pattern still matches what the old one did.
+    for tag in ("<script>", "< script>", "</script>", "< / script", "<\t/\nscript", "<\x01iframe", "<  /  IFRAME "):
+        assert content._SCRIPT_TAG.search(tag), tag
+    for not_a_tag in ("< /x script", "<scripts", "</ /script"):
+        assert not content._SCRIPT_TAG.search(not_a_tag), not_a_tag
+
+
+@pytest.mark.parametrize("name", sorted(adversarial(LIMIT)))
+def test_screening_adversarial_input_at_the_size_limit_stays_within_budget(name: str) -> None:
+    """Every input built to make a matcher backtrack costs at most 20x ordinary text of the same length.
+
+    A ratio measured in the same test (best of seven each), never an absolute
+    time: the machine is shared.  Measured (2026-12-07): ordinary text 1.3 ms;
+    every input 0.1-7x, except compatibility characters that NFKC expands
+    18-fold (10,000 become 180,000, all of which the rules must see): 13-16x.
+    """
+    text = adversarial(LIMIT)[name]
+    assert len(text) <= LIMIT
+    baseline = best_cpu_time(7, screen, ORDINARY[: len(text)])
+    elapsed = best_cpu_time(7, screen, text)
+    ratio = elapsed / baseline
+    assert ratio <= BUDGET_RATIO, f"{name}: {elapsed * 1000:.2f} ms, {ratio:.1f}x ordinary text"
 
 
 # --- repeats -------------------------------------------------------------------------------------
@@ -661,13 +347,3 @@ async def test_repeat_tracker_fails_open() -> None:
 def test_repeat_tracker_from_settings_uses_memory_without_redis() -> None:
     tracker = content.repeat_tracker_from_settings()
     assert isinstance(tracker.backend, MemoryBackend)
-
-
-@hsettings(max_examples=1000)
-@given(st.text().filter(lambda text: not any(c in text for c in "<&\r\x00")))
-@example("plain words, a > b and \"quotes\" and 'apostrophes'")
-@example("javascript:alert(1) \u00a0 \u200b \x0c \ufeff")
-def test_plain_text_skips_the_parser_with_the_same_result(text):
-    from security.content import _clean_text
-
-    assert sanitize(text, "text") == _clean_text(text)

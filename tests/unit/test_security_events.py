@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -200,13 +199,12 @@ async def test_model_instances_are_accepted_by_pk(recorder: EventRecorder, datab
 async def test_database_outage_is_retried_and_never_blocks_the_caller(recorder: EventRecorder, monkeypatch) -> None:
     database = FakeDatabase(fail=3)
     monkeypatch.setattr(events, "write_rows", database)
-    slowest = 0.0
     for n in range(50):
-        start = time.perf_counter()
-        recorder.record("rate_limit_exceeded", detail={"n": n})
-        slowest = max(slowest, time.perf_counter() - start)
+        calls = database.calls
+        # Synchronous and write-free: it only queues, whatever the database is doing.
+        assert recorder.record("rate_limit_exceeded", detail={"n": n}) is None
+        assert database.calls == calls
         await asyncio.sleep(0)
-    assert slowest < 0.005
     assert await recorder.flush(timeout=5)
     assert database.calls >= 4
     assert [row.detail["n"] for row in database.rows] == list(range(50))  # nothing lost, in order

@@ -22,7 +22,7 @@
  */
 
 import { RequestError } from "./connection.js";
-import { plainText } from "./markdown.js";
+import { plainText } from "./message_body.js";
 import { MessageState, MessageStore, newId } from "./store.js";
 
 const HISTORY_PAGE = 30;
@@ -46,6 +46,7 @@ export function errorFrom(ack) {
   }
   if (typeof ack.maxLength === "number") error.maxLength = ack.maxLength;
   if (typeof ack.mutedUntil === "number") error.mutedUntil = ack.mutedUntil;
+  if (typeof ack.reason === "string") error.reason = ack.reason;
   return error;
 }
 
@@ -647,7 +648,7 @@ export class ChatRoom extends EventTarget {
     const fresh = (added || wasStreaming) && !item.mine;
     this._changed("messages", { incoming: fresh, id: item.id });
     if (fresh) {
-      const text = plainText(message.content, message.contentType);
+      const text = plainText(message);
       this._announce(`${message.userName || "Someone"}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`);
     }
     if (this.initialLoaded && typeof message.seq === "number" && message.seq > expected) this._catchUp(expected - 1);

@@ -4,7 +4,7 @@
  * Messages are keyed by id: a change re-renders only the entries whose
  * `rev` moved, and entries are moved (never recreated) when a seq puts
  * them in a new place.  Renders are batched per animation frame.  Message
- * text goes through markdown.js, which builds text nodes only.
+ * bodies come from message_body.js: text as text, markdown as the server's HTML.
  *
  * Accessibility: the message region is focusable (keyboard scrolling), new
  * messages from others are read out by a polite live region (not the
@@ -13,7 +13,7 @@
  */
 
 import { ConnectionState } from "./connection.js";
-import { renderMessage } from "./markdown.js";
+import { copyCode, renderBody } from "./message_body.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -37,6 +37,9 @@ const ERROR_TEXT = {
   muted: (e) =>
     `A moderator muted you in this workspace${e.mutedUntil ? ` until ${new Date(e.mutedUntil).toLocaleString()}` : ""}.`,
   banned: () => "You are banned from this workspace.",
+  message_blocked: () => "This workspace does not accept messages that look like code injection.",
+  spam_detected: (e) =>
+    e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
 
 export function describeError(error) {
@@ -181,6 +184,10 @@ export class ChatView {
     list.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
       if (!button || !this.room) return;
+      if (button.dataset.action === "copy-code") {
+        copyCode(button);
+        return;
+      }
       const id = button.closest("[data-id]")?.dataset.id;
       if (!id) return;
       if (button.dataset.action === "retry") this.room.retry(id);
@@ -348,7 +355,7 @@ export class ChatView {
 
     const bubble = el("div", "msg__bubble");
     const body = el("div", "msg__body");
-    body.append(renderMessage(item.content, item.contentType));
+    renderBody(body, item);
     bubble.append(body);
     if (item.state === MessageState.STREAMING) {
       bubble.setAttribute("aria-busy", "true");

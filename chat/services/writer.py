@@ -74,6 +74,10 @@ class MessageWriter:
             raise outcome
         return outcome
 
+    def forget(self) -> None:
+        """Forget the messages remembered for resends (the database, rolled back, no longer has them)."""
+        self._recent.clear()
+
     @property
     def queued(self) -> int:
         return len(self._pending)

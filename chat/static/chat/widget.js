@@ -61,6 +61,8 @@
   var iframe = document.createElement("iframe");
   iframe.src = server + "/embed/?" + query.toString();
   iframe.title = title;
+  // The Copy button of code blocks writes to the clipboard from inside the frame.
+  iframe.allow = "clipboard-write";
   Object.assign(iframe.style, { border: "0", width: "100%", height: "100%", display: "block", colorScheme: "normal" });
 
   // --- tokens ---------------------------------------------------------------------------------

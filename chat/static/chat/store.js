@@ -86,6 +86,7 @@ export class MessageStore {
       userName: "",
       content: "",
       contentType: "text",
+      html: null,
       timestamp: Date.now(),
       metadata: {},
       state: MessageState.STORED,
@@ -113,6 +114,7 @@ export class MessageStore {
       userName: message.userName ?? "",
       content: message.content ?? "",
       contentType: message.contentType ?? "text",
+      html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
       timestamp: message.timestamp ?? Date.now(),
       queued: false,
@@ -122,7 +124,8 @@ export class MessageStore {
     const mine = this.isMine(message);
     if (existing) {
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
-      if (existing.seq === fields.seq && existing.state === state && existing.content === fields.content) {
+      const same = existing.content === fields.content && existing.html === fields.html;
+      if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
       return { item: this._touch(existing, { ...fields, mine: existing.mine || mine, state }), added: false };
