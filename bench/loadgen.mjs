@@ -6,7 +6,8 @@
 // N clients are split into rooms of K (room r = clients r*K .. r*K+K-1) and
 // spread over worker threads room by room, so the sender and every receiver
 // of a message live in the same thread and one clock times it.  Every client
-// uses its own Engine.IO connection (forceNew) over the websocket transport.
+// uses its own Engine.IO connection (forceNew) over the websocket transport,
+// or long-polling only (--transports polling: no upgrade).
 //
 // Modes:
 //   chat   our chat protocol: connect with auth {token}, chat:join-session,
@@ -19,13 +20,19 @@
 //   idle   connect --clients sockets (chat: with a token, no join), print
 //          {"event":"idle-connected"} on stdout, hold --hold-ms, disconnect.
 //
+// --connect-only: connect and join (chat or plain), time each client from
+// io() to its join ack ("connectJoinMs"), then disconnect: with
+// --connect-concurrency at least the clients per worker thread, every client
+// connects and joins at once.
+//
 // Load: messages are sent per room at `rate` msgs/s, the sender rotating
 // through the room's members.  First an "idle" step (--idle-s: everyone
 // connected, nothing sent: the server's background CPU, measured by the
-// driver), then a warm-up (not counted), then the rate is raised step by
-// step (x --factor) while a step passes, then bisected --refine times between
-// the last pass and the first failure; a failed step is re-run --retries
-// times before it counts.  A step passes when, for the messages
+// driver), then a warm-up (not counted).  With --fixed-rate R --fixed-steps
+// N: N measured steps at R msgs/s per room (a chosen load).  Otherwise the
+// rate is raised step by step (x --factor) while a step passes, then bisected
+// --refine times between the last pass and the first failure; a failed step
+// is re-run --retries times before it counts.  A step passes when, for the messages
 // sent in it: p99 latency <= --threshold-ms, nothing lost (every other member
 // got it within --drain-ms after the step), nothing duplicated or misrouted,
 // no error event, and the achieved send rate is within 3% of the target.
@@ -49,6 +56,8 @@ const DEFAULTS = {
   clients: 200,
   roomSize: 10,
   workers: 2,
+  transports: ["websocket"], // or ["polling"]: long-polling only, never upgraded
+  connectOnly: false, // connect and join, time it, disconnect (no steps)
   tokens: [], // chat/idle-chat: one per client, reused round-robin if fewer
   tokensFile: null,
   idleAuth: false, // idle mode: send auth {token} (our server needs it)
@@ -186,7 +195,7 @@ async function workerMain() {
     const room = { r, name: `${cfg.sessionPrefix}-r${r}`, members: [], next: 0, sent: 0, phase: 0 };
     for (let pos = 0; pos < workerData.roomSizes[r]; pos++) {
       const globalIndex = r * K + pos;
-      const client = { globalIndex, pos, room, socket: null, connectMs: null, joinMs: null };
+      const client = { globalIndex, pos, room, socket: null, connectMs: null, joinMs: null, connectJoinMs: null };
       room.members.push(client);
       clients.push(client);
     }
@@ -247,7 +256,8 @@ async function workerMain() {
       const started = nowAbs();
       const opts = {
         path: cfg.path,
-        transports: ["websocket"],
+        transports: cfg.transports,
+        upgrade: cfg.transports.includes("websocket"),
         forceNew: true,
         reconnection: false,
         timeout: cfg.connectTimeoutMs,
@@ -285,6 +295,7 @@ async function workerMain() {
           if (err) return done(`join: ${err.message || err}`);
           if (mode === "chat" && !(res && res.ok)) return done(`join refused: ${JSON.stringify(res)}`);
           client.joinMs = nowAbs() - joinStarted;
+          client.connectJoinMs = nowAbs() - started;
           done(null);
         };
         const s = socket.timeout(cfg.joinTimeoutMs);
@@ -313,6 +324,7 @@ async function workerMain() {
       wallMs: nowAbs() - started,
       connectMs: clients.map((x) => x.connectMs).filter((x) => x !== null),
       joinMs: clients.map((x) => x.joinMs).filter((x) => x !== null),
+      connectJoinMs: clients.map((x) => x.connectJoinMs).filter((x) => x !== null),
       failures,
     };
   }
@@ -384,9 +396,15 @@ async function workerMain() {
     const elu = performance.eventLoopUtilization(elu0);
     let lost = 0;
     let unconfirmed = 0;
+    const lostSamples = [];
     for (const [id, rec] of pending) {
       lost += rec.expected - rec.count;
       if (!rec.acked) unconfirmed++;
+      if (rec.count < rec.expected && lostSamples.length < 10) {
+        // Which message, how far into the step, and which members did not get it.
+        const missing = rec.room.members.filter((m) => m.pos !== rec.sender && !rec.mask[m.pos]).map((m) => m.pos);
+        lostSamples.push({ id, room: rec.room.name, sentAtMs: Math.round(rec.t - stepStart), acked: rec.acked, missing });
+      }
       retired.add(id);
     }
     pending.clear();
@@ -406,6 +424,7 @@ async function workerMain() {
       timeline,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       errors: errorSamples.slice(),
+      lostSamples,
     };
   }
 
@@ -477,6 +496,11 @@ function parseArgs(argv) {
   if (!["chat", "plain", "idle"].includes(cfg.mode)) throw new Error(`unknown mode ${cfg.mode}`);
   if (cfg.mode === "chat" && cfg.tokens.length === 0) throw new Error("chat mode needs tokens");
   if (cfg.mode !== "idle" && cfg.roomSize < 2) throw new Error("room size must be at least 2");
+  if (typeof cfg.transports === "string") cfg.transports = cfg.transports.split(",");
+  if (!cfg.transports.length || cfg.transports.some((t) => !["websocket", "polling"].includes(t))) {
+    throw new Error(`transports must be websocket and/or polling, not ${cfg.transports}`);
+  }
+  if (typeof cfg.connectOnly === "string") cfg.connectOnly = cfg.connectOnly === "true" || cfg.connectOnly === "1";
   return cfg;
 }
 
@@ -539,6 +563,7 @@ function summarizeConnect(parts) {
     joined: parts.reduce((n, p) => n + p.joinMs.length, 0),
     connectMs: percentiles(concat(parts.map((p) => Float64Array.from(p.connectMs)))),
     joinMs: percentiles(concat(parts.map((p) => Float64Array.from(p.joinMs)))),
+    connectJoinMs: percentiles(concat(parts.map((p) => Float64Array.from(p.connectJoinMs)))),
     failures: parts.flatMap((p) => p.failures).slice(0, 20),
     failureCount: parts.reduce((n, p) => n + p.failures.length, 0),
   };
@@ -592,6 +617,7 @@ async function runStep(pool, cfg, stepIndex, rate, label) {
       loopDelayP99Ms: parts.map((p) => Math.round(p.loopDelayP99Ms * 10) / 10),
     },
     errorSamples: parts.flatMap((p) => p.errors).slice(0, 5),
+    lostSamples: parts.flatMap((p) => p.lostSamples).slice(0, 10),
     // Per second of the step: deliveries, mean and max latency (ms) of the messages sent in it.
     timeline: parts[0].timeline.map((_, i) => {
       const n = parts.reduce((a, p) => a + p.timeline[i][0], 0);
@@ -657,6 +683,8 @@ async function mainThread() {
     if (cfg.mode === "idle") {
       emitLine({ event: "idle-connected", clients: connect.connected });
       await sleep(cfg.holdMs);
+    } else if (cfg.connectOnly) {
+      log(`connect+join p50 ${connect.connectJoinMs.p50} p99 ${connect.connectJoinMs.p99} ms`);
     } else {
       const steps = [];
       result.steps = steps;

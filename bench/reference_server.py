@@ -8,9 +8,12 @@ persistence, for ``bench/loadgen.mjs --mode plain``:
   in the room as ``broadcast``, and the sender gets ``sent`` ``{id}`` (as our
   sender gets ``chat:message-sent``).
 
-One process, asyncio event loop, like one daphne worker.  Run::
+One process, asyncio event loop, like one uvicorn worker.  With
+``--redis-url`` rooms go through python-socketio's ``AsyncRedisManager``, as
+several of its workers would share them (one worker here: the cost of the
+Redis path itself).  Run::
 
-    .venv/bin/python bench/reference_server.py --port 8101 [--ws websockets|wsproto]
+    .venv/bin/python bench/reference_server.py --port 8101 [--ws websockets|wsproto] [--redis-url URL]
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import logging
 import socketio
 
 
-def build_app() -> socketio.ASGIApp:
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", logger=False, engineio_logger=False)
+def build_app(redis_url: str | None = None) -> socketio.ASGIApp:
+    manager = socketio.AsyncRedisManager(redis_url, channel="bench-reference") if redis_url else None
+    sio = socketio.AsyncServer(
+        async_mode="asgi", cors_allowed_origins="*", logger=False, engineio_logger=False, client_manager=manager
+    )
 
     @sio.event
     async def connect(sid, environ, auth=None):
@@ -47,9 +53,6 @@ def build_app() -> socketio.ASGIApp:
     return socketio.ASGIApp(sio)
 
 
-app = build_app()
-
-
 def default_ws() -> str:
     return "websockets" if importlib.util.find_spec("websockets") else "wsproto"
 
@@ -61,10 +64,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--ws", default=default_ws(), choices=["websockets", "websockets-sansio", "wsproto"])
+    parser.add_argument("--redis-url", help="rooms through AsyncRedisManager on this Redis")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     uvicorn.run(
-        app,
+        build_app(args.redis_url),
         host=args.host,
         port=args.port,
         ws=args.ws,

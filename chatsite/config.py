@@ -132,6 +132,10 @@ class Config:
     api_rate_limit: str = "120/m"
     #: An agent run that has not finished within this is stopped.
     agent_timeout_s: int = 60
+    #: A worker's claim on an agent run lasts this long, renewed every third
+    #: of it; a run whose worker died is failed (``worker_lost``) once it
+    #: lapses, and the session's queue goes on.
+    agent_lease_s: int = 30
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
@@ -206,6 +210,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         spam_repeat_window_s=_int(env, "CHAT_SPAM_REPEAT_WINDOW_S", defaults.spam_repeat_window_s, minimum=1),
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
+        agent_lease_s=_int(env, "CHAT_AGENT_LEASE_S", defaults.agent_lease_s, minimum=1),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),

@@ -93,10 +93,31 @@ class RoomFanout:
 
     # --- membership ---------------------------------------------------------------
 
-    async def join(self, member: LocalMember, group: str) -> None:
+    async def join(self, member: LocalMember, group: str, order: tuple[int, Fill] | None = None) -> int | None:
+        """Add a local member to a room; with ``order``, the room's numbered broadcasts reach it in order.
+
+        ``order`` is ``(next_seq, fill)`` (see :mod:`.sequence`): the number the
+        room's members on this worker get next, used if this worker does not
+        order the room yet, and how to read missing messages.  Returns the
+        number of the last message the member will *not* get live (read it and
+        earlier ones from the application's history): what this worker
+        delivers next, less one, read in the same step as the member is added,
+        so nothing falls between a joiner's history and its live stream.
+        """
         await self.start()
         self._members.setdefault(group, {})[member.id] = member
+        sequencer = self._sequencers.get(group)
+        created = sequencer is None and order is not None
+        if created:
+            # Before any await: a broadcast arriving while this worker subscribes is ordered too.
+            sequencer = self._sequencers[group] = Sequencer(order[0], order[1], self.handle)
+        last_not_live = None if sequencer is None else sequencer.next - 1
         await self._sync(group)
+        if created and self.worker.crosses_processes and self._sequencers.get(group) is sequencer:
+            # What was published before the subscription took effect, and nothing after it, would
+            # otherwise wait for the room's next message to reveal the gap.
+            sequencer.catch_up()
+        return last_not_live
 
     async def leave(self, member: LocalMember, group: str) -> None:
         members = self._members.get(group)
@@ -108,15 +129,6 @@ class RoomFanout:
                 if sequencer is not None:
                     sequencer.close()
         await self._sync(group)
-
-    def sequence(self, group: str, next_seq: int, fill: Fill) -> None:
-        """Deliver this room's numbered broadcasts in order, starting at ``next_seq`` (see :mod:`.sequence`).
-
-        Call it once a local member has joined; while the room keeps local
-        members the first call's numbering stands.
-        """
-        if group in self._members and group not in self._sequencers:
-            self._sequencers[group] = Sequencer(next_seq, fill, self.handle)
 
     @property
     def rooms(self) -> int:

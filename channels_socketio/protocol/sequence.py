@@ -18,6 +18,7 @@ publishers and no single worker that must publish a room's messages.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -42,6 +43,8 @@ class Sequencer:
         self._fill = fill
         self._deliver = deliver
         self._held: dict[int, dict[str, Any]] = {}
+        #: Numbers up to here that are not held were read from the store and are not shown: skipped.
+        self._settled = next_seq - 1
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._filling: asyncio.Task[None] | None = None
@@ -65,10 +68,15 @@ class Sequencer:
             return  # the drain already running delivers it in its turn
         self._draining = True
         try:
-            while self.next in self._held:
-                message = self._held.pop(self.next)
-                self.next += 1
-                await self._deliver(message)
+            while True:
+                if self.next in self._held:
+                    message = self._held.pop(self.next)
+                    self.next += 1
+                    await self._deliver(message)
+                elif self.next <= self._settled:
+                    self.next += 1  # the store has nothing to show under this number
+                else:
+                    break
         finally:
             self._draining = False
         if not self._held:
@@ -76,7 +84,12 @@ class Sequencer:
         elif len(self._held) > MAX_HELD:
             self._fill_now()
         elif self._timer is None and self._filling is None:
-            self._timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._fill_now)
+            # A fresh context, here and for the fill: the message that left the gap
+            # may have come from a synchronous caller's ``async_to_sync`` (a REST
+            # view announcing after commit) whose thread is gone by then.
+            self._timer = asyncio.get_running_loop().call_later(
+                GAP_WAIT_S, self._fill_now, context=contextvars.Context()
+            )
 
     def catch_up(self) -> None:
         """Messages may have been missed (the broker lost its connection): read everything after the last delivered."""
@@ -85,7 +98,9 @@ class Sequencer:
     def _fill_now(self, to_newest: bool = False) -> None:
         self._cancel_timer()
         if self._filling is None:
-            self._filling = asyncio.get_running_loop().create_task(self._fill_gap(to_newest), name="room-fill")
+            self._filling = asyncio.get_running_loop().create_task(
+                self._fill_gap(to_newest), name="room-fill", context=contextvars.Context()
+            )
 
     async def _fill_gap(self, to_newest: bool) -> None:
         try:
@@ -103,8 +118,10 @@ class Sequencer:
                     seq = message.get("seq")
                     if isinstance(seq, int) and seq >= self.next:
                         self._held.setdefault(seq, message)
-            if self._held and self.next not in self._held and last is not None:
-                self.next = min(self._held)  # what the store did not give us is not shown
+                if last is not None:
+                    # What the store did not give for first..last is not shown (or could not be read).
+                    # Only that range: a gap that opened while it was read is a message on its way.
+                    self._settled = max(self._settled, last)
         finally:
             self._filling = None
         await self._drain()

@@ -23,7 +23,7 @@ from channels_socketio.wire.socket_packets import Limits, Packet, PacketDecoder,
 
 DEFAULT_ACK_TIMEOUT_S = 10.0
 
-#: ``fill(first, last)`` of :meth:`Socket.sequence_room`: ``(seq, event, args)`` of a room's numbered events.
+#: ``fill(first, last)`` of :meth:`Socket.join_ordered`: ``(seq, event, args)`` of a room's numbered events.
 RoomFill = Callable[[int, "int | None"], Awaitable[list[tuple[int, str, list[Any]]]]]
 
 
@@ -145,22 +145,21 @@ class Socket:
             self.rooms.add(room)
             await self.server.fanout.join(self, group_name(self.namespace, room))
 
-    async def leave(self, room: str) -> None:
-        if room in self.rooms:
-            self.rooms.discard(room)
-            await self.server.fanout.leave(self, group_name(self.namespace, room))
+    async def join_ordered(self, room: str, next_seq: int, fill: RoomFill) -> int:
+        """Join a room whose numbered broadcasts (``emit(..., seq=n)``) this worker's members get in order.
 
-    def sequence_room(self, room: str, next_seq: int, fill: RoomFill) -> None:
-        """Deliver the room's numbered broadcasts (``emit(..., seq=n)``) to this worker's members in order.
-
-        ``next_seq`` is the number this worker's members get next (what came
-        before, a joiner reads from the application's history); ``fill(first,
-        last)`` returns the room's events numbered ``first`` to ``last``
-        (``None``: the newest) as ``(seq, event, args)``, for the gaps a lost
-        publisher leaves (see :mod:`channels_socketio.protocol.sequence`).
-        Call it after :meth:`join`; it is kept while the room has members here.
+        ``next_seq`` is the number the room's members get next if this worker
+        does not order the room yet (what the application last stored, plus
+        one); ``fill(first, last)`` returns the room's events numbered
+        ``first`` to ``last`` (``None``: the newest) as ``(seq, event, args)``,
+        for the gaps a lost publisher leaves (see
+        :mod:`channels_socketio.protocol.sequence`).  Returns the number of the
+        last event this socket does not get live: the joiner reads it and
+        earlier ones from the application's history, and gets every later one
+        live, once, in order.
         """
         namespace = self.namespace
+        group = group_name(namespace, room)
 
         async def fill_frames(first: int, last: int | None) -> list[dict[str, Any]]:
             return [
@@ -168,8 +167,14 @@ class Socket:
                 for seq, event, args in await fill(first, last)
             ]
 
-        group = group_name(namespace, room)
-        self.server.fanout.sequence(group, next_seq, fill_frames)
+        self.rooms.add(room)
+        last_not_live = await self.server.fanout.join(self, group, (next_seq, fill_frames))
+        return next_seq - 1 if last_not_live is None else last_not_live
+
+    async def leave(self, room: str) -> None:
+        if room in self.rooms:
+            self.rooms.discard(room)
+            await self.server.fanout.leave(self, group_name(self.namespace, room))
 
     async def leave_all(self) -> None:
         for room in list(self.rooms):

@@ -124,3 +124,61 @@ async def test_concurrent_arrivals_are_delivered_once_each_in_order():
     await asyncio.gather(*(sequencer.accept(message(seq)) for seq in order))
     await asyncio.sleep(0.05)
     assert delivered == list(range(1, 9))
+
+
+async def test_a_gap_is_filled_even_when_the_early_message_came_from_a_finished_sync_call(monkeypatch):
+    """A REST view announces after commit through ``async_to_sync``; its thread is gone when the gap is filled.
+
+    The wait and the fill must not run in that call's context (its
+    ``CurrentThreadExecutor`` has quit), or a store read through
+    ``sync_to_async`` fails and the member never gets the missing message.
+    """
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    monkeypatch.setattr(sequence, "GAP_WAIT_S", 0.02)
+    delivered: list[int] = []
+
+    async def deliver(msg: dict[str, Any]) -> None:
+        delivered.append(msg["seq"])
+
+    def read_store(first: int, last: int | None) -> list[dict[str, Any]]:
+        return [message(seq) for seq in range(first, (last or first) + 1)]
+
+    sequencer = Sequencer(1, sync_to_async(read_store), deliver)
+    await sync_to_async(lambda: async_to_sync(sequencer.accept)(message(2)))()
+    for _ in range(100):
+        if delivered == [1, 2]:
+            break
+        await asyncio.sleep(0.01)
+    assert delivered == [1, 2]
+
+
+async def test_a_message_in_flight_while_a_gap_is_read_is_waited_for_not_skipped(monkeypatch):
+    """The store answers for the gap it was asked about; a later gap that opened meanwhile is not skipped.
+
+    Under load a fill takes a while: 1 and 2 come in while it runs, 3 is
+    delivered, 5 arrives before 4.  4 is on its way, not missing: the
+    room waits for it (or fills it in turn), it must not jump to 5.
+    """
+    monkeypatch.setattr(sequence, "GAP_WAIT_S", 0.02)
+    room = Room(stored=range(1, 6))
+    reading = asyncio.Event()
+    answer = asyncio.Event()
+    store = room.fill
+
+    async def slow_fill(first: int, last: int | None) -> list[dict[str, Any]]:
+        reading.set()
+        await answer.wait()
+        return await store(first, last)
+
+    room.sequencer._fill = slow_fill
+    await room.sequencer.accept(message(3))
+    await asyncio.wait_for(reading.wait(), 1)  # reading 1..2 from the store
+    for seq in (1, 2, 5):
+        await room.sequencer.accept(message(seq))
+    assert room.delivered == [1, 2, 3]
+    answer.set()
+    await asyncio.sleep(0.01)
+    await room.sequencer.accept(message(4))
+    await asyncio.sleep(0.1)
+    assert room.delivered == [1, 2, 3, 4, 5]

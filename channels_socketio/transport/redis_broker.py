@@ -13,12 +13,18 @@ sends in pipelines, in order, so a broadcast costs the caller no round trip
 and a burst costs Redis one round trip per pipeline.  If Redis cannot be
 reached, what could not be sent is dropped and counted (``dropped``), the
 receiving side reconnects with a growing pause, subscribes again to every
-topic, and then calls ``on_gap`` so that ordered rooms catch up.
+topic, and then calls ``on_gap`` so that ordered rooms catch up.  A topic
+subscribed or unsubscribed meanwhile (a socket joining a room) raises
+nothing: it is part of the next subscription.  The subscriptions share one
+connection, made once (concurrent first subscriptions would each open one);
+it does not reconnect behind the broker's back, so no lost connection goes
+unreported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections import deque
@@ -26,6 +32,8 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from channels_socketio.transport.broker import Deliver, OnGap
@@ -49,7 +57,12 @@ class RedisBroker:
         #: Messages that could not be published (Redis unreachable).
         self.dropped = 0
         self._client: redis.Redis | None = None
+        #: The subscriptions' client: no retries inside redis-py, so a lost connection reaches the reader.
+        self._subscriber: redis.Redis | None = None
         self._pubsub: Any = None
+        #: Set when the subscription connection is lost, until the reader has subscribed again.
+        self._lost = False
+        self._subscribing = asyncio.Lock()
         self._topics: set[str] = set()
         self._deliver: Deliver | None = None
         self._on_gap: OnGap | None = None
@@ -63,7 +76,8 @@ class RedisBroker:
     async def start(self, deliver: Deliver, on_gap: OnGap) -> None:
         self._deliver, self._on_gap = deliver, on_gap
         self._client = redis.Redis.from_url(self.url, client_name=self.client_name)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._subscriber = redis.Redis.from_url(self.url, client_name=self.client_name, retry=Retry(NoBackoff(), 0))
+        self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
         loop = asyncio.get_running_loop()
         self._reader = loop.create_task(self._read(), name="broker-reader")
         self._sender = loop.create_task(self._send(), name="broker-sender")
@@ -73,19 +87,38 @@ class RedisBroker:
             if task is not None:
                 task.cancel()
         if self._pubsub is not None:
-            await self._pubsub.aclose()
-        if self._client is not None:
-            await self._client.aclose()
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+        for client in (self._client, self._subscriber):
+            if client is not None:
+                await client.aclose()
 
     # --- subscriptions --------------------------------------------------------------
 
     async def subscribe(self, topic: str) -> None:
         self._topics.add(topic)
-        await self._pubsub.subscribe(self.prefix + topic)
+        async with self._subscribing:
+            if self._lost:
+                return  # the reader subscribes again to every topic, this one included
+            try:
+                await self._pubsub.subscribe(self.prefix + topic)
+            except (RedisError, OSError):
+                self._lose()
 
     async def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
-        await self._pubsub.unsubscribe(self.prefix + topic)
+        async with self._subscribing:
+            if self._lost:
+                return
+            try:
+                await self._pubsub.unsubscribe(self.prefix + topic)
+            except (RedisError, OSError):
+                self._lose()
+
+    def _lose(self) -> None:
+        if not self._lost:
+            self._lost = True
+            logger.warning("lost the Redis subscription; reconnecting", exc_info=True)
 
     # --- publishing -------------------------------------------------------------------
 
@@ -118,19 +151,19 @@ class RedisBroker:
     async def _read(self) -> None:
         failures = 0
         while True:
-            try:
-                if not self._pubsub.subscribed:
-                    await asyncio.sleep(0.05)  # nothing to listen to yet
-                    continue
-                message = await self._pubsub.get_message(timeout=1.0)
-                failures = 0
-            except (RedisError, OSError):
-                pause = RECONNECT_PAUSES_S[min(failures, len(RECONNECT_PAUSES_S) - 1)]
-                if failures == 0:
-                    logger.warning("lost the Redis subscription; reconnecting", exc_info=True)
+            if self._lost:
+                await asyncio.sleep(RECONNECT_PAUSES_S[min(failures, len(RECONNECT_PAUSES_S) - 1)])
                 failures += 1
-                await asyncio.sleep(pause)
-                await self._resubscribe()
+                if await self._resubscribe():
+                    failures = 0
+                continue
+            if not self._pubsub.subscribed:
+                await asyncio.sleep(0.05)  # nothing to listen to yet
+                continue
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError):
+                self._lose()
                 continue
             if message is None or message.get("type") != "message":
                 continue
@@ -149,21 +182,28 @@ class RedisBroker:
             except Exception:
                 logger.exception("delivering a brokered message failed")
 
-    async def _resubscribe(self) -> None:
-        """A fresh subscription to every topic, then the gap is reported (messages may have been missed)."""
-        try:
-            await self._pubsub.aclose()
-        except (RedisError, OSError):
-            pass
-        assert self._client is not None
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            if self._topics:
-                await self._pubsub.subscribe(*(self.prefix + topic for topic in self._topics))
-        except (RedisError, OSError):
-            return  # the next read fails again and retries
+    async def _resubscribe(self) -> bool:
+        """A fresh subscription to every topic, then the gap is reported (messages may have been missed).
+
+        False if Redis cannot be reached yet (the reader tries again after a pause).
+        """
+        assert self._subscriber is not None
+        async with self._subscribing:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+            try:
+                if self._topics:
+                    await self._pubsub.subscribe(*(self.prefix + topic for topic in self._topics))
+                else:
+                    await self._pubsub.ping()
+            except (RedisError, OSError):
+                return False
+            self._lost = False
+        logger.warning("Redis subscription restored (%d topics)", len(self._topics))
         if self._on_gap is not None:
             try:
                 await self._on_gap()
             except Exception:
                 logger.exception("catching up after a lost subscription failed")
+        return True

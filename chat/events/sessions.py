@@ -74,8 +74,9 @@ def register(namespace: Namespace) -> None:
             joined(socket)[(workspace_slug, session_key)] = entry
             metrics.session_joined(socket.id, workspace_slug, session_key)
         room = notify.session_room(workspace_slug, session_key)
-        await socket.join(room)
-        socket.sequence_room(room, session.last_seq + 1, functools.partial(_missed, session.pk))
+        # The joiner's lastSeq is where its live stream starts on this worker (which may be
+        # ahead of the row read above): history up to it, every later message live.
+        last_seq = await socket.join_ordered(room, session.last_seq + 1, functools.partial(_missed, session.pk))
         await socket.join(notify.workspace_room(workspace_slug))
         await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))
         success = {
@@ -85,7 +86,7 @@ def register(namespace: Namespace) -> None:
             "roomId": f"chat:session:{session_key}",
             "workspaceRoomId": f"chat:workspace:{workspace_slug}",
             "status": session.status,
-            "lastSeq": session.last_seq,
+            "lastSeq": last_seq,
             "timestamp": now_ms(),
             "presence": presence_payload,
         }

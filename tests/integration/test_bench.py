@@ -1,8 +1,12 @@
 """The benchmark's own machinery (``bench/run.py``), on a smoke-sized run.
 
-The published figures come from full runs that take minutes; this checks that
-a run still measures both servers with real clients, holds ours at the
-reference's best rate, and reports what it measured.
+The published figures come from full runs that take many minutes; this
+checks, at a smoke size and on a few of the scenarios, that a run still
+measures ours and the reference with real clients, holds ours at the
+reference's best rate, times connecting and joining, drives two workers
+behind the shipped nginx with long-polling clients, and reports issue #19's
+acceptance points from what it measured (and those it did not measure as
+such).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_URL, REPO_ROOT
+from tests.conftest import POSTGRES_URL, REDIS_URL, REPO_ROOT
 
 pytestmark = [pytest.mark.node, pytest.mark.services]
 
@@ -24,18 +28,22 @@ DATABASE = "chat_bench_smoke"
 
 @pytest.fixture
 def bench_database():
-    """The database the run creates for ours, dropped afterwards."""
+    """The database the run creates for ours, dropped afterwards (with its template)."""
     yield DATABASE
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        for name in (DATABASE, f"{DATABASE}_template"):
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_a_quick_run_measures_both_servers_and_holds_ours_at_the_reference_rate(tmp_path, bench_database) -> None:
+def test_a_quick_run_measures_the_layouts_and_reports_the_acceptance_points(tmp_path, bench_database) -> None:
     server_url = urlunsplit(urlsplit(POSTGRES_URL)._replace(path=""))
     done = subprocess.run(
         [
             sys.executable, "bench/run.py", "--quick", "--hold-steps", "2", "--idle-connections", "20",
-            "--pg-url", server_url, "--db-name", bench_database, "--out-dir", str(tmp_path), "--name", "smoke",
+            "--layouts", "ours,reference,redis-2", "--scenarios", "memory,connect,ramp,hold,polling",
+            "--skip", "redis-2:ramp",
+            "--pg-url", server_url, "--db-name", bench_database, "--redis-url", REDIS_URL,
+            "--out-dir", str(tmp_path), "--name", "smoke",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -52,7 +60,18 @@ def test_a_quick_run_measures_both_servers_and_holds_ours_at_the_reference_rate(
         assert passed, f"{side}: no passing step"
         assert all(step["counters"]["lost"] == 0 and step["counters"]["duplicates"] == 0 for step in passed)
         assert all(step["counters"]["delivered"] == step["expectedDeliveries"] for step in passed)
+    for side in ("ours", "reference"):
         assert results[side]["idle"]["connections"] == 20
+        joined = results[side]["connectJoin"]
+        assert joined["bursts"][0]["connectJoinMs"]["count"] == joined["clients"] == 20
+
+    # Two workers behind nginx: long-polling clients, every message to every member, and the CPU of all parties.
+    polling = results["redis-2"]["polling"]
+    assert polling["transports"] == ["polling"] and polling["clients"] == 20
+    assert polling["lost"] == 0 and polling["duplicated"] == 0 and polling["errors"] == 0
+    step = polling["load"]["steps"][0]
+    assert step["counters"]["delivered"] == step["expectedDeliveries"] > 0
+    assert {"postgres", "redis", "nginx"} <= set(step["cpuPercent"]) and len(step["cpuPercent"]["workers"]) == 2
 
     held = results["ours"]["atReferenceRate"]
     assert held["ratePerRoom"] == results["reference"]["load"]["best"]["ratePerRoom"]
@@ -61,6 +80,17 @@ def test_a_quick_run_measures_both_servers_and_holds_ours_at_the_reference_rate(
     assert held["lost"] == 0 and held["duplicated"] == 0
     assert held["medianP99"] is not None
 
+    # Every acceptance point is there; those this run measured have a figure and a verdict.
+    points = {point["key"]: point for point in results["acceptance"]}
+    assert set(points) == {"1", "2a", "2b", "3a", "3b", "4", "5", "6a", "6b", "6c"}
+    for key in ("1", "5", "6c"):
+        assert points[key]["measured"] and points[key]["passed"] in (True, False), points[key]
+    for key in ("2a", "2b", "3a", "3b", "4", "6a", "6b"):  # left out: the Redis ramps, the crowd, the light load
+        assert points[key]["passed"] is None, points[key]
+    assert [row["key"] for row in results["cpuPerLayout"]] == ["ours", "reference"]
+
     report = (tmp_path / "smoke.md").read_text()
+    for heading in ("## Issue #19's acceptance points", "## CPU per send by layout", "## Fixed loads"):
+        assert heading in report
     assert "## Ours at the reference's highest sustained rate" in report
     assert "| p99 at the reference's max sustained rate (ms) |" in report

@@ -56,3 +56,12 @@ def test_origins_match_exactly_never_by_substring():
     assert loaded.origin_allowed("https://chat.example.com")
     assert not loaded.origin_allowed("https://chat.example.com.evil.example")
     assert not loaded.origin_allowed("http://chat.example.com")
+
+
+def test_the_agent_lease_is_a_setting_the_runner_reads(settings):
+    """How soon a dead worker's agent reply is given up (the scale-out test shortens it)."""
+    from chat.agents import runner
+
+    assert config.load({}).agent_lease_s == 30
+    settings.CHAT = config.load({"CHAT_AGENT_LEASE_S": "3"})
+    assert runner.setting("agent_lease_s", runner.DEFAULT_LEASE_S) == 3
