@@ -38,7 +38,7 @@ from typing import Any, Iterable
 from django.conf import settings
 
 from security.errors import ConnectionLimitExceeded
-from security.ratelimit import DEFAULT_PREFIX, REDIS_FAILURES, BackendUnavailable, Clock, backend_down
+from security.ratelimit import DEFAULT_PREFIX, REDIS_FAILURES, BackendUnavailable, Clock, backend_down, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +217,7 @@ class RedisConnectionTracker(ConnectionTracker):
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout_s: float = 1.0, **kwargs: Any):
-        import redis.asyncio
-
-        client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        return cls(client, prefix=prefix, **kwargs)
+        return cls(redis_client(url, timeout_s), prefix=prefix, **kwargs)
 
     def _key(self, user: str) -> str:
         return f"{self.prefix}conn:{user}"

@@ -51,6 +51,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Protocol
 
+import redis.asyncio
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -347,6 +348,23 @@ return {0, retry, 0, limit, level}
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
+#: Connections a worker's limiter (or connection tracker) keeps to Redis.  A burst of checks (2,000
+#: clients connecting at once) waits up to the timeout for one of them rather than failing open.
+REDIS_POOL_SIZE = 50
+
+
+def redis_client(url: str, timeout_s: float) -> redis.asyncio.Redis:
+    """A client whose pool blocks (up to ``timeout_s``) when all its connections are in use."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
 class RedisBackend:
     """Counters in Redis shared by every worker; each operation is one atomic Lua script.
 
@@ -366,10 +384,7 @@ class RedisBackend:
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout_s: float = 1.0) -> RedisBackend:
-        import redis.asyncio
-
-        client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        return cls(client, prefix=prefix)
+        return cls(redis_client(url, timeout_s), prefix=prefix)
 
     def _member(self, now_ms: int) -> str:
         return f"{now_ms}:{self._member_prefix}:{next(self._counter)}"
