@@ -40,7 +40,6 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
 
@@ -49,7 +48,6 @@ from django.conf import settings
 
 from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat.actions.messages import Author, Draft, SessionRef, post_message
-from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
 from chat.ids import is_client_id, is_slug
 from chat.models import Agent, ChatSession, ContentType, Membership
@@ -57,7 +55,7 @@ from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
 from chat.parlant.watch import Watcher, wait
-from chat.services import access, moderation, screening
+from chat.services import access, api_rate, moderation, screening
 from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
@@ -225,21 +223,18 @@ def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any
 
 
 def admit(call: Call) -> Membership:
-    """The authenticated caller's membership (sync), after the REST API's rate."""
+    """The authenticated caller's membership (sync), after the HTTP APIs' rate."""
     user, workspace = call.user, call.workspace
-    throttle = ApiRateThrottle()
-    request = SimpleNamespace(
+    caller = api_rate.ApiCaller(
         user=user,
-        method=call.method,
+        ip=security_events.client_ip(call.scope) or "",
+        user_agent=security_events.user_agent(call.scope),
+        surface="parlant",
         path=f"/parlant/{workspace}{call.path}",  # never the token
-        META={
-            "REMOTE_ADDR": security_events.client_ip(call.scope) or "",
-            "HTTP_USER_AGENT": security_events.user_agent(call.scope),
-        },
     )
-    if not throttle.allow_request(request, None):
-        wait_s = throttle.wait() or 1
-        raise RateLimited(int(wait_s * 1000))
+    retry_after_s = api_rate.hit(caller)
+    if retry_after_s is not None:
+        raise RateLimited(retry_after_s * 1000)
     if not is_slug(workspace):
         raise NotAMember()
     membership = access.membership_for(user, workspace)
