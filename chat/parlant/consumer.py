@@ -45,6 +45,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 
 from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat.actions.messages import Author, Draft, SessionRef, post_message
@@ -222,17 +223,34 @@ def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any
     screening.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
 
 
-def admit(call: Call) -> Membership:
-    """The authenticated caller's membership (sync), after the HTTP APIs' rate."""
-    user, workspace = call.user, call.workspace
-    caller = api_rate.ApiCaller(
+def api_caller(call: Call, user: Any) -> api_rate.ApiCaller:
+    return api_rate.ApiCaller(
         user=user,
         ip=security_events.client_ip(call.scope) or "",
         user_agent=security_events.user_agent(call.scope),
         surface="parlant",
-        path=f"/parlant/{workspace}{call.path}",  # never the token
+        path=f"/parlant/{call.workspace}{call.path}",  # never the token
     )
-    retry_after_s = api_rate.hit(caller)
+
+
+def identify(call: Call, token: str | None) -> Any:
+    """The caller's user (sync).  Failed authentications count against the address's
+    anonymous rate, and an address over it is refused before its token is looked at."""
+    anonymous = api_caller(call, AnonymousUser())
+    retry_after_s = api_rate.hit(anonymous, count=False)
+    if retry_after_s is not None:
+        raise RateLimited(retry_after_s * 1000)
+    try:
+        return authenticate(token)
+    except ChatError:
+        api_rate.hit(anonymous)
+        raise
+
+
+def admit(call: Call) -> Membership:
+    """The authenticated caller's membership (sync), after the HTTP APIs' rate."""
+    user, workspace = call.user, call.workspace
+    retry_after_s = api_rate.hit(api_caller(call, user))
     if retry_after_s is not None:
         raise RateLimited(retry_after_s * 1000)
     if not is_slug(workspace):
@@ -275,7 +293,7 @@ class ParlantConsumer(BoundedHttpConsumer):
             call, handler, route, token = self._route(method, body)
             if self.too_large:
                 raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
-            call.user = await database_sync_to_async(authenticate)(token or self._bearer())
+            call.user = await database_sync_to_async(identify)(call, token or self._bearer())
             call.membership = await database_sync_to_async(admit)(call)
             answer = await handler(self, call)
         except asyncio.CancelledError:

@@ -41,15 +41,18 @@ class ApiCaller:
         return f"user:{self.user.pk}" if self.user.is_authenticated else f"anon:{self.ip}"
 
 
-def hit(caller: ApiCaller) -> int | None:
-    """Count one request: ``None`` when allowed, else the seconds until the caller may retry."""
+def hit(caller: ApiCaller, *, count: bool = True) -> int | None:
+    """Count one request: ``None`` when allowed, else the seconds until the caller may retry.
+
+    ``count=False`` only asks whether the caller is already over the rate.
+    """
     rate = settings.CHAT.api_rate_limit
     if not rate:
         return None
-    usage = get_usage(caller, group=GROUP, key=lambda _group, who: who.key, rate=rate, increment=True)
+    usage = get_usage(caller, group=GROUP, key=lambda _group, who: who.key, rate=rate, increment=count)
     if usage is None or not usage["should_limit"]:
         return None
-    if usage["count"] == usage["limit"] + 1:
+    if count and usage["count"] == usage["limit"] + 1:
         _record(caller, rate)
     # time_left is -1 when the cache could not count: still refuse, but say "soon".
     return max(1, int(usage["time_left"]))
