@@ -136,6 +136,10 @@ class Config:
     #: of it; a run whose worker died is failed (``worker_lost``) once it
     #: lapses, and the session's queue goes on.
     agent_lease_s: int = 30
+    #: Agent runs one worker carries out at once; more wait for a slot.
+    agent_max_concurrent_runs: int = 64
+    #: How often a streaming reply's chunks so far are saved (``AgentRun.stream``), so every worker can show it.
+    agent_stream_save_ms: int = 250
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
@@ -211,6 +215,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
         agent_lease_s=_int(env, "CHAT_AGENT_LEASE_S", defaults.agent_lease_s, minimum=1),
+        agent_max_concurrent_runs=_int(
+            env, "CHAT_AGENT_MAX_CONCURRENT_RUNS", defaults.agent_max_concurrent_runs, minimum=1
+        ),
+        agent_stream_save_ms=_int(env, "CHAT_AGENT_STREAM_SAVE_MS", defaults.agent_stream_save_ms, minimum=10),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),

@@ -48,7 +48,7 @@ its channel (and, should that be lost, through the ``cancel_requested``
 flag its lease renewal reads).
 
 Progress.  While a reply streams, the chunks so far are saved in its run
-row every ``agent_stream_save_s`` (default 0.25 s) when there are new ones,
+row every ``agent_stream_save_ms`` (default 250 ms) when there are new ones,
 and all of them with the final status, so any worker can show a reply in
 progress (``chat.parlant`` does); this never delays the chunks themselves.
 
@@ -76,7 +76,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import notify
+from chat import event_names, notify
 from chat.actions.messages import message_posted
 from chat.agents import runs
 from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
@@ -84,34 +84,17 @@ from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError
 from chat.models import AgentRunStatus
 from chat.shapes import now_ms, typing_shape
-
-try:  # Prometheus metrics and health windows, when the monitoring app is there.
-    from monitoring import metrics as _metrics
-except ImportError:  # pragma: no cover - monitoring is optional here
-    _metrics = None
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
-STREAM_EVENT = "chat:agent-stream-chunk"
-TYPING_EVENT = "chat:typing-indicator"
-MESSAGE_EVENT = "chat:message-received"
 CANCEL_MESSAGE = "chat.agent.cancel"
 
 #: The prefix of this runner's channel on the channel layer (where cancel requests reach the worker running a reply).
 CHANNEL_PREFIX = "agents"
 
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_LEASE_S = 30.0
-DEFAULT_MAX_CONCURRENT_RUNS = 64
-#: How often a running reply's chunks so far are saved (``AgentRun.stream``).
-DEFAULT_STREAM_SAVE_S = 0.25
 #: How long a drain waits when an earlier message's run may still appear.
 WAIT_RETRY_S = 0.1
-
-
-def setting(name: str, default: float) -> float:
-    value = getattr(settings.CHAT, name, default)
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
 
 
 def run_timeout_s(config: dict[str, Any]) -> float:
@@ -119,7 +102,7 @@ def run_timeout_s(config: dict[str, Any]) -> float:
     value = config.get("timeout_s")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
-    return float(setting("agent_timeout_s", DEFAULT_TIMEOUT_S))
+    return float(settings.CHAT.agent_timeout_s)
 
 
 # --- shapes -----------------------------------------------------------------------------
@@ -167,11 +150,8 @@ class _NoTimer:
 
 def run_timer(backend: str) -> Any:
     """``monitoring.metrics.agent_run(backend)``: runs, durations, time to first chunk, errors."""
-    start = getattr(_metrics, "agent_run", None)
-    if start is None:
-        return _NoTimer()
     try:
-        return start(backend or "none")
+        return metrics.agent_run(backend or "none")
     except Exception:  # metrics must never break a run
         logger.exception("agent metrics failed")
         return _NoTimer()
@@ -233,7 +213,7 @@ class AgentRunner:
             self.__init__()
             self._loop = loop
             self._starting = asyncio.Lock()
-            self._slots = asyncio.Semaphore(int(setting("agent_max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS)))
+            self._slots = asyncio.Semaphore(settings.CHAT.agent_max_concurrent_runs)
         if self.channel:
             return
         assert self._starting is not None
@@ -312,7 +292,7 @@ class AgentRunner:
     # --- the queue -------------------------------------------------------------------
 
     async def _drain(self, session_id: int) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         assert self._slots is not None
         try:
             while True:
@@ -346,7 +326,7 @@ class AgentRunner:
                 del self._drains[session_id]
 
     async def _sweep(self) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         while True:
             await asyncio.sleep(lease_s / 2 * random.uniform(0.8, 1.2))
             try:
@@ -447,7 +427,7 @@ class AgentRunner:
                             await notify.to_session(
                                 ticket.workspace_slug,
                                 ticket.session_key,
-                                STREAM_EVENT,
+                                event_names.AGENT_STREAM_CHUNK,
                                 chunk_shape(ticket, chunk, complete=False, index=index),
                             )
                         if truncated:
@@ -509,12 +489,15 @@ class AgentRunner:
         active.typing = is_typing
         ticket = active.ticket
         await notify.to_session(
-            ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, is_typing)
+            ticket.workspace_slug,
+            ticket.session_key,
+            event_names.TYPING_INDICATOR,
+            agent_typing_shape(ticket, is_typing),
         )
 
     async def _save_stream(self, active: ActiveRun) -> None:
         """Save the chunks streamed so far, when there are new ones, until the run ends or is no longer ours."""
-        interval = setting("agent_stream_save_s", DEFAULT_STREAM_SAVE_S)
+        interval = settings.CHAT.agent_stream_save_ms / 1000
         run_id = active.ticket.run_id
         while True:
             await asyncio.sleep(interval)
@@ -531,7 +514,7 @@ class AgentRunner:
             active.saved = count
 
     async def _renew(self, active: ActiveRun) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
@@ -555,7 +538,10 @@ class AgentRunner:
         if active is None:
             # Its worker died mid-run: the session may still show the agent typing.
             await notify.to_session(
-                ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, False)
+                ticket.workspace_slug,
+                ticket.session_key,
+                event_names.TYPING_INDICATOR,
+                agent_typing_shape(ticket, False),
             )
         worker_id = self.worker_id if active is not None else None
         by = ""
@@ -595,14 +581,18 @@ class AgentRunner:
         await self._announce_final(ticket, chunks, **extra)
         if finished.shape is not None:
             await notify.to_session(
-                ticket.workspace_slug, ticket.session_key, MESSAGE_EVENT, finished.shape, seq=finished.seq
+                ticket.workspace_slug,
+                ticket.session_key,
+                event_names.MESSAGE_RECEIVED,
+                finished.shape,
+                seq=finished.seq,
             )
 
     async def _announce_final(self, ticket: runs.RunTicket, index: int, **extra: Any) -> None:
         await notify.to_session(
             ticket.workspace_slug,
             ticket.session_key,
-            STREAM_EVENT,
+            event_names.AGENT_STREAM_CHUNK,
             chunk_shape(ticket, "", complete=True, index=index, **extra),
         )
 

@@ -48,7 +48,7 @@ KEEPALIVE_S = 15.0
 #: After a wake-up, wait this long for what else comes with it (one read for a burst).
 DEBOUNCE_S = 0.02
 #: A wake-up that found nothing new is read again this soon: a reply's chunks are announced to the
-#: session before the runner saves them (``agent_stream_save_s``, 0.25 s), so the save comes just after.
+#: session before the runner saves them (``agent_stream_save_ms``, 250 ms), so the save comes just after.
 RECHECK_S = 0.3
 
 
