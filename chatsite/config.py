@@ -146,6 +146,10 @@ class Config:
     #: that URL once it goes unused.
     parlant_max_wait_s: int = 60
     parlant_token_idle_s: int = 3600
+    #: ... and stops working this long after it was first used, however busy.
+    parlant_token_max_age_s: int = 86400
+    #: Requests (long-polls and SSE streams among them) one user may have open on one worker at once.
+    parlant_max_open_requests: int = 10
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host, process id and a random part, so
     #: that it differs for every start: a worker keeps the presence rows
@@ -221,6 +225,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         agent_stream_save_ms=_int(env, "CHAT_AGENT_STREAM_SAVE_MS", defaults.agent_stream_save_ms, minimum=10),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
+        parlant_token_max_age_s=_int(env, "CHAT_PARLANT_TOKEN_MAX_AGE_S", defaults.parlant_token_max_age_s, minimum=1),
+        parlant_max_open_requests=_int(
+            env, "CHAT_PARLANT_MAX_OPEN_REQUESTS", defaults.parlant_max_open_requests, minimum=1
+        ),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
         monitoring=_load_monitoring(env),

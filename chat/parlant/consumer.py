@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from contextlib import ExitStack
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -46,7 +47,7 @@ from django.conf import settings
 from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat.errors import ChatError
 from chat.parlant.endpoints import ROUTES
-from chat.parlant.gate import admit, identify, record
+from chat.parlant.gate import OpenRequests, admit, identify, record
 from chat.parlant.requests import (
     Call,
     Handler,
@@ -80,9 +81,10 @@ logger = logging.getLogger(__name__)
 
 
 class ParlantConsumer(BoundedHttpConsumer):
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, open_requests: OpenRequests) -> None:
         super().__init__()
         self.watcher = watcher
+        self.open_requests = open_requests
 
     def max_body(self) -> int:
         # The REST API's bound: bodies over it are counted, never kept or parsed.
@@ -100,32 +102,34 @@ class ParlantConsumer(BoundedHttpConsumer):
         cors = self._cors(origin)
         route = ""
         call: Call | None = None
-        try:
-            if origin is not None and not cors:
-                raise ApiError(403, "Origin not allowed.", "forbidden")
-            if method == "OPTIONS":
-                await self._send_json(Json(204, None, self._preflight()), cors)
-                return
-            call, handler, route, token = self._route(method, body)
-            if self.too_large:
-                raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
-            call.user = await database_sync_to_async(identify)(call, token or self._bearer())
-            call.membership = await database_sync_to_async(admit)(call)
-            answer = await handler(self.watcher, call)
-        except asyncio.CancelledError:
-            raise
-        except ApiError as error:
-            answer = self._error(error)
-        except ChatError as error:
-            self._record_failure(error, route, call.user if call is not None else None)
-            answer = self._error(ApiError.of(error))
-        except Exception:
-            logger.exception("parlant %s request failed", route or "unrouted")
-            answer = Json(500, {"detail": "Internal Server Error", "code": "internal"})
-        if isinstance(answer, Stream):
-            await self._send_stream(answer, cors)
-        else:
-            await self._send_json(answer, cors)
+        with ExitStack() as held:  # what the request holds open, released however it ends
+            try:
+                if origin is not None and not cors:
+                    raise ApiError(403, "Origin not allowed.", "forbidden")
+                if method == "OPTIONS":
+                    await self._send_json(Json(204, None, self._preflight()), cors)
+                    return
+                call, handler, route, token = self._route(method, body)
+                if self.too_large:
+                    raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
+                call.user = await database_sync_to_async(identify)(call, token or self._bearer())
+                call.membership = await database_sync_to_async(admit)(call)
+                held.enter_context(self.open_requests.hold(call.user.pk))
+                answer = await handler(self.watcher, call)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as error:
+                answer = self._error(error)
+            except ChatError as error:
+                self._record_failure(error, route, call.user if call is not None else None)
+                answer = self._error(ApiError.of(error))
+            except Exception:
+                logger.exception("parlant %s request failed", route or "unrouted")
+                answer = Json(500, {"detail": "Internal Server Error", "code": "internal"})
+            if isinstance(answer, Stream):
+                await self._send_stream(answer, cors)
+            else:
+                await self._send_json(answer, cors)
 
     def _route(self, method: str, body: bytes) -> tuple[Call, Handler, str, str | None]:
         match = PREFIX.match(self.scope["path"])

@@ -7,8 +7,10 @@ authentications count against the address, checked first), then
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from chat.errors import ChatError, NotAMember
@@ -16,6 +18,7 @@ from chat.ids import is_slug
 from chat.models import Membership
 from chat.parlant.auth import authenticate
 from chat.parlant.requests import Call
+from chat.parlant.shapes import ApiError
 from chat.services import access, api_rate, screening
 from security import events as security_events
 from security.errors import RateLimited
@@ -63,3 +66,33 @@ def admit(call: Call) -> Membership:
     membership = access.membership_for(user, workspace)
     membership.user = user
     return membership
+
+
+class OpenRequests:
+    """How many requests each user has open on this worker, capped (``CHAT_PARLANT_MAX_OPEN_REQUESTS``).
+
+    Long-polls and SSE streams stay open up to ``CHAT_PARLANT_MAX_WAIT_S``:
+    without a cap, one user could hold every file descriptor and task of a
+    worker.  The widget keeps one or two open.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Any, int] = {}
+
+    @contextmanager
+    def hold(self, user_id: Any) -> Iterator[None]:
+        limit = settings.CHAT.parlant_max_open_requests
+        if self._open.get(user_id, 0) >= limit:
+            raise ApiError(429, f"At most {limit} requests may be open at once.", "too_many_open_requests")
+        self._open[user_id] = self._open.get(user_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._open[user_id] - 1
+            if left:
+                self._open[user_id] = left
+            else:
+                del self._open[user_id]
+
+    def count(self, user_id: Any) -> int:
+        return self._open.get(user_id, 0)

@@ -677,6 +677,52 @@ async def test_failed_authentications_are_rate_limited_before_tokens_are_looked_
     assert status == 200
 
 
+@pytest.fixture(scope="module")
+def capped(module_server_factory, module_backend) -> World:
+    env = {**SERVER_ENV, "CHAT_PARLANT_MAX_OPEN_REQUESTS": "2", "CHAT_PARLANT_TOKEN_MAX_AGE_S": "2"}
+    return make_world(module_server_factory(module_backend, conformance=False, **env))
+
+
+async def test_open_requests_per_user_are_capped(capped, http):
+    """Long-polls hold a worker's tasks and sockets: a user may keep only so many open; others are unaffected."""
+    world = capped
+    session = (await new_session(http, world))["id"]
+    poll = f"{world.base('alice')}/sessions/{session}/events?min_offset=1000&wait_for_data=30"
+    waits = [asyncio.create_task(call(http, "GET", poll)) for _ in range(2)]
+    try:
+        await asyncio.sleep(1.0)  # both are open and waiting
+        assert not any(wait.done() for wait in waits)
+        status, body, _ = await call(http, "GET", f"{world.base('alice')}/agents/echo")
+        assert (status, body["code"]) == (429, "too_many_open_requests"), body
+        status, _, _ = await call(http, "GET", f"{world.base('carol')}/agents/echo")
+        assert status == 200
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    # The client went away: its requests are closed, and the user's count with them.
+    deadline = time.monotonic() + 5
+    while (status := (await call(http, "GET", f"{world.base('alice')}/agents/echo"))[0]) == 429:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert status == 200
+
+
+async def test_a_parlant_grant_expires_after_its_max_age_however_busy(capped, http):
+    world = capped
+    headers = {"Authorization": f"Bearer {world.tokens['alice']}"}
+    async with http.post(f"{world.server.url}/api/v1/auth/socket-token", headers=headers) as response:
+        token = (await response.json())["token"]
+    url = f"{world.server.url}/parlant/{world.ws}/t/{token}/agents/echo"
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:  # in use all the time: idleness never ends it
+        assert (await call(http, "GET", url))[0] == 200
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(max(0.0, 2.2 - (time.monotonic() - started)))
+    status, body, _ = await call(http, "GET", url)
+    assert (status, body["code"], body["reason"]) == (403, "unauthenticated", "token_expired")
+
+
 # --- several workers -----------------------------------------------------------------------------------------
 
 
