@@ -29,7 +29,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from chat.agents.secrets import MASK, masked_config, unmask_config
+from chat.agents.secrets import MASK, masked_config
+from chat.agents.validation import edited_config, validate_agent_config
 from chat.errors import ChatError
 from chat.models import (
     Agent,
@@ -344,10 +345,14 @@ class AgentForm(forms.ModelForm):
     def clean_config(self) -> dict[str, Any]:
         value = self.cleaned_data.get("config")
         if value in (None, ""):
-            return {}
+            value = {}
         if not isinstance(value, dict):
             raise forms.ValidationError("The config is a JSON object.")
-        return unmask_config(value, self.instance.config or {})
+        config = edited_config(value, self.instance.config or {})
+        try:
+            return validate_agent_config(self.cleaned_data.get("backend", ""), config)
+        except ChatError as error:
+            raise forms.ValidationError(error.message) from None
 
 
 @admin.register(Agent)

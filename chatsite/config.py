@@ -136,6 +136,14 @@ class Config:
     #: of it; a run whose worker died is failed (``worker_lost``) once it
     #: lapses, and the session's queue goes on.
     agent_lease_s: int = 30
+    #: Hosts agent backends may call (``base_url``/``url`` of an agent's
+    #: config), exact names or IP literals; ``*`` allows any host.  Keys
+    #: from the environment go only to hosts listed by name, never to ``*``.
+    agent_allowed_hosts: tuple[str, ...] = ("api.openai.com",)
+    #: Let agents call loopback, private, link-local and other non-public
+    #: addresses (a Parlant server next to the chat).  Cloud metadata
+    #: addresses, multicast and unspecified addresses are refused regardless.
+    agent_allow_private_networks: bool = False
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
@@ -211,6 +219,12 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
         agent_lease_s=_int(env, "CHAT_AGENT_LEASE_S", defaults.agent_lease_s, minimum=1),
+        agent_allowed_hosts=tuple(
+            host.lower() for host in _list(env, "CHAT_AGENT_ALLOWED_HOSTS", defaults.agent_allowed_hosts)
+        ),
+        agent_allow_private_networks=_bool(
+            env, "CHAT_AGENT_ALLOW_PRIVATE_NETWORKS", defaults.agent_allow_private_networks
+        ),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),

@@ -80,6 +80,7 @@ from chat import notify
 from chat.actions.messages import message_posted
 from chat.agents import runs
 from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
+from chat.agents.backends.base import MAX_TIMEOUT_S
 from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError
 from chat.models import AgentRunStatus
@@ -115,10 +116,11 @@ def setting(name: str, default: float) -> float:
 
 
 def run_timeout_s(config: dict[str, Any]) -> float:
-    """The agent's ``timeout_s`` if it is a positive number, else ``settings.CHAT.agent_timeout_s`` (60)."""
+    """The agent's ``timeout_s`` (at most ``MAX_TIMEOUT_S``, 120) if it is a positive number,
+    else ``settings.CHAT.agent_timeout_s`` (60)."""
     value = config.get("timeout_s")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
+        return float(min(value, MAX_TIMEOUT_S))
     return float(setting("agent_timeout_s", DEFAULT_TIMEOUT_S))
 
 
@@ -461,8 +463,6 @@ class AgentRunner:
             raise
         except TimeoutError:
             return Outcome(AgentRunStatus.TIMED_OUT, "timeout", "The agent did not answer in time.")
-        except BackendConfigError as error:
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
         except BackendError as error:
             logger.warning(
                 "agent run %s failed: %s (%s)",
@@ -584,8 +584,9 @@ class AgentRunner:
             return
         extra: dict[str, Any] = {}
         if outcome.status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
-            message = outcome.message or runs.failure_text(ticket.agent_name, outcome.error)
-            extra["error"] = {"code": outcome.error or "backend_error", "message": message}
+            # Clients get a stable code and a fixed sentence for it; the details went to the log.
+            code = runs.client_error_code(outcome.error)
+            extra["error"] = {"code": code, "message": runs.failure_text(ticket.agent_name, code)}
         elif outcome.status == AgentRunStatus.CANCELLED:
             extra["cancelled"] = True
         if outcome.truncated:
