@@ -18,6 +18,7 @@ directly through the :class:`~chat.agents.backends.AgentBackend` interface.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -346,6 +347,14 @@ async def collect(backend_name: str, ctx: AgentContext) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    """The fake providers listen on 127.0.0.1, which agents may call only when the operator allows it."""
+    settings.CHAT = dataclasses.replace(
+        settings.CHAT, agent_allowed_hosts=("127.0.0.1", "localhost"), agent_allow_private_networks=True
+    )
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rotation():
     openai_backend._rotation.clear()
     yield
@@ -454,9 +463,9 @@ async def test_openai_keys_from_numbered_environment_variables(fake_openai, monk
     config = {"base_url": f"{fake_openai.url}/v1", "model": "m"}
     assert "".join(await collect("openai", context(config=config))) == "Hello from the model"
     assert [r.key for r in fake_openai.requests] == ["sk-env-one", "sk-env-two"]
-    # Named variables instead of the default names.
-    monkeypatch.setenv("MY_KEY", "sk-mine")
-    await collect("openai", context(config={**config, "api_key_env": "MY_KEY"}))
+    # Named variables (CHAT_AGENT_KEY_*) instead of the default names.
+    monkeypatch.setenv("CHAT_AGENT_KEY_MINE", "sk-mine")
+    await collect("openai", context(config={**config, "api_key_env": "CHAT_AGENT_KEY_MINE"}))
     assert fake_openai.requests[-1].key == "sk-mine"
 
 

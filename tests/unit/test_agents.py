@@ -130,6 +130,7 @@ def test_run_timeout_default_and_override(monkeypatch):
     assert runner.run_timeout_s({"timeout_s": 1.5}) == 1.5
     assert runner.run_timeout_s({"timeout_s": -1}) == 42
     assert runner.run_timeout_s({"timeout_s": True}) == 42
+    assert runner.run_timeout_s({"timeout_s": 10**9}) == 120  # bounded, whatever a stored config says
 
 
 def test_failure_text_never_quotes_upstream():
@@ -149,9 +150,9 @@ def test_backend_registry():
 
 
 def test_openai_keys_explicit_first_then_named_variables_then_defaults():
-    env = {"OPENAI_API_KEY_1": "k1", "OPENAI_API_KEY_3": "k3", "OPENAI_API_KEY": "k0", "OTHER": "o"}
+    env = {"OPENAI_API_KEY_1": "k1", "OPENAI_API_KEY_3": "k3", "OPENAI_API_KEY": "k0", "CHAT_AGENT_KEY_OTHER": "o"}
     assert resolve_keys({"api_key": "a", "api_keys": ["b", "a"]}, env) == ["a", "b"]
-    assert resolve_keys({"api_key_env": ["OTHER", "MISSING"]}, env) == ["o"]
+    assert resolve_keys({"api_key_env": ["CHAT_AGENT_KEY_OTHER", "CHAT_AGENT_KEY_MISSING"]}, env) == ["o"]
     assert resolve_keys({}, env) == ["k1", "k3", "k0"]
     with pytest.raises(BackendConfigError):
         resolve_keys({"api_keys": [1]}, env)
