@@ -37,9 +37,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Cloud instance metadata services (AWS, GCP, Azure, OpenStack; AWS over IPv6; Alibaba):
 #: refused even when the operator allows private networks.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 

@@ -79,7 +79,7 @@ from django.conf import settings
 from chat import notify
 from chat.actions.messages import message_posted
 from chat.agents import runs
-from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
+from chat.agents.backends import AgentContext, BackendError, make_backend
 from chat.agents.backends.base import MAX_TIMEOUT_S
 from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError

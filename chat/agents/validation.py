@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat.agents.backends import BACKENDS
-from chat.agents.backends import openai, parlant
+from chat.agents.backends import BACKENDS, openai, parlant
 from chat.agents.backends.base import MAX_TIMEOUT_S, MAX_WAIT_S, BackendConfigError
 from chat.agents.errors import AgentConfigInvalid
 from chat.agents.network import OutboundPolicy

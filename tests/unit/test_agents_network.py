@@ -46,8 +46,16 @@ REFUSED_BY_DEFAULT = [
     "192.0.2.1",  # documentation
     "240.0.0.1",  # reserved
 ]
-NEVER_ALLOWED = ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "0.0.0.0", "::", "224.0.0.1", "ff02::1",
-                 "::ffff:169.254.169.254"]
+NEVER_ALLOWED = [
+    "169.254.169.254",
+    "fd00:ec2::254",
+    "100.100.100.200",
+    "0.0.0.0",
+    "::",
+    "224.0.0.1",
+    "ff02::1",
+    "::ffff:169.254.169.254",
+]
 
 
 @pytest.mark.parametrize("address", REFUSED_BY_DEFAULT)

@@ -125,7 +125,9 @@ class ParlantBackend(AgentBackend):
         customer_id = self.config.get("customer_id")
         if isinstance(customer_id, str) and customer_id:
             body["customer_id"] = customer_id
-        async with http.post("sessions", params={"allow_greeting": "false"}, json=body, allow_redirects=False) as response:
+        async with http.post(
+            "sessions", params={"allow_greeting": "false"}, json=body, allow_redirects=False
+        ) as response:
             if response.status not in (200, 201):
                 raise BackendError(
                     f"Parlant refused to create a session (HTTP {response.status}).", code="upstream_error"
@@ -140,7 +142,9 @@ class ParlantBackend(AgentBackend):
 
     async def _post_message(self, http: aiohttp.ClientSession, session_id: str, text: str) -> int:
         body = {"kind": "message", "source": "customer", "message": text}
-        async with http.post(f"sessions/{session_id}/events", params={"moderation": "none"}, json=body, allow_redirects=False) as response:
+        async with http.post(
+            f"sessions/{session_id}/events", params={"moderation": "none"}, json=body, allow_redirects=False
+        ) as response:
             if response.status == 404:
                 raise _SessionGone()
             if response.status not in (200, 201):
@@ -208,7 +212,9 @@ class ParlantBackend(AgentBackend):
         chunks = data.get("chunks")
         if isinstance(chunks, list) and chunks and chunks[-1] is not None and event.get("id"):
             params = {"wait_for_completion": "true", "wait_for_data": str(wait_s)}
-            async with http.get(f"sessions/{session_id}/events/{event['id']}", params=params, allow_redirects=False) as response:
+            async with http.get(
+                f"sessions/{session_id}/events/{event['id']}", params=params, allow_redirects=False
+            ) as response:
                 if response.status != 200:
                     raise BackendError(
                         f"Parlant failed to complete a message (HTTP {response.status}).", code="upstream_error"
