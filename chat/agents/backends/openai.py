@@ -12,7 +12,7 @@ Config::
       "base_url": "https://api.openai.com/v1",   # default
       "model": "gpt-4o-mini",                    # required
       "api_key": "sk-...",          # or "api_keys": ["sk-1", "sk-2"],
-      "api_key_env": ["OPENAI_API_KEY_1"],       # or names of variables holding keys
+      "api_key_env": ["CHAT_AGENT_KEY_TEAM"],    # or variables holding keys (CHAT_AGENT_KEY_* only)
       "system_prompt": "...",                    # optional
       "max_context_messages": 20,                # default 20
       "max_context_chars": 24000,                # default 24000
@@ -20,9 +20,13 @@ Config::
       "read_timeout_s": 60                       # longest silence mid-stream
     }
 
-Keys.  Explicit ``api_key``/``api_keys`` win; otherwise the variables named
-by ``api_key_env``; otherwise ``OPENAI_API_KEY_1``, ``_2``, ``_3`` and
-``OPENAI_API_KEY`` from the environment.  No key at all is allowed (local
+Keys.  Explicit ``api_key``/``api_keys`` win (at most ``MAX_KEYS``);
+otherwise the variables named by ``api_key_env``, which must start with
+``CHAT_AGENT_KEY_``; otherwise ``OPENAI_API_KEY_1``, ``_2``, ``_3`` and
+``OPENAI_API_KEY`` from the environment.  Keys from the environment are
+the operator's: they are read only when ``base_url``'s host is listed by
+name in ``CHAT_AGENT_ALLOWED_HOSTS`` (:mod:`chat.agents.network` decides
+where an agent may connect at all).  No key at all is allowed (local
 servers need none): the request is sent without ``Authorization``.
 
 Rotation.  A ``429`` or ``5xx`` answer before the stream starts moves to the
@@ -39,7 +43,8 @@ content, newest kept; the new message always goes last, after the optional
 ``system_prompt``.
 
 Nothing here logs or raises a key, a header or an upstream body: errors
-carry a status code at most.
+carry a status code at most, and only the server log sees that (clients
+get the code, :mod:`chat.agents.runner`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,12 @@ Config::
       "agent_id": "ag_123",             # required: the Parlant agent
       "customer_id": "cust_1",          # optional; without it Parlant makes a guest customer
       "api_key": "...",                 # optional, sent as Authorization: Bearer (masked everywhere)
-      "wait_for_data_s": 30             # long-poll window per request
+      "wait_for_data_s": 30             # long-poll window per request (1..60)
     }
+
+The URL must be on a host the operator allows, at an address it allows
+(:mod:`chat.agents.network`): the default needs ``127.0.0.1`` in
+``CHAT_AGENT_ALLOWED_HOSTS`` and ``CHAT_AGENT_ALLOW_PRIVATE_NETWORKS``.
 
 Wire format, as documented for Parlant's sessions API (``/docs/api``, the
 ``parlant.api.sessions`` router) -- what we rely on:
