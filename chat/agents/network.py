@@ -13,14 +13,14 @@ HTTP session with :func:`open_session`, which
    (DNS rebinding) or a redirect cannot reach a refused address either.
 
 Refusals raise :class:`~chat.agents.backends.base.BackendConfigError`
-(``agent_misconfigured``); the address is logged, never shown to clients.
+(``agent_misconfigured``) whose message, for the server log, names the
+address; clients only ever see the code (:mod:`chat.agents.runner`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +30,6 @@ import aiohttp
 from django.conf import settings
 
 from chat.agents.backends.base import BackendConfigError
-
-logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -124,8 +122,9 @@ class AddressRefused(OSError):
     aiohttp reports this error itself rather than a summary of several.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, address: str) -> None:
         super().__init__("address refused by the agent network policy")
+        self.address = address
 
 
 def _socket_factory(policy: OutboundPolicy) -> Any:
@@ -134,19 +133,20 @@ def _socket_factory(policy: OutboundPolicy) -> Any:
     def create(addr_info: Any) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         if not address_allowed(str(sockaddr[0]), allow_private=policy.allow_private):
-            logger.warning("agent backend: refused a connection to %s", sockaddr[0])
-            raise AddressRefused()
+            raise AddressRefused(str(sockaddr[0]))
         return socket.socket(family=family, type=type_, proto=proto)
 
     return create
 
 
-def refused(error: BaseException) -> bool:
-    """Whether an aiohttp connection error was this policy refusing the address."""
-    return isinstance(error, aiohttp.ClientConnectorError) and isinstance(error.os_error, AddressRefused)
+def refusal(error: BaseException) -> BackendConfigError | None:
+    """The error to raise when an aiohttp connection error was this policy refusing the address, else ``None``.
 
-
-REFUSED_MESSAGE = "The agent's host resolves to an address agents may not call."
+    Its message names the address: it is for the server log (clients see only the code).
+    """
+    if isinstance(error, aiohttp.ClientConnectorError) and isinstance(error.os_error, AddressRefused):
+        return BackendConfigError(f"A connection to {error.os_error.address} was refused: agents may not call it.")
+    return None
 
 
 async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> None:
@@ -158,8 +158,7 @@ async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> None:
         return  # unresolvable: the connection attempt fails as unreachable
     for *_, sockaddr in infos:
         if not address_allowed(str(sockaddr[0]), allow_private=policy.allow_private):
-            logger.warning("agent backend: refused %s, which resolves to %s", host, sockaddr[0])
-            raise BackendConfigError(REFUSED_MESSAGE)
+            raise BackendConfigError(f"{host} resolves to {sockaddr[0]}, which agents may not call.")
 
 
 async def open_session(url: str, field_name: str, **kwargs: Any) -> aiohttp.ClientSession:

@@ -229,8 +229,9 @@ class OpenAIBackend(AgentBackend):
                 raise BackendError("The agent's stream was cut off.", code="stream_interrupted") from None
             raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).") from None
         except aiohttp.ClientError as error:
-            if network.refused(error):
-                raise BackendConfigError(network.REFUSED_MESSAGE) from None
+            refused = network.refusal(error)
+            if refused is not None:
+                raise refused from None
             code = "stream_interrupted" if started else "backend_unreachable"
             raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).", code=code) from None
 

@@ -67,7 +67,6 @@ from chat.agents.backends.base import (
     MAX_WAIT_S,
     AgentBackend,
     AgentContext,
-    BackendConfigError,
     BackendError,
     config_number,
     config_str,
@@ -115,8 +114,9 @@ class ParlantBackend(AgentBackend):
                 async for text in self._read_turn(http, context, session_id, offset, wait_s):
                     yield text
         except aiohttp.ClientError as error:
-            if network.refused(error):
-                raise BackendConfigError(network.REFUSED_MESSAGE) from None
+            refused = network.refusal(error)
+            if refused is not None:
+                raise refused from None
             raise BackendError(f"Could not talk to the Parlant server ({type(error).__name__}).") from None
 
     async def _session(
