@@ -154,8 +154,8 @@ def agent_typing_shape(ticket: runs.RunTicket, is_typing: bool) -> dict[str, Any
 @dataclass
 class Outcome:
     status: str
+    #: The failure's code; what clients are told is :func:`runs.failure_text` of it, never a backend's message.
     error: str = ""
-    message: str = ""
     truncated: bool = False
 
 
@@ -409,7 +409,7 @@ class AgentRunner:
                 # The stream was cancelled before it could say so itself.
                 outcome = Outcome(AgentRunStatus.CANCELLED)
             if outcome.status == AgentRunStatus.COMPLETED and not active.content.strip():
-                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply", "The agent had nothing to say.")
+                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply")
         finally:
             renewal.cancel()
             saving.cancel()
@@ -462,7 +462,7 @@ class AgentRunner:
                 return Outcome(AgentRunStatus.CANCELLED)
             raise
         except TimeoutError:
-            return Outcome(AgentRunStatus.TIMED_OUT, "timeout", "The agent did not answer in time.")
+            return Outcome(AgentRunStatus.TIMED_OUT, "timeout")
         except BackendError as error:
             logger.warning(
                 "agent run %s failed: %s (%s)",
@@ -470,11 +470,11 @@ class AgentRunner:
                 error.code,
                 redact(error.message, secret_values(ticket.config)),
             )
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+            return Outcome(AgentRunStatus.FAILED, error.code)
         except Exception as error:
             detail = redact(f"{type(error).__name__}: {error}", secret_values(ticket.config))
             logger.error("agent run %s failed unexpectedly: %s", ticket.run_id, detail)
-            return Outcome(AgentRunStatus.FAILED, "backend_error", "The agent backend failed.")
+            return Outcome(AgentRunStatus.FAILED, "backend_error")
 
     async def _context(self, active: ActiveRun) -> AgentContext:
         ticket = active.ticket

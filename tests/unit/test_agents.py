@@ -11,7 +11,7 @@ from chat.agents import runner
 from chat.agents.backends import BACKENDS, BackendConfigError, ContextMessage, make_backend
 from chat.agents.backends.echo import echo_chunks
 from chat.agents.backends.openai import build_messages, resolve_keys
-from chat.agents.runs import RunTicket, derive_key, failure_text
+from chat.agents.runs import FAILURE_REASONS, RunTicket, client_error_code, derive_key, failure_text
 from chat.agents.secrets import MASK, masked_config, redact, secret_values, unmask_config
 from chat.models import Agent
 from tests.integration.test_agents_backends import context
@@ -171,3 +171,12 @@ def test_openai_context_maps_roles_and_skips_system_notes():
         {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "next", "name": "alice"},
     ]
+
+
+def test_clients_see_only_known_codes_and_their_fixed_sentences():
+    assert client_error_code("upstream_error") == "upstream_error"
+    # A code a third-party backend made up (it could carry anything) becomes backend_error.
+    assert client_error_code("HTTP 404 from 10.0.0.5:6379") == "backend_error"
+    for code in FAILURE_REASONS:
+        assert failure_text("Bot", code).startswith("Bot could not answer: ")
+    assert failure_text("Bot", "made_up") == failure_text("Bot", "backend_error")
