@@ -415,7 +415,11 @@ class AgentRunner:
             saving.cancel()
             self._active.pop(ticket.run_id, None)
             # Metrics: cancelled and completed runs are not errors.
-            active.timer.finished((outcome.error or None) if outcome is not None else "worker_stopped")
+            active.timer.finished(
+                (runs.client_error_code(outcome.error) if outcome.error else None)
+                if outcome is not None
+                else "worker_stopped"
+            )
         if active.lost:
             logger.warning("agent run %s was taken over while running; its result is dropped", ticket.run_id)
             return
