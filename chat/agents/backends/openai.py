@@ -80,7 +80,7 @@ CONNECT_TIMEOUT_S = 10
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: The only environment variables ``api_key_env`` may name start with this.
 KEY_ENV_PREFIX = "CHAT_AGENT_KEY_"
-_KEY_ENV_NAME = re.compile(r"^CHAT_AGENT_KEY_[A-Z0-9_]{1,64}$")
+_KEY_ENV_NAME = re.compile(rf"^{KEY_ENV_PREFIX}[A-Z0-9_]{{1,64}}$")
 #: Most keys one agent rotates through (each is tried at most once per run).
 MAX_KEYS = 8
 #: Where the next run starts in each key set (by the set's size and a hash
