@@ -140,6 +140,14 @@ class Config:
     agent_max_concurrent_runs: int = 64
     #: How often a streaming reply's chunks so far are saved (``AgentRun.stream``), so every worker can show it.
     agent_stream_save_ms: int = 250
+    #: Hosts agent backends may call (``base_url``/``url`` of an agent's
+    #: config), exact names or IP literals; ``*`` allows any host.  Keys
+    #: from the environment go only to hosts listed by name, never to ``*``.
+    agent_allowed_hosts: tuple[str, ...] = ("api.openai.com",)
+    #: Let agents call loopback, private, link-local and other non-public
+    #: addresses (a Parlant server next to the chat).  Cloud metadata
+    #: addresses, multicast and unspecified addresses are refused regardless.
+    agent_allow_private_networks: bool = False
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
@@ -223,6 +231,12 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
             env, "CHAT_AGENT_MAX_CONCURRENT_RUNS", defaults.agent_max_concurrent_runs, minimum=1
         ),
         agent_stream_save_ms=_int(env, "CHAT_AGENT_STREAM_SAVE_MS", defaults.agent_stream_save_ms, minimum=10),
+        agent_allowed_hosts=tuple(
+            host.lower() for host in _list(env, "CHAT_AGENT_ALLOWED_HOSTS", defaults.agent_allowed_hosts)
+        ),
+        agent_allow_private_networks=_bool(
+            env, "CHAT_AGENT_ALLOW_PRIVATE_NETWORKS", defaults.agent_allow_private_networks
+        ),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         parlant_token_max_age_s=_int(env, "CHAT_PARLANT_TOKEN_MAX_AGE_S", defaults.parlant_token_max_age_s, minimum=1),

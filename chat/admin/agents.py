@@ -10,12 +10,17 @@ from django.contrib import admin
 from django.utils.text import Truncator
 
 from chat.admin.scoping import ScopedRelatedFilter, WorkspaceScoped
-from chat.agents.secrets import MASK, masked_config, unmask_config
+from chat.agents.secrets import MASK, masked_config
+from chat.agents.validation import edited_config, validate_agent_config
+from chat.errors import ChatError
 from chat.models import Agent
 
 
 class AgentForm(forms.ModelForm):
-    """The config is shown masked; a masked value left as it is keeps the stored secret."""
+    """The config is shown masked; a masked value left as it is keeps the stored secret while the URL stays.
+
+    What may be saved is :func:`chat.agents.validation.validate_agent_config`'s to say.
+    """
 
     config = forms.JSONField(required=False, help_text=f'Secrets are shown as "{MASK}"; leave them so to keep them.')
 
@@ -30,10 +35,14 @@ class AgentForm(forms.ModelForm):
     def clean_config(self) -> dict[str, Any]:
         value = self.cleaned_data.get("config")
         if value in (None, ""):
-            return {}
+            value = {}
         if not isinstance(value, dict):
             raise forms.ValidationError("The config is a JSON object.")
-        return unmask_config(value, self.instance.config or {})
+        config = edited_config(value, self.instance.config or {})
+        try:
+            return validate_agent_config(self.cleaned_data.get("backend", ""), config)
+        except ChatError as error:
+            raise forms.ValidationError(error.message) from None
 
 
 @admin.register(Agent)

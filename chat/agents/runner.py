@@ -79,7 +79,8 @@ from django.conf import settings
 from chat import event_names, notify
 from chat.actions.messages import message_posted
 from chat.agents import runs
-from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
+from chat.agents.backends import AgentContext, BackendError, make_backend
+from chat.agents.backends.base import MAX_TIMEOUT_S
 from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError
 from chat.models import AgentRunStatus
@@ -98,10 +99,11 @@ WAIT_RETRY_S = 0.1
 
 
 def run_timeout_s(config: dict[str, Any]) -> float:
-    """The agent's ``timeout_s`` if it is a positive number, else ``settings.CHAT.agent_timeout_s`` (60)."""
+    """The agent's ``timeout_s`` (at most ``MAX_TIMEOUT_S``, 120) if it is a positive number,
+    else ``settings.CHAT.agent_timeout_s`` (60)."""
     value = config.get("timeout_s")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
+        return float(min(value, MAX_TIMEOUT_S))
     return float(settings.CHAT.agent_timeout_s)
 
 
@@ -135,8 +137,8 @@ def agent_typing_shape(ticket: runs.RunTicket, is_typing: bool) -> dict[str, Any
 @dataclass
 class Outcome:
     status: str
+    #: The failure's code; what clients are told is :func:`runs.failure_text` of it, never a backend's message.
     error: str = ""
-    message: str = ""
     truncated: bool = False
 
 
@@ -387,13 +389,17 @@ class AgentRunner:
                 # The stream was cancelled before it could say so itself.
                 outcome = Outcome(AgentRunStatus.CANCELLED)
             if outcome.status == AgentRunStatus.COMPLETED and not active.content.strip():
-                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply", "The agent had nothing to say.")
+                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply")
         finally:
             renewal.cancel()
             saving.cancel()
             self._active.pop(ticket.run_id, None)
             # Metrics: cancelled and completed runs are not errors.
-            active.timer.finished((outcome.error or None) if outcome is not None else "worker_stopped")
+            active.timer.finished(
+                (runs.client_error_code(outcome.error) if outcome.error else None)
+                if outcome is not None
+                else "worker_stopped"
+            )
         if active.lost:
             logger.warning("agent run %s was taken over while running; its result is dropped", ticket.run_id)
             return
@@ -440,9 +446,7 @@ class AgentRunner:
                 return Outcome(AgentRunStatus.CANCELLED)
             raise
         except TimeoutError:
-            return Outcome(AgentRunStatus.TIMED_OUT, "timeout", "The agent did not answer in time.")
-        except BackendConfigError as error:
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+            return Outcome(AgentRunStatus.TIMED_OUT, "timeout")
         except BackendError as error:
             logger.warning(
                 "agent run %s failed: %s (%s)",
@@ -450,11 +454,11 @@ class AgentRunner:
                 error.code,
                 redact(error.message, secret_values(ticket.config)),
             )
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+            return Outcome(AgentRunStatus.FAILED, error.code)
         except Exception as error:
             detail = redact(f"{type(error).__name__}: {error}", secret_values(ticket.config))
             logger.error("agent run %s failed unexpectedly: %s", ticket.run_id, detail)
-            return Outcome(AgentRunStatus.FAILED, "backend_error", "The agent backend failed.")
+            return Outcome(AgentRunStatus.FAILED, "backend_error")
 
     async def _context(self, active: ActiveRun) -> AgentContext:
         ticket = active.ticket
@@ -570,8 +574,9 @@ class AgentRunner:
             return
         extra: dict[str, Any] = {}
         if outcome.status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
-            message = outcome.message or runs.failure_text(ticket.agent_name, outcome.error)
-            extra["error"] = {"code": outcome.error or "backend_error", "message": message}
+            # Clients get a stable code and a fixed sentence for it; the details went to the log.
+            code = runs.client_error_code(outcome.error)
+            extra["error"] = {"code": code, "message": runs.failure_text(ticket.agent_name, code)}
         elif outcome.status == AgentRunStatus.CANCELLED:
             extra["cancelled"] = True
         if outcome.truncated:
