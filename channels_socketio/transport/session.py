@@ -49,6 +49,8 @@ CLOSED_SESSION_GRACE_S = 5.0
 SLOW_CLIENT_CLOSE = 1008
 #: How long closing a WebSocket may wait for a server that only accepts it once the client reads.
 WS_CLOSE_TIMEOUT_S = 10.0
+#: How long a close waits for what was queued before it to be written.
+WS_FLUSH_TIMEOUT_S = 5.0
 
 
 class CloseReason:
@@ -62,6 +64,12 @@ class CloseReason:
     #: The client left more unread than ``EngineOptions.max_buffered_packets`` / ``max_buffered_bytes``.
     SLOW_CLIENT = "slow client"
     SHUTDOWN = "server shutting down"
+
+
+#: Closes after which nothing queued is worth waiting for: the client is gone or not reading.
+_NOBODY_READS = frozenset(
+    {CloseReason.TRANSPORT_CLOSE, CloseReason.TRANSPORT_ERROR, CloseReason.PING_TIMEOUT, CloseReason.SLOW_CLIENT}
+)
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,8 @@ class EngineSession:
         observer.current.connection_closed(self.transport, reason, self.opened_at)
         if self.transport == "websocket" and self._ws_close is not None:
             self._forget()
+            if reason not in _NOBODY_READS:
+                await self._flush_ws_queue()  # what was sent before the close (a CONNECT_ERROR, say) goes first
             self._drop_ws_queue()
             try:
                 await asyncio.wait_for(self._ws_close(ws_code, detail), WS_CLOSE_TIMEOUT_S)
@@ -276,7 +286,7 @@ class EngineSession:
         """This session's writer: what was queued, in order, as fast as the client reads it."""
         assert self._ws_write is not None
         try:
-            while self._ws_queue and not self.closed:
+            while self._ws_queue:
                 frame = self._ws_queue.popleft()
                 self._ws_queued_bytes -= len(frame)
                 await self._ws_write(frame)
@@ -285,6 +295,12 @@ class EngineSession:
             await self.close(CloseReason.TRANSPORT_ERROR)
         finally:
             self._ws_writer = None
+
+    async def _flush_ws_queue(self) -> None:
+        """Let the writer finish what is queued, for a while."""
+        writer = self._ws_writer
+        if writer is not None and writer is not asyncio.current_task():
+            await asyncio.wait([writer], timeout=WS_FLUSH_TIMEOUT_S)
 
     def _drop_ws_queue(self) -> None:
         writer, self._ws_writer = self._ws_writer, None
