@@ -67,6 +67,11 @@ class Config:
     #: Largest Engine.IO payload accepted, per polling request or WebSocket
     #: frame; the spec's default.
     max_payload: int = 1_000_000
+    #: What a client may leave unread (messages, bytes) before it is disconnected
+    #: (close code 1008, a ``slow_client_disconnected`` security event), so that
+    #: no client can slow the broadcasts of others.
+    max_buffered_packets: int = 1_000
+    max_buffered_bytes: int = 4_000_000
     #: A Socket.IO connection that has joined no namespace this long after its
     #: Engine.IO handshake is closed (Node's ``connectTimeout``).
     connect_timeout_ms: int = 45_000
@@ -198,6 +203,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        max_buffered_packets=_int(env, "CHAT_MAX_BUFFERED_PACKETS", defaults.max_buffered_packets, minimum=16),
+        max_buffered_bytes=_int(env, "CHAT_MAX_BUFFERED_BYTES", defaults.max_buffered_bytes, minimum=65_536),
         connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,

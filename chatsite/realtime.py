@@ -43,6 +43,8 @@ def build() -> Realtime:
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
+        max_buffered_packets=config.max_buffered_packets,
+        max_buffered_bytes=config.max_buffered_bytes,
     )
     worker = WorkerChannel(_broker(config.redis_url))
     # Conformance mode answers an unknown namespace exactly as the reference server does;

@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -274,6 +275,10 @@ class AgentRunner:
         elif request.worker_channel:
             try:
                 await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
+            except ChannelFull:
+                if _metrics is not None:
+                    _metrics.messages_dropped("channel_full", 1)
+                logger.warning("the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id)
             except Exception:
                 # The worker's lease renewal reads the flag too: it stops within a third of a lease.
                 logger.warning(
