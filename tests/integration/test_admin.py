@@ -264,3 +264,23 @@ def test_superuser_issues_tokens_for_others(world, data):
     assert ApiToken.objects.get(name="for-bob").user == world.users["bob"]
     response = client.post("/admin/security/apitoken/add/", {"name": "x", "username": "ghost"})
     assert response.status_code == 200 and not ApiToken.objects.filter(name="x").exists()
+
+
+def test_admin_role_change_and_removal_reach_live_sockets(world, data, emitted, committed):
+    """Issue #17: the admin's forms change access like the REST API, so the member's live sockets re-read it."""
+    client = login(world, "boss")
+    target = Membership.objects.get(user=world.users["mod"], workspace=world.a)
+    with committed():
+        response = client.post(
+            f"/admin/chat/membership/{target.pk}/change/", {"role": "member", "muted_until_0": "", "muted_until_1": ""}
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Membership.objects.get(pk=target.pk).role == Role.MEMBER
+    notice = {"kind": "access_changed", "workspaceId": "acme"}
+    assert ("notice_room", f"chat:workspace:acme:user:{world.users['mod'].pk}", notice) in emitted.calls
+
+    alice = Membership.objects.get(user=world.users["alice"], workspace=world.a)
+    with committed():
+        response = client.post(f"/admin/chat/membership/{alice.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Membership.objects.filter(pk=alice.pk).exists()
+    assert ("notice_room", f"chat:workspace:acme:user:{world.users['alice'].pk}", notice) in emitted.calls
