@@ -40,16 +40,15 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 
 from channels_socketio.transport.http_request import BoundedHttpConsumer
 from chat.actions.messages import Author, Draft, SessionRef, post_message
-from chat.api.throttling import ApiRateThrottle
 from chat.errors import AgentNotFound, ChatError, NotAMember
 from chat.ids import is_client_id, is_slug
 from chat.models import Agent, ChatSession, ContentType, Membership
@@ -57,7 +56,7 @@ from chat.parlant import log
 from chat.parlant.auth import authenticate
 from chat.parlant.shapes import ApiError, agent_shape, invalid, not_found, session_shape, unprocessable
 from chat.parlant.watch import Watcher, wait
-from chat.services import access, moderation, screening
+from chat.services import access, api_rate, moderation, screening
 from chat.services import messages as message_service
 from chat.services import sessions as session_service
 from chat.services.sessions import SessionExists
@@ -224,22 +223,36 @@ def record(scope: dict[str, Any], kind: str, *, user: Any = None, workspace: Any
     screening.record_client(scope, kind, user=user, workspace=workspace, surface="parlant", **detail)
 
 
-def admit(call: Call) -> Membership:
-    """The authenticated caller's membership (sync), after the REST API's rate."""
-    user, workspace = call.user, call.workspace
-    throttle = ApiRateThrottle()
-    request = SimpleNamespace(
+def api_caller(call: Call, user: Any) -> api_rate.ApiCaller:
+    return api_rate.ApiCaller(
         user=user,
-        method=call.method,
-        path=f"/parlant/{workspace}{call.path}",  # never the token
-        META={
-            "REMOTE_ADDR": security_events.client_ip(call.scope) or "",
-            "HTTP_USER_AGENT": security_events.user_agent(call.scope),
-        },
+        ip=security_events.client_ip(call.scope) or "",
+        user_agent=security_events.user_agent(call.scope),
+        surface="parlant",
+        path=f"/parlant/{call.workspace}{call.path}",  # never the token
     )
-    if not throttle.allow_request(request, None):
-        wait_s = throttle.wait() or 1
-        raise RateLimited(int(wait_s * 1000))
+
+
+def identify(call: Call, token: str | None) -> Any:
+    """The caller's user (sync).  Failed authentications count against the address's
+    anonymous rate, and an address over it is refused before its token is looked at."""
+    anonymous = api_caller(call, AnonymousUser())
+    retry_after_s = api_rate.hit(anonymous, count=False)
+    if retry_after_s is not None:
+        raise RateLimited(retry_after_s * 1000)
+    try:
+        return authenticate(token)
+    except ChatError:
+        api_rate.hit(anonymous)
+        raise
+
+
+def admit(call: Call) -> Membership:
+    """The authenticated caller's membership (sync), after the HTTP APIs' rate."""
+    user, workspace = call.user, call.workspace
+    retry_after_s = api_rate.hit(api_caller(call, user))
+    if retry_after_s is not None:
+        raise RateLimited(retry_after_s * 1000)
     if not is_slug(workspace):
         raise NotAMember()
     membership = access.membership_for(user, workspace)
@@ -280,7 +293,7 @@ class ParlantConsumer(BoundedHttpConsumer):
             call, handler, route, token = self._route(method, body)
             if self.too_large:
                 raise ApiError(413, f"Request body exceeds {self.max_body()} bytes.", "payload_too_large")
-            call.user = await database_sync_to_async(authenticate)(token or self._bearer())
+            call.user = await database_sync_to_async(identify)(call, token or self._bearer())
             call.membership = await database_sync_to_async(admit)(call)
             answer = await handler(self, call)
         except asyncio.CancelledError:

@@ -6,10 +6,6 @@ two-process test, which needs what two processes can share (``services``).
 
 The fake OpenAI and Parlant servers of ``test_agents_backends.py`` run in a
 thread of the test process; the chat server calls them over 127.0.0.1.
-
-Until ``chat.events`` wires the agent hooks in itself, the servers are
-started through ``python -m chat.agents.devserver``, which adds exactly
-those hooks (see its docstring); once wired, plain daphne is used.
 """
 
 from __future__ import annotations
@@ -18,9 +14,8 @@ import asyncio
 import json
 import subprocess
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -35,33 +30,6 @@ STREAM = "chat:agent-stream-chunk"
 
 
 # --- servers ----------------------------------------------------------------------------------
-
-
-def hooks_wired() -> bool:
-    events = (REPO_ROOT / "chat" / "events" / "__init__.py").read_text()
-    messages = (REPO_ROOT / "chat" / "events" / "messages.py").read_text()
-    return "agents" in events and "on_user_message" in messages
-
-
-@contextmanager
-def agent_hooks() -> Iterator[None]:
-    """Servers started inside get the agent hooks (through the devserver until they are wired)."""
-    if hooks_wired():
-        yield
-        return
-    original = ServerProcess.__dict__["daphne"]
-
-    def daphne(cls, env: dict[str, str], log_path: Path, port: int | None = None) -> ServerProcess:
-        server = original.__func__(cls, env, log_path, port)
-        assert server.command[1:3] == ["-m", "daphne"]
-        server.command = [PYTHON, "-m", "chat.agents.devserver", "--", *server.command[3:]]
-        return server
-
-    ServerProcess.daphne = classmethod(daphne)
-    try:
-        yield
-    finally:
-        ServerProcess.daphne = original
 
 
 SETUP = """
@@ -159,8 +127,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def agent_server(module_server_factory, module_backend, fakes) -> tuple[ServerProcess, dict[str, str]]:
-    with agent_hooks():
-        server = module_server_factory(module_backend, conformance=False, **SERVER_ENV)
+    server = module_server_factory(module_backend, conformance=False, **SERVER_ENV)
     return server, setup_data(server, USERS, fakes.agents())
 
 
@@ -445,9 +412,8 @@ async def test_a_running_agent_blocks_neither_the_socket_nor_other_sessions(env)
 @pytest.fixture(scope="module")
 def server_pair(module_server_factory, services_backend) -> tuple[ServerProcess, ServerProcess, dict[str, str]]:
     """Two server processes sharing PostgreSQL and Redis, as two workers behind a load balancer."""
-    with agent_hooks():
-        first = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
-        second = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
+    first = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
+    second = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
     agents = {"echo": ("echo", {"delay_ms": 10}), "slow": ("echo", {"delay_ms": 120})}
     return first, second, setup_data(first, USERS, agents)
 

@@ -518,8 +518,9 @@ async def test_posting_is_screened_like_a_socket_send_and_stored_as_sent(world, 
     event = await post_message(http, world, session, "<script>x()</script>")
     assert event["data"]["message"] == "<script>x()</script>"
     # The echo agent answers in markdown: its reply carries the server's HTML beside the text.
-    events = await events_until(http, world, session, lambda es: sum(e["source"] == "ai_agent" and e["kind"]
-                                                                      == "message" for e in es) >= 2)
+    events = await events_until(
+        http, world, session, lambda es: sum(e["source"] == "ai_agent" and e["kind"] == "message" for e in es) >= 2
+    )
     reply = [e for e in events if e["source"] == "ai_agent" and e["kind"] == "message"][-1]
     assert reply["data"]["message"].endswith("<script>x()</script>"), reply
     assert "&lt;script&gt;x()&lt;/script&gt;" in reply["data"]["html"] and "<script" not in reply["data"]["html"]
@@ -645,6 +646,35 @@ async def test_sends_share_the_socket_budget_and_requests_the_apis(limited, http
         headers={"Authorization": f"Bearer {world.tokens['carol']}"},
     )
     assert (status, body["code"]) == (429, "rate_limited")
+
+
+@pytest.fixture(scope="module")
+def guarded(module_server_factory, module_backend) -> World:
+    """A server of its own: the failures below block this test process's address for a minute."""
+    return make_world(
+        module_server_factory(module_backend, conformance=False, **{**SERVER_ENV, "CHAT_API_RATE_LIMIT": "5/m"})
+    )
+
+
+async def test_failed_authentications_are_rate_limited_before_tokens_are_looked_at(guarded, http):
+    world = guarded
+    url = f"{world.server.url}/parlant/{world.ws}/agents/echo"
+    statuses = []
+    while 429 not in statuses:
+        assert len(statuses) <= 12, statuses  # two windows' worth: one of them must overflow
+        statuses.append((await call(http, "GET", url, headers={"Authorization": "Bearer chat_not-a-token"}))[0])
+    assert statuses[0] == 403 and set(statuses[:-1]) == {403} and len(statuses) >= 6, statuses
+    # Over the rate, the address is refused before any token is checked, a good one included.
+    status, body, headers = await call(http, "GET", url, headers={"Authorization": f"Bearer {world.tokens['alice']}"})
+    assert (status, body["code"]) == (429, "rate_limited") and int(headers["Retry-After"]) >= 1
+    # Through the REST API the user, authenticated, still has their own budget.
+    status, _, _ = await call(
+        http,
+        "GET",
+        f"{world.server.url}/api/v1/workspaces/{world.ws}/sessions/",
+        headers={"Authorization": f"Bearer {world.tokens['alice']}"},
+    )
+    assert status == 200
 
 
 # --- several workers -----------------------------------------------------------------------------------------
