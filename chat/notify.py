@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from channels_socketio.protocol.emitter import Emitter
+from channels_socketio.protocol.emitter import Emitter, socket_room
 
 emitter = Emitter()
 
@@ -62,3 +62,8 @@ async def access_changed(workspace_slug: str, user_id: int) -> None:
     await emitter.notice_room(
         workspace_user_room(workspace_slug, user_id), {"kind": ACCESS_CHANGED, "workspaceId": workspace_slug}
     )
+
+
+async def socket_access_changed(socket_id: str, workspace_slug: str) -> None:
+    """One socket, wherever it is, re-reads its access in the workspace (the sweep's :func:`access_changed`)."""
+    await emitter.notice_room(socket_room(socket_id), {"kind": ACCESS_CHANGED, "workspaceId": workspace_slug})

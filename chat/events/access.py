@@ -14,8 +14,11 @@ and acts on it:
   cancelling others' agent replies).
 
 A lost notice cannot keep access: every event on a joined session re-reads
-it first when it was last read over ``CHAT_ACCESS_RECHECK_S`` ago, and a
-history request always does.
+it first when it was last read over ``CHAT_ACCESS_RECHECK_S`` ago, a
+history request always does, and each worker's housekeeping sends the
+notice again to its sockets still in a session they lost
+(:func:`chat.services.access.revoked_sockets`, every third of
+``CHAT_PRESENCE_TTL_S``), so a socket that sends nothing stops receiving too.
 """
 
 from __future__ import annotations

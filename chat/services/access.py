@@ -7,9 +7,10 @@ import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
 
 from chat.errors import AgentNotFound, NotAMember, PermissionDenied
-from chat.models import Agent, ChatSession, ContentPolicy, Membership, Role, Workspace, WorkspaceBan
+from chat.models import Agent, ChatSession, ContentPolicy, Membership, Presence, Role, Workspace, WorkspaceBan
 
 
 def membership_for(user: AbstractBaseUser, workspace_slug: str) -> Membership:
@@ -122,3 +123,21 @@ def standing_in(user_id: int, session_ids: list[int]) -> dict[int, Standing]:
         elif role is not None and (creator_id == user_id or session_id in shared):
             standing[session_id] = Standing.MEMBER
     return standing
+
+
+def revoked_sockets(worker_id: str) -> list[tuple[str, str]]:
+    """``(socket id, workspace slug)`` of the worker's sockets in sessions their user may no longer be in.
+
+    One query, for the worker's periodic sweep: it catches an access change
+    whose notice was lost, on a socket that sends nothing.  (A ban removes
+    the membership, so banned users are found too.)
+    """
+    member = Membership.objects.filter(user_id=OuterRef("user_id"), workspace_id=OuterRef("session__workspace_id"))
+    shared = ChatSession.shared_with.through.objects.filter(
+        chatsession_id=OuterRef("session_id"), user_id=OuterRef("user_id")
+    )
+    allowed = Q(Exists(member.filter(role__in=(Role.MODERATOR, Role.ADMIN)))) | (
+        Q(Exists(member)) & (Q(session__created_by_id=F("user_id")) | Q(Exists(shared)))
+    )
+    rows = Presence.objects.filter(worker_id=worker_id).exclude(allowed)
+    return sorted(set(rows.values_list("socket_id", "session__workspace__slug")))

@@ -219,20 +219,38 @@ async def test_mute_refuses_next_send(world, new):
     await mia.wait_for("chat:message-received", lambda m: m["content"] == "you can still read", since=mark)
 
 
+#: Stops sharing a session with everyone, behind the server's back: no notice is sent.
+UNSHARE_WITHOUT_NOTICE = (
+    "DELETE FROM chat_chatsession_shared_with WHERE chatsession_id IN"
+    " (SELECT s.id FROM chat_chatsession s JOIN chat_workspace w ON w.id = s.workspace_id"
+    "  WHERE w.slug = ? AND s.key = ?)"
+)
+
+
 async def test_lost_access_notice_cannot_keep_access(world, new):
     """The sharing row goes without a notice (as if the broker lost it): the next history request still sees it."""
     session = await world.session_with("alice", "lost")
     lost = await world.joined(new, "lost", session)
-    db_execute(
-        world.api_server,
-        "DELETE FROM chat_chatsession_shared_with WHERE chatsession_id IN"
-        " (SELECT s.id FROM chat_chatsession s JOIN chat_workspace w ON w.id = s.workspace_id"
-        "  WHERE w.slug = ? AND s.key = ?)",
-        (world.ws, session),
-    )
+    db_execute(world.api_server, UNSHARE_WITHOUT_NOTICE, (world.ws, session))
     mark = lost.mark()
     assert lost.events("chat:session-left") == []
     ack = await lost.call("chat:request-history", {"sessionId": session})
     assert_error(ack, "access_revoked", lost, "chat:request-history", mark)
     left = await lost.wait_for("chat:session-left", since=mark)
     assert left_for_access(left, world, session), left
+
+
+async def test_lost_access_notice_cannot_keep_a_silent_socket_receiving(backend, server_factory, new):
+    """A socket that sends nothing is found by its worker's sweep (every third of ``CHAT_PRESENCE_TTL_S``)."""
+    server = server_factory(backend, conformance=False, CHAT_PRESENCE_TTL_S="3", CHAT_API_RATE_LIMIT="10000/m")
+    ws, suffix = unique("ws"), unique("u")
+    users = {name: f"{name}-{suffix}" for name in ("alice", "quiet")}
+    tokens = issue_tokens(server, [(users[name], ws, "member") for name in users])
+    world = World(server, server, ws, {name: tokens[users[name]] for name in users}, users)
+    session = await world.session_with("alice", "quiet")
+    quiet = await world.joined(new, "quiet", session)
+
+    db_execute(server, UNSHARE_WITHOUT_NOTICE, (ws, session))
+    left = await quiet.wait_for("chat:session-left", timeout=10)
+    assert left_for_access(left, world, session), left
+    assert quiet.connected
