@@ -84,6 +84,7 @@ SERVER_EVENTS = frozenset(
         "chat:message-unhidden",
         "chat:session-updated",
         "chat:session-closed",
+        "chat:session-left",
         "chat:banned",
         *(f"{event}-error" for event in CLIENT_EVENTS),
     }
