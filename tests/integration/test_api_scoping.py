@@ -8,13 +8,14 @@ probed too (and fails here until it scopes like the others).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 from django.urls import URLPattern
 from rest_framework.test import APIClient
 
-from chat.api import throttling, urls
+from chat.api import urls
 from chat.models import ChatMessage, ChatSession, Membership, WorkspaceBan
 from security.models import SecurityEvent
 from tests.integration.api_support import (
@@ -141,8 +142,8 @@ def test_django_session_auth_with_csrf(world):
     assert response.status_code == 201, response.json()
 
 
-def test_rate_limit_answers_429_with_retry_after_per_user(world, monkeypatch):
-    monkeypatch.setattr(throttling, "api_rate", lambda: "3/m")
+def test_rate_limit_answers_429_with_retry_after_per_user(world, settings):
+    settings.CHAT = dataclasses.replace(settings.CHAT, api_rate_limit="3/m")
     alice = world.client("alice")
     for _ in range(3):
         assert alice.get(f"{API}/workspaces/").status_code == 200
@@ -156,8 +157,8 @@ def test_rate_limit_answers_429_with_retry_after_per_user(world, monkeypatch):
     assert events.count() == 1 and events.get().detail["surface"] == "rest"
 
 
-def test_rate_limit_can_be_disabled(world, monkeypatch):
-    monkeypatch.setattr(throttling, "api_rate", lambda: "")
+def test_rate_limit_can_be_disabled(world, settings):
+    settings.CHAT = dataclasses.replace(settings.CHAT, api_rate_limit="")
     for _ in range(5):
         assert world.client("alice").get(f"{API}/workspaces/").status_code == 200
 

@@ -437,6 +437,7 @@ async def test_a_resent_message_committed_but_never_announced_reaches_the_member
     alice = await in_session(world, new, "alice", transports, s)
     bob = await in_session(world, new, "bob", transports, s)
     mid = unique("m")
+    mark = bob.mark()
     seq = server_python(
         world.server,
         "-c",
@@ -445,10 +446,11 @@ async def test_a_resent_message_committed_but_never_announced_reaches_the_member
         world.users["alice"],
         mid,
     )
-    await assert_silent([alice, bob], within=0.3)  # committed behind the server's back: nobody was told
-    again = await alice.send(s, "committed, never announced", mid)
+    # Committed behind the server's back: nobody was told.
+    await bob.assert_no_events(["chat:message-received"], within=0.3, since=mark)
+    again = await alice.send(s, "committed, never announced", mid, timeout=20)
     assert again["ok"] is True and again["duplicate"] is True and again["seq"] == int(seq)
-    received = await bob.wait_for("chat:message-received", lambda m: m["id"] == mid)
+    received = await bob.wait_for("chat:message-received", lambda m: m["id"] == mid, timeout=20)
     assert received["seq"] == int(seq) and received["content"] == "committed, never announced"
 
 
