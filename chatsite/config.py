@@ -96,6 +96,13 @@ class Config:
     external_auth_url: str = ""
     #: How long an external verifier's answer is trusted without asking again.
     external_auth_cache_s: int = 60
+    #: How long the verifier's "no" is remembered, so a replayed bad token costs no question.
+    external_auth_reject_cache_s: int = 30
+    #: Questions to the verifier in flight per worker; a CONNECT beyond it is refused (``auth_busy``).
+    external_auth_concurrency: int = 20
+    #: Failed CONNECTs (authentication refused) per client address per minute; past it, the
+    #: address is refused before authenticating (``too_many_failed_connects``).
+    connect_failure_limit: int = 30
     #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
     socket_token_lifetime_s: int = 60
     #: Per-user, per-operation rate limits (per minute), shared by all workers
@@ -192,6 +199,13 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),
         external_auth_cache_s=_int(env, "CHAT_EXTERNAL_AUTH_CACHE_S", defaults.external_auth_cache_s),
+        external_auth_reject_cache_s=_int(
+            env, "CHAT_EXTERNAL_AUTH_REJECT_CACHE_S", defaults.external_auth_reject_cache_s
+        ),
+        external_auth_concurrency=_int(
+            env, "CHAT_EXTERNAL_AUTH_CONCURRENCY", defaults.external_auth_concurrency, minimum=1
+        ),
+        connect_failure_limit=_int(env, "CHAT_CONNECT_FAILURE_LIMIT", defaults.connect_failure_limit, minimum=1),
         socket_token_lifetime_s=_int(env, "CHAT_SOCKET_TOKEN_LIFETIME_S", defaults.socket_token_lifetime_s, minimum=1),
         message_rate_limit=_int(env, "CHAT_MESSAGE_RATE_LIMIT", defaults.message_rate_limit, minimum=1),
         join_rate_limit=_int(env, "CHAT_JOIN_RATE_LIMIT", defaults.join_rate_limit, minimum=1),
