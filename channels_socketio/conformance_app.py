@@ -50,7 +50,7 @@ OPTIONS = EngineOptions(ping_interval_ms=300, ping_timeout_ms=200)
 SOCKET_OPTIONS = SocketOptions(connect_timeout_ms=1000, connect_error_data=False)
 
 
-def any_origin(origin: str) -> bool:
+def any_origin(origin: str, request_origin: str) -> bool:
     return True
 
 

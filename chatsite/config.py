@@ -12,6 +12,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
+
+from django.http.request import validate_host
 
 from monitoring.conf import MIN_OPS_TOKEN_LENGTH, Levels, MonitoringConfig
 
@@ -53,9 +56,28 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an ``Origin`` (``scheme://host[:port]``, nothing else); ``None`` if not one."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    if parts.path or parts.query or parts.fragment:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return parts.scheme, host, port if port is not None else _DEFAULT_PORTS[parts.scheme]
+
+
 @dataclass(frozen=True)
 class Config:
-    debug: bool = True
+    #: Off unless asked for: debug pages show settings and stack traces to anyone.
+    debug: bool = False
     secret_key: str = "embedded-development-key-change-me-in-production-0123456789"
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
     database_url: str = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
@@ -137,6 +159,9 @@ class Config:
     security_event_buffer: int = 10_000
     #: REST API rate per user (django-ratelimit syntax); empty disables it.
     api_rate_limit: str = "120/m"
+    #: Log-in attempts (``/login/``, ``/admin/login/``) per client address and,
+    #: separately, per user name (django-ratelimit syntax); empty disables it.
+    login_rate_limit: str = "10/m"
     #: An agent run that has not finished within this is stopped.
     agent_timeout_s: int = 60
     #: A worker's claim on an agent run lasts this long, renewed every third
@@ -162,14 +187,22 @@ class Config:
     def uses_redis(self) -> bool:
         return bool(self.redis_url)
 
-    def origin_allowed(self, origin: str) -> bool:
-        """Exact match of scheme://host[:port]; never a substring match."""
+    def origin_allowed(self, origin: str, request_origin: str | None = None) -> bool:
+        """Exact match of scheme://host[:port]; never a substring match.
+
+        Without ``allowed_origins``: the site's own pages only -- the scheme
+        and port the request came in on (``request_origin``, its
+        ``scheme://host[:port]``) and one of ``allowed_hosts``.  Without the
+        request's origin nothing but an allowed origin is.
+        """
         if "*" in self.allowed_origins:
             return True
         if self.allowed_origins:
             return origin in self.allowed_origins
-        host = origin.split("://", 1)[-1].rsplit(":", 1)[0] if "://" in origin else ""
-        return host in self.allowed_hosts
+        page, request = _origin_parts(origin), _origin_parts(request_origin or "")
+        if page is None or request is None or page[0::2] != request[0::2]:
+            return False
+        return validate_host(page[1], list(self.allowed_hosts))
 
 
 def load(env: Mapping[str, str] = os.environ) -> Config:
@@ -228,6 +261,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
+        login_rate_limit=env.get("CHAT_LOGIN_RATE_LIMIT", defaults.login_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
         monitoring=_load_monitoring(env),
     )

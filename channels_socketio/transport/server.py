@@ -20,7 +20,7 @@ from channels_socketio.errors import (
     UnsupportedProtocolVersion,
 )
 from channels_socketio.transport.relay import PollingRelay, owner_of, session_id_for
-from channels_socketio.transport.scope import header, query_params
+from channels_socketio.transport.scope import header, query_params, request_origin
 from channels_socketio.transport.session import EngineHandler, EngineOptions, EngineSession
 from channels_socketio.transport.worker_channel import WorkerChannel
 
@@ -36,7 +36,7 @@ class EngineServer:
         self,
         handler: EngineHandler,
         options: EngineOptions,
-        origin_allowed: Callable[[str], bool],
+        origin_allowed: Callable[[str, str], bool],
         worker: WorkerChannel,
     ) -> None:
         self.handler = handler
@@ -62,7 +62,7 @@ class EngineServer:
         if transport != scope_transport:
             raise BadRequest("Transport does not match the request.")
         origin = header(scope, b"origin")
-        if origin is not None and not self.origin_allowed(origin):
+        if origin is not None and not self.origin_allowed(origin, request_origin(scope)):
             raise Forbidden()
         sid = params.get("sid")
         if sid is None and method != "GET":

@@ -35,6 +35,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import Signal
 
 from chat import notify
+from chat.errors import InvalidPayload
+from chat.ids import AGENT_REPLY_PREFIX, is_reserved_message_id
 from chat.models import ContentType, SenderType
 from chat.services import screening
 from chat.services.messages import NewMessage, Sender, StoredMessage, check_content, render
@@ -121,8 +123,11 @@ async def post_message(
     ``exclude``: socket ids that do not get the broadcast (the sender's own,
     which is answered with ``chat:message-sent`` instead).  A resend of a
     message this worker just stored is answered from memory, unscreened: it
-    is not new content.
+    is not new content.  Ids with the agents' prefix are refused
+    (``invalid_payload``): they name agents' replies (:mod:`chat.ids`).
     """
+    if is_reserved_message_id(draft.key):
+        raise InvalidPayload(f"Message ids starting with {AGENT_REPLY_PREFIX!r} are reserved for agent replies.")
     await limit_sends(author)
     stored = writer.recently_stored(where.session_id, draft.key)
     if stored is None:

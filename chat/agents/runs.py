@@ -33,6 +33,7 @@ from django.utils import timezone
 from chat.agents.backends import ContextMessage
 from chat.agents.errors import AgentRunFinished, AgentRunNotFound
 from chat.errors import PermissionDenied
+from chat.ids import AGENT_REPLY_PREFIX
 from chat.models import (
     AGENT_RUN_OPEN_STATES,
     Agent,
@@ -57,11 +58,11 @@ KEY_MAX = 128
 
 def derive_key(user_key: str, suffix: str = "") -> str:
     """The id of what the agent stores in answer to ``user_key``: deterministic, at most 128 characters."""
-    key = f"agent-{user_key}{suffix}"
+    key = f"{AGENT_REPLY_PREFIX}{user_key}{suffix}"
     if len(key) <= KEY_MAX:
         return key
     digest = hashlib.sha256(user_key.encode()).hexdigest()[:48]
-    return f"agent-{digest}{suffix}"
+    return f"{AGENT_REPLY_PREFIX}{digest}{suffix}"
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,7 @@ async def test_blocked_event_loop_degrades_then_recovers(server_factory, embedde
         server_factory,
         embedded_backend,
         CHAT_TEST_HOOKS="1",
+        DJANGO_DEBUG="1",
         CHAT_METRICS_WINDOW_S=str(window_s),
         CHAT_LOOP_PROBE_INTERVAL_MS="100",
     )
