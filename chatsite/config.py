@@ -168,6 +168,10 @@ class Config:
     #: of it; a run whose worker died is failed (``worker_lost``) once it
     #: lapses, and the session's queue goes on.
     agent_lease_s: int = 30
+    #: Agent runs executing at once on a worker for one user's messages, and
+    #: for one workspace; a run beyond either fails with ``agent_run_limit``.
+    agent_runs_per_user: int = 4
+    agent_runs_per_workspace: int = 16
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
@@ -258,6 +262,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
         agent_lease_s=_int(env, "CHAT_AGENT_LEASE_S", defaults.agent_lease_s, minimum=1),
+        agent_runs_per_user=_int(env, "CHAT_AGENT_RUNS_PER_USER", defaults.agent_runs_per_user, minimum=1),
+        agent_runs_per_workspace=_int(
+            env, "CHAT_AGENT_RUNS_PER_WORKSPACE", defaults.agent_runs_per_workspace, minimum=1
+        ),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),

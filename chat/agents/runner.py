@@ -40,7 +40,11 @@ Queueing.  Each session's runs execute one at a time in the ``seq`` order of
 their messages, by whichever worker claims them (see :mod:`chat.agents.runs`);
 sessions never wait for each other and nothing here runs on a socket's
 event handler beyond creating the run row.  A worker executes at most
-``agent_max_concurrent_runs`` runs at once.
+``agent_max_concurrent_runs`` runs at once, of which at most
+``CHAT_AGENT_RUNS_PER_USER`` answer one user and
+``CHAT_AGENT_RUNS_PER_WORKSPACE`` one workspace, so no tenant holds every
+slot: a run claimed beyond either fails at once with ``agent_run_limit``
+(its final chunk's ``error`` and a system note say so; the user may send again).
 
 Cancelling.  The worker running a reply is named in its run row; a cancel
 handled by another worker reaches it as a ``chat.agent.cancel`` message on
@@ -69,6 +73,7 @@ import asyncio
 import contextvars
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +108,10 @@ CHANNEL_PREFIX = "agents"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_LEASE_S = 30.0
 DEFAULT_MAX_CONCURRENT_RUNS = 64
+RUN_LIMIT_ERROR = "agent_run_limit"
+#: Runs one user's messages, and one workspace's, may have executing on a worker at once.
+DEFAULT_RUNS_PER_USER = 4
+DEFAULT_RUNS_PER_WORKSPACE = 16
 #: How often a running reply's chunks so far are saved (``AgentRun.stream``).
 DEFAULT_STREAM_SAVE_S = 0.25
 #: How long a drain waits when an earlier message's run may still appear.
@@ -207,6 +216,9 @@ class AgentRunner:
         self._background: list[asyncio.Task[None]] = []
         self._starting: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
+        #: Runs executing on this worker per user id and per workspace slug (the per-tenant caps).
+        self._by_user: Counter[int | None] = Counter()
+        self._by_workspace: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.channel: str = ""
 
@@ -321,9 +333,13 @@ class AgentRunner:
                     claim = await database_sync_to_async(runs.claim_next)(
                         session_id, self.worker_id, self.channel, lease_s
                     )
-                    if claim.kind == runs.ClaimKind.RUN:
+                    refusal = self._over_cap(claim.ticket) if claim.kind == runs.ClaimKind.RUN else None
+                    if claim.kind == runs.ClaimKind.RUN and refusal is None:
                         await self._execute(claim.ticket)
                         continue
+                if refusal is not None:
+                    await self._finish(claim.ticket, refusal, ActiveRun(claim.ticket), 0)
+                    continue
                 if claim.kind == runs.ClaimKind.LOST:
                     await self._finish(claim.ticket, Outcome(AgentRunStatus.FAILED, "worker_lost"), None, 0)
                     continue
@@ -385,7 +401,30 @@ class AgentRunner:
 
     # --- executing -------------------------------------------------------------------
 
+    def _over_cap(self, ticket: runs.RunTicket) -> Outcome | None:
+        """A failed outcome when the run's user or workspace already has its share of this worker's runs."""
+        per_user = int(setting("agent_runs_per_user", DEFAULT_RUNS_PER_USER))
+        per_workspace = int(setting("agent_runs_per_workspace", DEFAULT_RUNS_PER_WORKSPACE))
+        if ticket.sender_id is not None and self._by_user[ticket.sender_id] >= per_user:
+            who = f"you already have {per_user} agent replies running"
+        elif self._by_workspace[ticket.workspace_slug] >= per_workspace:
+            who = f"this workspace already has {per_workspace} agent replies running"
+        else:
+            return None
+        return Outcome(AgentRunStatus.FAILED, RUN_LIMIT_ERROR, f"{ticket.agent_name} could not answer: {who}.")
+
     async def _execute(self, ticket: runs.RunTicket) -> None:
+        self._by_user[ticket.sender_id] += 1
+        self._by_workspace[ticket.workspace_slug] += 1
+        try:
+            await self._execute_run(ticket)
+        finally:
+            for counter, key in ((self._by_user, ticket.sender_id), (self._by_workspace, ticket.workspace_slug)):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+
+    async def _execute_run(self, ticket: runs.RunTicket) -> None:
         active = ActiveRun(ticket, timer=run_timer(ticket.backend))
         self._active[ticket.run_id] = active
         renewal = asyncio.get_running_loop().create_task(self._renew(active), name=f"agent-lease-{ticket.run_id}")

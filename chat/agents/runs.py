@@ -82,6 +82,8 @@ class RunTicket:
     agent_name: str
     backend: str
     config: dict[str, Any] = field(repr=False)
+    #: The user whose message this run answers (``None``: a deleted user).
+    sender_id: int | None = None
 
 
 def _ticket(run: AgentRun) -> RunTicket:
@@ -101,6 +103,7 @@ def _ticket(run: AgentRun) -> RunTicket:
         agent_name=agent.name if agent else "agent",
         backend=agent.backend if agent else "",
         config=dict(agent.config) if agent and isinstance(agent.config, dict) else {},
+        sender_id=run.message.user_id,
     )
 
 
