@@ -52,6 +52,13 @@ class PayloadTooLarge(ProtocolError):
     default_message = "Payload exceeds the maximum size."
 
 
+class TooManyPackets(ProtocolError):
+    """A polling request carrying more packets than ``EngineOptions.max_packets_per_post``."""
+
+    code = "too_many_packets"
+    default_message = "Too many packets in one payload."
+
+
 class EngineRequestError(SocketIOError):
     """An Engine.IO HTTP request the server refuses, with the spec's numeric code.
 
@@ -83,6 +90,12 @@ class BadRequest(EngineRequestError):
 
 class Forbidden(EngineRequestError):
     code, engine_code, default_message, status = "forbidden", 4, "Forbidden", 403
+
+
+class TooManySessions(EngineRequestError):
+    """The address already has ``EngineOptions.max_pending_sessions_per_address`` sessions not yet established."""
+
+    code, engine_code, default_message, status = "too_many_sessions", 3, "Too many connections from this address", 429
 
 
 class UnsupportedProtocolVersion(EngineRequestError):
@@ -126,12 +139,14 @@ class WireError:
 WIRE_ERRORS: dict[str, WireError] = {
     "invalid_packet": WireError(400, 1002),
     "payload_too_large": WireError(413, 1009),
+    "too_many_packets": WireError(400, 1008),
     "unknown_transport": WireError(400, 1002),
     "unknown_session": WireError(400, 1008),
     "bad_handshake_method": WireError(400, 1002),
     "bad_request": WireError(400, 1002),
     "forbidden": WireError(403, 1008),
     "unsupported_protocol_version": WireError(400, 1002),
+    "too_many_sessions": WireError(429, 1008),
     "connection_refused": WireError(403, 1008),
     "invalid_namespace": WireError(400, 1008),
     "invalid_payload": WireError(400, 1008),

@@ -89,6 +89,13 @@ class Config:
     #: Largest Engine.IO payload accepted, per polling request or WebSocket
     #: frame; the spec's default.
     max_payload: int = 1_000_000
+    #: Most Engine.IO packets one polling POST may carry (each event becomes a task).
+    max_packets_per_post: int = 500
+    #: Engine.IO connections one client address may hold on a worker before
+    #: any of them authenticated (joined a namespace); more are refused
+    #: (429 ``too_many_sessions``).  Unauthenticated ones end after
+    #: ``connect_timeout_ms`` anyway.
+    pending_sessions_per_address: int = 50
     #: A Socket.IO connection that has joined no namespace this long after its
     #: Engine.IO handshake is closed (Node's ``connectTimeout``).
     connect_timeout_ms: int = 45_000
@@ -226,6 +233,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        max_packets_per_post=_int(env, "CHAT_MAX_PACKETS_PER_POST", defaults.max_packets_per_post, minimum=16),
+        pending_sessions_per_address=_int(
+            env, "CHAT_PENDING_SESSIONS_PER_ADDRESS", defaults.pending_sessions_per_address, minimum=1
+        ),
         connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,

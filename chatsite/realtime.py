@@ -43,6 +43,8 @@ def build() -> Realtime:
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
+        max_packets_per_post=config.max_packets_per_post,
+        max_pending_sessions_per_address=config.pending_sessions_per_address,
     )
     worker = WorkerChannel(_broker(config.redis_url))
     # Conformance mode answers an unknown namespace exactly as the reference server does;

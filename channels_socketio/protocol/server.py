@@ -201,6 +201,7 @@ class SocketServer:
                 await self._run_disconnect_handler(namespace, socket, CloseReason.TRANSPORT_CLOSE)
                 return
             connection.cancel_connect_timer()
+            connection.session.establish()
             await socket.join(socket_room(socket.id))
             await socket.join(NAMESPACE_ROOM)
             await socket.mark_connected(encode(Packet(PacketType.CONNECT, name, {"sid": socket.id})))
