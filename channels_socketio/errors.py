@@ -122,6 +122,16 @@ class InvalidPayload(SocketIOError):
     default_message = "The event payload is not valid."
 
 
+class TooManyPendingEvents(SocketIOError):
+    """The socket already has ``SocketOptions.max_pending_events`` events waiting to be handled."""
+
+    code = "too_many_pending_events"
+    default_message = "Too many events waiting to be handled; wait for their acknowledgements."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        super().__init__(message, retryable=True, **details)
+
+
 class AckTimeout(SocketIOError):
     code = "ack_timeout"
     default_message = "The client did not acknowledge in time."
@@ -150,6 +160,7 @@ WIRE_ERRORS: dict[str, WireError] = {
     "connection_refused": WireError(403, 1008),
     "invalid_namespace": WireError(400, 1008),
     "invalid_payload": WireError(400, 1008),
+    "too_many_pending_events": WireError(429, 1008),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

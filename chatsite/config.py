@@ -96,6 +96,9 @@ class Config:
     #: (429 ``too_many_sessions``).  Unauthenticated ones end after
     #: ``connect_timeout_ms`` anyway.
     pending_sessions_per_address: int = 50
+    #: Events one socket may have waiting to be handled; one more is answered
+    #: ``too_many_pending_events`` at once (a client waits for its acks).
+    max_pending_events: int = 100
     #: A Socket.IO connection that has joined no namespace this long after its
     #: Engine.IO handshake is closed (Node's ``connectTimeout``).
     connect_timeout_ms: int = 45_000
@@ -234,6 +237,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
         max_packets_per_post=_int(env, "CHAT_MAX_PACKETS_PER_POST", defaults.max_packets_per_post, minimum=16),
+        max_pending_events=_int(env, "CHAT_MAX_PENDING_EVENTS", defaults.max_pending_events, minimum=1),
         pending_sessions_per_address=_int(
             env, "CHAT_PENDING_SESSIONS_PER_ADDRESS", defaults.pending_sessions_per_address, minimum=1
         ),

@@ -50,7 +50,9 @@ def build() -> Realtime:
     # Conformance mode answers an unknown namespace exactly as the reference server does;
     # the chat keeps the error's data.code, as for every other refusal.
     socket_options = SocketOptions(
-        connect_timeout_ms=config.connect_timeout_ms, connect_error_data=not config.conformance
+        connect_timeout_ms=config.connect_timeout_ms,
+        connect_error_data=not config.conformance,
+        max_pending_events=config.max_pending_events,
     )
     sockets = SocketServer(worker, options=socket_options)
     echo_engine = None

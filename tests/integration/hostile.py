@@ -70,6 +70,7 @@ CATALOGUE = {
     "muted",
     "banned",
     "unknown_event",
+    "too_many_pending_events",
     "internal",
     "agent_run_not_found",
     "agent_run_finished",

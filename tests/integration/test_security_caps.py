@@ -20,6 +20,7 @@ from tests.integration.hostile import HIGH_LIMITS, RawPolling, RawWebSocket, ope
 
 PACKETS = 16
 PENDING = 3
+EVENTS = 5
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def server(module_server_factory, module_backend) -> ServerProcess:
         conformance=False,
         CHAT_MAX_PACKETS_PER_POST=str(PACKETS),
         CHAT_PENDING_SESSIONS_PER_ADDRESS=str(PENDING),
+        CHAT_MAX_PENDING_EVENTS=str(EVENTS),
         **HIGH_LIMITS,
     )
 
@@ -50,6 +52,27 @@ async def test_a_polling_post_can_carry_half_a_million_packets(server, token):
             assert json.loads(body)["context"]["code"] == "too_many_packets", body
             # The session is closed: one more request is refused.
             assert (await client.post("6"))[0] == 400
+        finally:
+            await client.aclose()
+
+
+async def test_one_task_per_event_before_any_limit(server, token):
+    """Events wait for the socket's lock in tasks; past CHAT_MAX_PENDING_EVENTS one is refused at once, no task."""
+    async with aiohttp.ClientSession() as http:
+        client = await open_raw(http, server.url, "polling")
+        try:
+            assert (await client.connect({"token": token})).startswith('40{"sid"')
+            events = [f'42{n}["no-such-event"]' for n in range(1, 13)]
+            assert await client.send(*events) == (200, "ok")  # one POST: all arrive before any is handled
+            acks = {}
+            for n in range(1, 13):
+                packet = await client.wait_packet(lambda p, n=n: isinstance(p, str) and p.startswith(f"43{n}["), 10)
+                acks[n] = json.loads(packet[len(f"43{n}") :])[0]["code"]
+            assert [acks[n] for n in range(1, 13)] == ["unknown_event"] * EVENTS + ["too_many_pending_events"] * 7
+            # Handled ones free their places: the socket goes on.
+            await client.send('4213["no-such-event"]')
+            packet = await client.wait_packet(lambda p: isinstance(p, str) and p.startswith("4313["), 10)
+            assert json.loads(packet[4:])[0]["code"] == "unknown_event"
         finally:
             await client.aclose()
 
