@@ -167,3 +167,18 @@ async def test_failed_connects_are_limited_per_address(server_factory, backend, 
     # The address is refused before its credentials are looked at, a valid token too, with a retry time.
     refused = refusal(await connect(new("valid-but-throttled"), limited.url, good, ["polling", "websocket"]))
     assert refused["code"] == "too_many_failed_connects" and 0 < refused["retryAfter"] <= 60_000, refused
+
+
+async def test_the_parlant_api_asks_the_same_verifier(server, verifier):
+    """The Parlant-compatible API (synchronous) reaches the same asynchronous verifier and its caches."""
+    org = unique("org")
+    token, _ = external_identity(verifier, org)
+    rejected = unique("ext-rejected")
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.get(f"{server.url}/parlant/{org}/t/{token}/sessions/{unique('none')}") as response:
+                assert response.status == 404, await response.text()  # a member: no such session
+            async with http.get(f"{server.url}/parlant/{org}/t/{rejected}/sessions/x") as response:
+                body = await response.json()
+                assert (response.status, body["code"], body["reason"]) == (403, "unauthenticated", "external_rejected")
+    assert (verifier.count(token), verifier.count(rejected)) == (1, 1), verifier.calls
