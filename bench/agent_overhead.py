@@ -5,8 +5,8 @@
     .venv/bin/python bench/agent_overhead.py --backend services --transport polling --sessions 4
 
 How it measures.  A real daphne server is started through
-``python -m chat.agents.devserver --backend bench.agent_overhead:ClockBackend``,
-which registers the ``clock`` backend below in that process only.  ``clock``
+``python -m bench.agent_server``, which registers the ``clock`` backend
+below in that process only.  ``clock``
 yields ``--chunks`` chunks ``--interval-ms`` apart, and each chunk's text is
 the wall-clock time (``time.time()``) at the instant it is yielded.  Every
 client (python-socketio, in this process, on the same machine and clock)
@@ -160,7 +160,7 @@ def server(backend: str, args: argparse.Namespace, users: int) -> Iterator[Serve
         tokens = json.loads(manage(env, "shell", "-c", SETUP.format(spec=json.dumps(spec))).strip().splitlines()[-1])
         port = free_port()
         log = open(Path(tempfile.gettempdir()) / f"agentbench-{port}.log", "wb")
-        command = [PYTHON, "-m", "chat.agents.devserver", "--backend", "bench.agent_overhead:ClockBackend", "--"]
+        command = [PYTHON, "-m", "bench.agent_server", "--"]
         command += ["-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -46,7 +46,13 @@ from channels_socketio.transport.websocket import WebSocketConsumer  # noqa: E40
 from channels_socketio.transport.worker_channel import WorkerChannel  # noqa: E402
 
 #: What the protocol test suites expect: fast heartbeats and connect timeout, the reference's CONNECT_ERROR.
-OPTIONS = EngineOptions(ping_interval_ms=300, ping_timeout_ms=200)
+#: ``SIO_MAX_BUFFERED_PACKETS`` / ``SIO_MAX_BUFFERED_BYTES``: how much a client may leave unread.
+OPTIONS = EngineOptions(
+    ping_interval_ms=300,
+    ping_timeout_ms=200,
+    max_buffered_packets=int(os.environ.get("SIO_MAX_BUFFERED_PACKETS") or EngineOptions.max_buffered_packets),
+    max_buffered_bytes=int(os.environ.get("SIO_MAX_BUFFERED_BYTES") or EngineOptions.max_buffered_bytes),
+)
 SOCKET_OPTIONS = SocketOptions(connect_timeout_ms=1000, connect_error_data=False)
 
 

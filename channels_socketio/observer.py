@@ -34,6 +34,19 @@ class Observer:
     def connection_error(self, reason: str) -> None:
         """A refused request or connect, or a protocol error, by its error code."""
 
+    def slow_client_disconnected(self, transport: str) -> None:
+        """A client left more unread than the engine's bounds allow and is being disconnected."""
+
+    def messages_dropped(self, where: str, count: int) -> None:
+        """Messages lost on their way to clients or to other workers.
+
+        ``where``: ``slow_client`` (queued for a client disconnected for not
+        reading), ``broker_overflow`` (the broker's outbox was full),
+        ``broker_publish`` (the broker could not publish), ``unrouted`` (a
+        message addressed to this worker that no handler takes),
+        ``delivery_error`` (writing to a local socket failed).
+        """
+
     # --- protocol --------------------------------------------------------------------
 
     def message_received(self, event: Any, size: int) -> None:

@@ -22,6 +22,7 @@ from channels_socketio.transport import daphne_compat  # noqa: E402
 from channels_socketio.transport.polling import PollingConsumer  # noqa: E402
 from channels_socketio.transport.websocket import WebSocketConsumer  # noqa: E402
 from chat.parlant.consumer import ParlantConsumer  # noqa: E402
+from chat.parlant.gate import OpenRequests  # noqa: E402
 from chat.parlant.watch import Watcher  # noqa: E402
 from chatsite import realtime  # noqa: E402
 from security.body_limit import BodyLimit  # noqa: E402
@@ -54,12 +55,18 @@ if stack.echo_engine is not None:
     websocket_routes.append(path("engine.io/", WebSocketConsumer.as_asgi(engine=stack.echo_engine)))
 if not settings.CHAT.conformance:
     # Waiting requests are woken through this process's room fan-out (chat.parlant.watch).
-    http_routes.append(re_path(r"^parlant/", ParlantConsumer.as_asgi(watcher=Watcher(stack.sockets.fanout))))
+    http_routes.append(
+        re_path(
+            r"^parlant/", ParlantConsumer.as_asgi(watcher=Watcher(stack.sockets.fanout), open_requests=OpenRequests())
+        )
+    )
 
 application = ProtocolTypeRouter(
     {
         # Bodies for Django (the REST API, admin, pages) are bounded before anything parses them.
-        "http": URLRouter([*http_routes, re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes))]),
+        "http": URLRouter(
+            [*http_routes, re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes))]
+        ),
         "websocket": URLRouter(websocket_routes),
     }
 )

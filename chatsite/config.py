@@ -99,6 +99,11 @@ class Config:
     #: Events one socket may have waiting to be handled; one more is answered
     #: ``too_many_pending_events`` at once (a client waits for its acks).
     max_pending_events: int = 100
+    #: What a client may leave unread (messages, bytes) before it is disconnected
+    #: (close code 1008, a ``slow_client_disconnected`` security event), so that
+    #: no client can slow the broadcasts of others.
+    max_buffered_packets: int = 1_000
+    max_buffered_bytes: int = 4_000_000
     #: A Socket.IO connection that has joined no namespace this long after its
     #: Engine.IO handshake is closed (Node's ``connectTimeout``).
     connect_timeout_ms: int = 45_000
@@ -182,12 +187,28 @@ class Config:
     #: for one workspace; a run beyond either fails with ``agent_run_limit``.
     agent_runs_per_user: int = 4
     agent_runs_per_workspace: int = 16
+    #: Agent runs one worker carries out at once; more wait for a slot.
+    agent_max_concurrent_runs: int = 64
+    #: How often a streaming reply's chunks so far are saved (``AgentRun.stream``), so every worker can show it.
+    agent_stream_save_ms: int = 250
+    #: Hosts agent backends may call (``base_url``/``url`` of an agent's
+    #: config), exact names or IP literals; ``*`` allows any host.  Keys
+    #: from the environment go only to hosts listed by name, never to ``*``.
+    agent_allowed_hosts: tuple[str, ...] = ("api.openai.com",)
+    #: Let agents call loopback, private, link-local and other non-public
+    #: addresses (a Parlant server next to the chat).  Cloud metadata
+    #: addresses, multicast and unspecified addresses are refused regardless.
+    agent_allow_private_networks: bool = False
     #: The Parlant-compatible API (``chat.parlant``): the longest a request
     #: waits for events (a client's ``wait_for_data`` is capped here), and how
     #: long a one-time socket token used in a Parlant URL keeps working for
     #: that URL once it goes unused.
     parlant_max_wait_s: int = 60
     parlant_token_idle_s: int = 3600
+    #: ... and stops working this long after it was first used, however busy.
+    parlant_token_max_age_s: int = 86400
+    #: Requests (long-polls and SSE streams among them) one user may have open on one worker at once.
+    parlant_max_open_requests: int = 10
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host, process id and a random part, so
     #: that it differs for every start: a worker keeps the presence rows
@@ -241,6 +262,8 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         pending_sessions_per_address=_int(
             env, "CHAT_PENDING_SESSIONS_PER_ADDRESS", defaults.pending_sessions_per_address, minimum=1
         ),
+        max_buffered_packets=_int(env, "CHAT_MAX_BUFFERED_PACKETS", defaults.max_buffered_packets, minimum=16),
+        max_buffered_bytes=_int(env, "CHAT_MAX_BUFFERED_BYTES", defaults.max_buffered_bytes, minimum=65_536),
         connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
         allowed_origins=_list(env, "CHAT_ALLOWED_ORIGINS", defaults.allowed_origins),
         conformance=conformance,
@@ -281,8 +304,22 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         agent_runs_per_workspace=_int(
             env, "CHAT_AGENT_RUNS_PER_WORKSPACE", defaults.agent_runs_per_workspace, minimum=1
         ),
+        agent_max_concurrent_runs=_int(
+            env, "CHAT_AGENT_MAX_CONCURRENT_RUNS", defaults.agent_max_concurrent_runs, minimum=1
+        ),
+        agent_stream_save_ms=_int(env, "CHAT_AGENT_STREAM_SAVE_MS", defaults.agent_stream_save_ms, minimum=10),
+        agent_allowed_hosts=tuple(
+            host.lower() for host in _list(env, "CHAT_AGENT_ALLOWED_HOSTS", defaults.agent_allowed_hosts)
+        ),
+        agent_allow_private_networks=_bool(
+            env, "CHAT_AGENT_ALLOW_PRIVATE_NETWORKS", defaults.agent_allow_private_networks
+        ),
         parlant_max_wait_s=_int(env, "CHAT_PARLANT_MAX_WAIT_S", defaults.parlant_max_wait_s, minimum=1),
         parlant_token_idle_s=_int(env, "CHAT_PARLANT_TOKEN_IDLE_S", defaults.parlant_token_idle_s, minimum=1),
+        parlant_token_max_age_s=_int(env, "CHAT_PARLANT_TOKEN_MAX_AGE_S", defaults.parlant_token_max_age_s, minimum=1),
+        parlant_max_open_requests=_int(
+            env, "CHAT_PARLANT_MAX_OPEN_REQUESTS", defaults.parlant_max_open_requests, minimum=1
+        ),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         login_rate_limit=env.get("CHAT_LOGIN_RATE_LIMIT", defaults.login_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,

@@ -45,6 +45,8 @@ def build() -> Realtime:
         max_payload=config.max_payload,
         max_packets_per_post=config.max_packets_per_post,
         max_pending_sessions_per_address=config.pending_sessions_per_address,
+        max_buffered_packets=config.max_buffered_packets,
+        max_buffered_bytes=config.max_buffered_bytes,
     )
     worker = WorkerChannel(_broker(config.redis_url))
     # Conformance mode answers an unknown namespace exactly as the reference server does;

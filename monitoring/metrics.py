@@ -95,6 +95,7 @@ CLOSE_REASONS = {
     "ping timeout": "ping_timeout",
     "parse error": "parse_error",
     "forced close": "forced_close",
+    "slow client": "slow_client",
     "server shutting down": "server_shutdown",
 }
 
@@ -169,6 +170,15 @@ LAYER_SEND = Histogram(
     "chat_channel_layer_send_seconds", "Latency of channel-layer sends, by kind.", ["kind"], buckets=_SECONDS
 )
 LAYER_ERRORS = Counter("chat_channel_layer_send_errors", "Channel-layer sends that raised.", ["kind"])
+MESSAGES_DROPPED = Counter(
+    "chat_messages_dropped",
+    "Messages lost on their way to clients or other workers, by where (slow_client, broker_overflow,"
+    " broker_publish, unrouted, delivery_error, channel_full).",
+    ["where"],
+)
+SLOW_CLIENTS = Counter(
+    "chat_slow_clients_disconnected", "Clients disconnected for leaving too much unread, by transport.", ["transport"]
+)
 
 RATE_LIMITED = Counter("chat_rate_limit_hits", "Operations refused by a rate limit.", ["operation"])
 SECURITY_EVENTS = Counter("chat_security_events", "Security events recorded, by type.", ["type"])
@@ -287,6 +297,10 @@ _layer_send = _Children(LAYER_SEND, ("broadcast", "control", "relay"))
 _layer_errors = _Children(LAYER_ERRORS, ("broadcast", "control", "relay"))
 _rate_limited = _Children(RATE_LIMITED, open_values=True)
 _security = _Children(SECURITY_EVENTS, open_values=True)
+_slow_clients = _Children(SLOW_CLIENTS, TRANSPORTS)
+_dropped = _Children(
+    MESSAGES_DROPPED, ("slow_client", "broker_overflow", "broker_publish", "unrouted", "delivery_error", "channel_full")
+)
 _suspicious: dict[tuple[str, str], Any] = {}
 _agent_runs = _Children(AGENT_RUNS, open_values=True)
 _agent_duration = _Children(AGENT_DURATION, open_values=True)
@@ -349,6 +363,8 @@ class LocalState:
                 "closed",
                 "connection_errors",
                 "layer_errors",
+                "dropped",
+                "slow_clients",
                 "internal_errors",
                 "client_errors",
                 "rate_limited",
@@ -380,6 +396,8 @@ class LocalState:
         self.process: dict[str, float] = {}
         self.buffers: dict[str, dict[str, int]] = {}
         self.housekeeping: dict[str, Any] = {"runs": 0, "failures": 0, "last_run": None, "purged": {}}
+        #: Messages dropped since this worker started, by where (:func:`messages_dropped`).
+        self.dropped: dict[str, int] = {}
 
 
 local = LocalState()
@@ -434,6 +452,22 @@ def connection_error(reason: str) -> None:
     """A refused request or connect, or a protocol error, by its error code."""
     _conn_errors.get(reason).inc()
     local.rates["connection_errors"].add(_now())
+
+
+def slow_client_disconnected(transport: str) -> None:
+    """A client left more unread than the engine's bounds allow (``CHAT_MAX_BUFFERED_*``) and is disconnected."""
+    _slow_clients.get(transport).inc()
+    local.rates["slow_clients"].add(_now())
+
+
+def messages_dropped(where: str, count: int) -> None:
+    """Messages lost on their way to clients or other workers (see ``channels_socketio.observer``)."""
+    if count <= 0:
+        return
+    _dropped.get(where).inc(count)
+    state = local
+    state.rates["dropped"].add(_now(), count)
+    state.dropped[where] = state.dropped.get(where, 0) + count
 
 
 # --- protocol hooks -------------------------------------------------------------------------

@@ -22,6 +22,8 @@ class EngineMetrics(Observer):
     connection_upgraded = staticmethod(metrics.connection_upgraded)
     connection_closed = staticmethod(metrics.connection_closed)
     connection_error = staticmethod(metrics.connection_error)
+    slow_client_disconnected = staticmethod(metrics.slow_client_disconnected)
+    messages_dropped = staticmethod(metrics.messages_dropped)
     message_received = staticmethod(metrics.message_received)
     event_handling = staticmethod(metrics.event_handling)
     event_failed = staticmethod(metrics.event_failed)

@@ -171,6 +171,9 @@ class MetricsService:
                 "fanout": fanout.scaled(1, 2),
                 "client_errors": count("client_errors"),
                 "internal_errors": count("internal_errors"),
+                "dropped": count("dropped"),
+                "dropped_since_start": dict(state.dropped),
+                "slow_clients_disconnected": count("slow_clients"),
             },
             "latency": {
                 "channel_layer_send_ms": stats("layer_send").scaled(1000),
@@ -286,6 +289,8 @@ class MetricsService:
                         f" {config.error_ratio_pct.unhealthy:g}%).",
                     )
                 )
+
+        checks.append(_dropped_check(state, now, window))
 
         for result in (dependencies or {}).values():
             checks.append(_dependency_check(result))
@@ -512,6 +517,21 @@ class MetricsService:
 
 def _threshold(levels: conf.Levels, level: str) -> float:
     return levels.unhealthy if level == "unhealthy" else levels.degraded
+
+
+def _dropped_check(state: metrics.LocalState, now: float, window: float) -> Check:
+    """Messages lost on their way to clients or other workers: always shown, degraded while any were lost recently."""
+    dropped = state.rates["dropped"].count(now, window)
+    since_start = ", ".join(f"{where} {count}" for where, count in sorted(state.dropped.items())) or "none"
+    return Check(
+        "dropped_messages",
+        "degraded" if dropped else "healthy",
+        dropped,
+        0,
+        "messages",
+        f"{dropped} message(s) dropped in the last {window:.0f} s (since start: {since_start});"
+        f" {state.rates['slow_clients'].count(now, window)} client(s) disconnected for not reading.",
+    )
 
 
 def _dependency_check(result: CheckResult) -> Check:

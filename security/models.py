@@ -57,6 +57,8 @@ class SecurityEventType(models.TextChoices):
     UNAUTHORIZED_ACCESS_ATTEMPT = "unauthorized_access_attempt"
     AUTHENTICATION_FAILED = "authentication_failed"
     CONNECTION_LIMIT_EXCEEDED = "connection_limit_exceeded"
+    #: Disconnected for leaving more unread than CHAT_MAX_BUFFERED_* allow.
+    SLOW_CLIENT_DISCONNECTED = "slow_client_disconnected"
 
 
 class SecurityEvent(models.Model):

@@ -275,6 +275,12 @@ class Backend:
         return {**self.env, "DATABASE_URL": f"sqlite:///{database}"}
 
 
+#: Test servers let agents call the fake LLM providers on 127.0.0.1, which the
+#: defaults refuse (``chat.agents.network``); pass ``CHAT_AGENT_...=None`` to a
+#: server factory to get the defaults back.
+AGENTS_MAY_CALL_LOOPBACK = {"CHAT_AGENT_ALLOWED_HOSTS": "127.0.0.1,localhost", "CHAT_AGENT_ALLOW_PRIVATE_NETWORKS": "1"}
+
+
 def _base_env(**overrides: str | None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(_SERVER_ENV_PREFIXES)}
     env.update(DJANGO_SETTINGS_MODULE="chatsite.settings", PYTHONUNBUFFERED="1")
@@ -388,6 +394,7 @@ class ServerFactory:
         workdir = self.tmp_dir / f"server{len(self.servers)}"
         workdir.mkdir()
         server_env = _base_env(**backend.server_env(workdir))
+        server_env.update(AGENTS_MAY_CALL_LOOPBACK)
         if conformance:
             server_env["CHAT_CONFORMANCE"] = "1"
         for key, value in env.items():

@@ -56,7 +56,9 @@ class LocalMember(Protocol):
         """Deliver without awaiting if possible; False: the fan-out awaits :meth:`deliver` instead."""
         ...
 
-    async def deliver(self, frames: list[str | bytes]) -> None: ...
+    async def deliver(self, frames: list[str | bytes]) -> None:
+        """Queue the frames for the client; never waits for the client to read them."""
+        ...
 
     async def apply_remote(self, op: str, room: str | None) -> None: ...
 
@@ -223,6 +225,7 @@ class RoomFanout:
                     await member.apply_remote(op, message.get("room"))
             except Exception:
                 self.delivery_errors += 1
+                observer.current.messages_dropped("delivery_error", 1)
                 logger.exception("delivery to a local socket failed")
 
     async def post(self, message: dict[str, Any]) -> None:

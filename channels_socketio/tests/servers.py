@@ -23,16 +23,19 @@ def free_port() -> int:
 class Server:
     """One process serving the conformance application; stopped by :meth:`stop`."""
 
-    def __init__(self, kind: str, log: Path, redis_url: str = "") -> None:
+    def __init__(self, kind: str, log: Path, redis_url: str = "", extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if kind == "uvicorn":
             command = [sys.executable, "-m", "uvicorn", APP, "--port", str(self.port), "--lifespan", "off"]
+        elif kind == "uvicorn-corked":  # as production runs it
+            command = [sys.executable, "-m", "uvicorn", APP, "--port", str(self.port), "--lifespan", "off"]
+            command += ["--ws", "channels_socketio.transport.uvicorn_websocket:CorkedWebSocketProtocol"]
         else:
             command = [sys.executable, "-m", "daphne", "-p", str(self.port), APP]
         # Nothing of the chat's configuration: only what the application itself reads.
         env = {key: value for key, value in os.environ.items() if not key.startswith(("CHAT_", "DJANGO_"))}
-        env.update(SIO_REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
+        env.update(SIO_REDIS_URL=redis_url, PYTHONUNBUFFERED="1", **(extra_env or {}))
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 
+from channels_socketio import observer
 from channels_socketio.transport.redis_broker import RedisBroker
 
 
@@ -186,3 +187,26 @@ async def test_many_subscriptions_at_once_on_a_fresh_connection_share_it(redis_u
     finally:
         await a.broker.stop()
         await b.broker.stop()
+
+
+class CountingObserver(observer.Observer):
+    def __init__(self) -> None:
+        self.dropped: dict[str, int] = {}
+
+    def messages_dropped(self, where: str, count: int) -> None:
+        self.dropped[where] = self.dropped.get(where, 0) + count
+
+
+async def test_a_full_outbox_drops_new_messages_and_reports_each():
+    """Redis slower than the workers publish (here: no sender at all): the outbox stays bounded."""
+    broker = RedisBroker("redis://127.0.0.1:1/0", max_queued=3)
+    counting, previous = CountingObserver(), observer.current
+    observer.install(counting)
+    try:
+        for index in range(5):
+            await broker.publish("room", {"n": index})
+    finally:
+        observer.install(previous)
+    assert broker.queued == 3
+    assert broker.dropped == 2
+    assert counting.dropped == {"broker_overflow": 2}

@@ -11,7 +11,9 @@ skips it without decoding (it served its own members already).
 Publishing does not wait for Redis: messages join a queue that one task
 sends in pipelines, in order, so a broadcast costs the caller no round trip
 and a burst costs Redis one round trip per pipeline.  If Redis cannot be
-reached, what could not be sent is dropped and counted (``dropped``), the
+reached, what could not be sent is dropped and counted (``dropped``, and
+reported to :mod:`channels_socketio.observer`), as is what finds the queue
+full (``max_queued``: Redis slower than the workers publish), the
 receiving side reconnects with a growing pause, subscribes again to every
 topic, and then calls ``on_gap`` so that ordered rooms catch up.  A topic
 subscribed or unsubscribed meanwhile (a socket joining a room) raises
@@ -36,25 +38,31 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from channels_socketio import observer
 from channels_socketio.transport.broker import Deliver, OnGap
 
 logger = logging.getLogger(__name__)
 
 #: Most messages sent in one pipeline.
 MAX_PIPELINE = 500
+#: Most messages waiting to be published; past it new ones are dropped and counted.
+MAX_QUEUED = 100_000
 RECONNECT_PAUSES_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class RedisBroker:
     crosses_processes = True
 
-    def __init__(self, url: str, *, prefix: str = "sio:", client_name: str = "channels_socketio") -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "sio:", client_name: str = "channels_socketio", max_queued: int = MAX_QUEUED
+    ) -> None:
         self.url = url
+        self.max_queued = max_queued
         self.prefix = prefix
         #: How this broker's connections show in Redis's ``CLIENT LIST``.
         self.client_name = client_name
         self.id = secrets.token_bytes(16)
-        #: Messages that could not be published (Redis unreachable).
+        #: Messages that could not be published (Redis unreachable, or the outbox full).
         self.dropped = 0
         self._client: redis.Redis | None = None
         #: The subscriptions' client: no retries inside redis-py, so a lost connection reaches the reader.
@@ -123,6 +131,10 @@ class RedisBroker:
     # --- publishing -------------------------------------------------------------------
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        if len(self._outbox) >= self.max_queued:
+            self.dropped += 1
+            observer.current.messages_dropped("broker_overflow", 1)
+            return
         self._outbox.append((self.prefix + topic, self.id + msgpack.packb(message, use_bin_type=True)))
         self._wake.set()
 
@@ -144,6 +156,7 @@ class RedisBroker:
                         await pipe.execute()
                 except RedisError:
                     self.dropped += len(batch)
+                    observer.current.messages_dropped("broker_publish", len(batch))
                     logger.warning("could not publish %d message(s) to Redis", len(batch), exc_info=True)
 
     # --- receiving ----------------------------------------------------------------------

@@ -133,6 +133,10 @@ class EngineServer:
                 "items": sum(session.queued_packets for session in sessions),
                 "bytes": sum(session.queued_bytes for session in sessions),
             },
+            "websocket_outbox": {
+                "items": sum(session.queued_frames for session in sessions),
+                "bytes": sum(session.queued_frame_bytes for session in sessions),
+            },
             # polling requests relayed to or from other workers
             "relay_waiting": {"items": self.relay.waiting},
             "relay_serving": {"items": self.relay.serving},

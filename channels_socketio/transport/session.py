@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -44,6 +45,12 @@ WebSocketCloser = Callable[[int, str], Awaitable[None]]
 MAX_PACKETS_PER_POLL = 16
 #: How long a closed polling session keeps what it queued for a GET to fetch.
 CLOSED_SESSION_GRACE_S = 5.0
+#: The WebSocket close code of a client disconnected for not reading (policy violation).
+SLOW_CLIENT_CLOSE = 1008
+#: How long closing a WebSocket may wait for a server that only accepts it once the client reads.
+WS_CLOSE_TIMEOUT_S = 10.0
+#: How long a close waits for what was queued before it to be written.
+WS_FLUSH_TIMEOUT_S = 5.0
 
 
 class CloseReason:
@@ -54,7 +61,15 @@ class CloseReason:
     PING_TIMEOUT = "ping timeout"
     PARSE_ERROR = "parse error"
     FORCED = "forced close"
+    #: The client left more unread than ``EngineOptions.max_buffered_packets`` / ``max_buffered_bytes``.
+    SLOW_CLIENT = "slow client"
     SHUTDOWN = "server shutting down"
+
+
+#: Closes after which nothing queued is worth waiting for: the client is gone or not reading.
+_NOBODY_READS = frozenset(
+    {CloseReason.TRANSPORT_CLOSE, CloseReason.TRANSPORT_ERROR, CloseReason.PING_TIMEOUT, CloseReason.SLOW_CLIENT}
+)
 
 
 @dataclass(frozen=True)
@@ -72,9 +87,13 @@ class EngineOptions:
     #: for Socket.IO, no namespace connected, so nobody authenticated); a
     #: handshake beyond it is refused (``too_many_sessions``).  0: no limit.
     max_pending_sessions_per_address: int = 0
-    #: Upper bound on what may wait for a polling client that does not poll;
-    #: past it the session is closed rather than letting memory grow.
+    #: Upper bound on what may wait for a client that does not read (a polling
+    #: client that does not poll, a WebSocket whose transport takes no more),
+    #: in bytes and in messages; past either the session is closed
+    #: (:attr:`CloseReason.SLOW_CLIENT`) rather than letting memory grow or
+    #: making anyone wait for it.
     max_buffered_bytes: int = 4_000_000
+    max_buffered_packets: int = 1_000
 
     def handshake(self, sid: str, upgrades: list[str]) -> dict[str, Any]:
         return {
@@ -131,6 +150,12 @@ class EngineSession:
         self._ws_write: WebSocketWriter | None = None
         self._ws_write_now: WebSocketWriterNow | None = None
         self._ws_close: WebSocketCloser | None = None
+        #: What waits for the WebSocket, written in order by one task (:meth:`_write_queued`).
+        self._ws_queue: deque[str | bytes] = deque()
+        self._ws_queued_bytes = 0
+        self._ws_writer: asyncio.Task[None] | None = None
+        #: Set once the client is found too slow: nothing more is queued for it.
+        self._gave_up = False
         self._loop = asyncio.get_running_loop()
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
@@ -174,9 +199,12 @@ class EngineSession:
         observer.current.connection_closed(self.transport, reason, self.opened_at)
         if self.transport == "websocket" and self._ws_close is not None:
             self._forget()
+            if reason not in _NOBODY_READS:
+                await self._flush_ws_queue()  # what was sent before the close (a CONNECT_ERROR, say) goes first
+            self._drop_ws_queue()
             try:
-                await self._ws_close(ws_code, detail)
-            except Exception:  # the peer may already be gone
+                await asyncio.wait_for(self._ws_close(ws_code, detail), WS_CLOSE_TIMEOUT_S)
+            except Exception:  # the peer may already be gone, or not reading
                 logger.debug("websocket close failed", exc_info=True)
         elif reason == CloseReason.TRANSPORT_CLOSE:
             self._outbox = [Packet(PacketType.NOOP)] if self._poll_waiter is not None else []
@@ -198,6 +226,12 @@ class EngineSession:
             logger.exception("close handler failed")
 
     # --- sending ---------------------------------------------------------------
+    #
+    # Nothing here waits for the client: a WebSocket frame is written at once
+    # where the transport takes it, or queued for this session's writer task;
+    # a polling packet waits in the outbox for a GET.  A client that leaves
+    # more unread than the options allow is disconnected (:meth:`_too_slow`),
+    # so a broadcast never waits for its slowest recipient.
 
     async def send(self, data: str | bytes) -> None:
         """Send one Engine.IO message to the client."""
@@ -215,49 +249,109 @@ class EngineSession:
             or not isinstance(messages[0], str)
             or self.upgrading
             or self.closed
+            or self._ws_queue
+            or self._ws_writer is not None
         ):
             return False
-        try:
-            return self._ws_write_now(_message_text(messages[0]))
-        except Exception:  # send_many meets it again, and closes the session
-            return False
+        return self._write_now(_message_text(messages[0]))
 
     async def send_many(self, messages: list[str | bytes]) -> None:
         """Send several messages that must stay together (a binary packet)."""
-        if self.transport == "websocket" and self._ws_write is not None and not self.upgrading:
-            try:
-                for data in messages:
-                    await self._ws_write(data if isinstance(data, bytes) else _message_text(data))
-            except Exception:
-                await self.close(CloseReason.TRANSPORT_ERROR)
+        if self._on_websocket():
+            for data in messages:
+                self._queue_frame(data if isinstance(data, bytes) else _message_text(data))
             return
         for data in messages:
             await self._send_packet(Packet(PacketType.MESSAGE, data))
 
     async def _send_packet(self, packet: Packet) -> None:
-        if self.closed:
+        if self.closed or self._gave_up:
             return
-        if self.transport == "websocket" and self._ws_write is not None:
+        if self._on_websocket():
             data = packet.data
-            frame = data if isinstance(data, bytes) else f"{int(packet.type)}{data}"
-            try:
-                await self._ws_write(frame)
-            except Exception:
-                await self.close(CloseReason.TRANSPORT_ERROR)
+            self._queue_frame(data if isinstance(data, bytes) else f"{int(packet.type)}{data}")
             return
         self._outbox.append(packet)
         self._outbox_bytes += len(packet.data)
-        if self._outbox_bytes > self.options.max_buffered_bytes:
-            logger.info("closing a polling session whose client stopped reading")
-            await self.close(CloseReason.TRANSPORT_ERROR)
+        if len(self._outbox) > self.options.max_buffered_packets or self._outbox_bytes > self.options.max_buffered_bytes:
+            self._too_slow(len(self._outbox))
             return
         self._wake_poller()
 
-    def _send_soon(self, packet: Packet) -> None:
-        """Send from a timer callback, which cannot await."""
-        task = self._loop.create_task(self._send_packet(packet))
+    def _on_websocket(self) -> bool:
+        return self.transport == "websocket" and self._ws_write is not None and not self.upgrading
+
+    def _write_now(self, text: str) -> bool:
+        try:
+            return self._ws_write_now is not None and self._ws_write_now(text)
+        except Exception:  # the writer task meets it again, and closes the session
+            return False
+
+    def _queue_frame(self, frame: str | bytes) -> None:
+        """Write a frame at once if nothing waits before it and the transport takes it; otherwise queue it."""
+        if self.closed or self._gave_up:
+            return
+        if not self._ws_queue and self._ws_writer is None and isinstance(frame, str) and self._write_now(frame):
+            return
+        self._ws_queue.append(frame)
+        self._ws_queued_bytes += len(frame)
+        if (
+            len(self._ws_queue) > self.options.max_buffered_packets
+            or self._ws_queued_bytes > self.options.max_buffered_bytes
+        ):
+            self._too_slow(len(self._ws_queue))
+        elif self._ws_writer is None:
+            self._ws_writer = self._loop.create_task(self._write_queued(), name="engine-ws-writer")
+
+    async def _write_queued(self) -> None:
+        """This session's writer: what was queued, in order, as fast as the client reads it."""
+        assert self._ws_write is not None
+        try:
+            while self._ws_queue:
+                frame = self._ws_queue.popleft()
+                self._ws_queued_bytes -= len(frame)
+                await self._ws_write(frame)
+        except Exception:
+            self._ws_writer = None
+            await self.close(CloseReason.TRANSPORT_ERROR)
+        finally:
+            self._ws_writer = None
+
+    async def _flush_ws_queue(self) -> None:
+        """Let the writer finish what is queued, for a while."""
+        writer = self._ws_writer
+        if writer is not None and writer is not asyncio.current_task():
+            await asyncio.wait([writer], timeout=WS_FLUSH_TIMEOUT_S)
+
+    def _drop_ws_queue(self) -> None:
+        writer, self._ws_writer = self._ws_writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()  # it may be waiting for a transport that never drains
+        self._ws_queue.clear()
+        self._ws_queued_bytes = 0
+
+    def _too_slow(self, waiting: int) -> None:
+        """The client left too much unread: drop it, and close the session in a task of its own."""
+        self._gave_up = True
+        logger.info("disconnecting a %s client that stopped reading (%d messages waiting)", self.transport, waiting)
+        observer.current.slow_client_disconnected(self.transport)
+        observer.current.messages_dropped("slow_client", waiting)
+        self._drop_ws_queue()
+        self._outbox, self._outbox_bytes = [], 0
+        self._spawn(
+            self.close(
+                CloseReason.SLOW_CLIENT, ws_code=SLOW_CLIENT_CLOSE, detail="Too many unread messages.", drain=False
+            )
+        )
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = self._loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _send_soon(self, packet: Packet) -> None:
+        """Send from a timer callback, which cannot await."""
+        self._spawn(self._send_packet(packet))
 
     # --- receiving -------------------------------------------------------------
 
@@ -312,6 +406,15 @@ class EngineSession:
     @property
     def queued_bytes(self) -> int:
         return self._outbox_bytes
+
+    @property
+    def queued_frames(self) -> int:
+        """Frames waiting for the WebSocket to take them."""
+        return len(self._ws_queue)
+
+    @property
+    def queued_frame_bytes(self) -> int:
+        return self._ws_queued_bytes
 
     @property
     def draining(self) -> bool:
@@ -390,9 +493,7 @@ class EngineSession:
             self._schedule_ping()
 
     def _on_ping_timeout(self) -> None:
-        task = self._loop.create_task(self.close(CloseReason.PING_TIMEOUT))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self.close(CloseReason.PING_TIMEOUT))
 
     def _cancel_timers(self) -> None:
         for timer in (self._ping_timer, self._pong_timer):

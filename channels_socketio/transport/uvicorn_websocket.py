@@ -27,6 +27,12 @@ a close, with an extension such as per-message deflate, or while an
 ordinary send is waiting for the transport to drain (so frames keep their
 order).
 
+Closing is the other write that must not wait: uvicorn's ``websocket.close``
+waits, like any send, until the transport drains, which a client that
+stopped reading never lets it do.  :data:`CLOSE_NOW` writes the close frame
+at once behind what is buffered and aborts the connection if the client has
+not answered it within uvicorn's close timeout.
+
 With ``--no-access-log`` the protocol also keeps uvicorn's per-connection
 lines out of the log: uvicorn writes every WebSocket handshake (with its
 path and query string) and "connection open" / "connection closed" to its
@@ -47,6 +53,9 @@ from websockets.protocol import State
 #: ``scope["extensions"][SEND_TEXT_NOW]["send"](text) -> bool``: write ``text``
 #: as one text frame now, or return ``False`` to have it sent with ``websocket.send``.
 SEND_TEXT_NOW = "channels_socketio.send_text_now"
+#: ``scope["extensions"][CLOSE_NOW]["close"](code, reason) -> bool``: send the close frame now, even
+#: while the transport is paused; ``False``: close with ``websocket.close``.
+CLOSE_NOW = "channels_socketio.close_now"
 
 
 class CorkedTransport:
@@ -149,6 +158,7 @@ class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         if not self.close_sent:
             self.scope["extensions"][SEND_TEXT_NOW] = {"send": self.send_text_now}  # type: ignore[index]
+            self.scope["extensions"][CLOSE_NOW] = {"close": self.close_now}  # type: ignore[index]
 
     def send_text_now(self, text: str) -> bool:
         if (
@@ -162,6 +172,26 @@ class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             return False
         self.transport.write(_text_frames.frame(text))
+        return True
+
+    def close_now(self, code: int, reason: str) -> bool:
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        # transport.close() would wait for the buffer to drain, which a client that does not read never does.
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
         return True
 
     async def send(self, message: Any) -> None:

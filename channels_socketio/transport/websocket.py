@@ -27,7 +27,7 @@ from channels_socketio import observer
 from channels_socketio.errors import EngineRequestError, PayloadTooLarge, ProtocolError, wire_error
 from channels_socketio.transport.server import EngineServer
 from channels_socketio.transport.session import CloseReason, EngineSession
-from channels_socketio.transport.uvicorn_websocket import SEND_TEXT_NOW
+from channels_socketio.transport.uvicorn_websocket import CLOSE_NOW, SEND_TEXT_NOW
 from channels_socketio.wire.engine_packets import decode_frame, open_packet
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self._upgrade_timer: asyncio.TimerHandle | None = None
         #: The server's way to write a text frame at once (see channels_socketio.transport.uvicorn_websocket).
         self._send_text_now: Callable[[str], bool] | None = None
+        #: The server's way to close at once, even while the client is not reading.
+        self._close_now: Callable[[int, str], bool] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Channels' loop wraps every receive in a task and an asyncio.wait so
@@ -59,7 +61,9 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
-        self._send_text_now = scope.get("extensions", {}).get(SEND_TEXT_NOW, {}).get("send")
+        extensions = scope.get("extensions", {})
+        self._send_text_now = extensions.get(SEND_TEXT_NOW, {}).get("send")
+        self._close_now = extensions.get(CLOSE_NOW, {}).get("close")
         try:
             while True:
                 await self.dispatch(await receive())
@@ -170,7 +174,10 @@ class WebSocketConsumer(AsyncWebsocketConsumer):
         return self._send_text_now is not None and self._send_text_now(text)
 
     async def _close(self, code: int, reason: str) -> None:
-        await self.close(code=code, reason=reason[:120] or None)
+        reason = reason[:120]
+        if self._close_now is not None and self._close_now(code, reason):
+            return
+        await self.close(code=code, reason=reason or None)
 
     async def _fail(self, error: ProtocolError) -> None:
         code = wire_error(error).websocket_close

@@ -92,6 +92,7 @@ class WorkerChannel:
         handler = self._handlers.get(message.get("type")) if isinstance(message, dict) else None
         if handler is None:
             self.dropped += 1
+            observer.current.messages_dropped("unrouted", 1)
             return
         try:
             await handler(message)

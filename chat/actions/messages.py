@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping
 from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import Signal
 
-from chat import notify
+from chat import event_names, notify
 from chat.errors import InvalidPayload
 from chat.ids import AGENT_REPLY_PREFIX, is_reserved_message_id
 from chat.models import ContentType, SenderType
@@ -44,8 +44,6 @@ from chat.services.writer import writer
 from chat.shapes import message_shape
 from security.errors import RateLimited
 from security.models import SecurityEventType
-
-MESSAGE_RECEIVED = "chat:message-received"
 
 #: Sent (``await message_posted.asend(...)``) after a member's message is stored
 #: and announced: ``session_id``, ``message_id``.  The agent runner receives it.
@@ -145,5 +143,10 @@ async def announce_message(where: SessionRef, stored: StoredMessage, *, exclude:
     """A committed message reaches every member of its session, in ``seq`` order on every worker."""
     shape = message_shape(stored.message, workspace_slug=where.workspace_slug, session_key=where.session_key)
     await notify.to_session(
-        where.workspace_slug, where.session_key, MESSAGE_RECEIVED, shape, exclude=exclude, seq=stored.message.seq
+        where.workspace_slug,
+        where.session_key,
+        event_names.MESSAGE_RECEIVED,
+        shape,
+        exclude=exclude,
+        seq=stored.message.seq,
     )

@@ -5,6 +5,8 @@
 - :mod:`chat.agents.runs` -- runs in the database: exactly once, in order, leases.
 - :mod:`chat.agents.backends` -- ``echo``, ``parlant``, ``openai`` behind one interface.
 - :mod:`chat.agents.secrets` -- :func:`masked_config` for anything that shows an agent.
+- :mod:`chat.agents.validation` -- ``validate_agent_config``: what a workspace admin may save.
+- :mod:`chat.agents.network` -- where backends may connect (the operator's hosts and addresses).
 
 Nothing is imported here, so importing the package has no side effects.
 """

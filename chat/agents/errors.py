@@ -1,4 +1,4 @@
-"""Errors of ``chat:cancel-agent``, with stable codes like every :class:`~chat.errors.ChatError`."""
+"""Errors of ``chat:cancel-agent`` and of saving an agent, with stable codes like every :class:`~chat.errors.ChatError`."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ class AgentRunNotFound(ChatError):
 class AgentRunFinished(ChatError):
     code = "agent_run_finished"
     default_message = "That agent reply has already finished."
+
+
+class AgentConfigInvalid(ChatError):
+    """An agent's backend or config that a workspace admin may not save (``chat.agents.validation``)."""
+
+    code = "agent_config_invalid"
+    default_message = "The agent's config is not valid."

@@ -52,7 +52,7 @@ its channel (and, should that be lost, through the ``cancel_requested``
 flag its lease renewal reads).
 
 Progress.  While a reply streams, the chunks so far are saved in its run
-row every ``agent_stream_save_s`` (default 0.25 s) when there are new ones,
+row every ``agent_stream_save_ms`` (default 250 ms) when there are new ones,
 and all of them with the final status, so any worker can show a reply in
 progress (``chat.parlant`` does); this never delays the chunks themselves.
 
@@ -78,57 +78,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import notify
+from chat import event_names, notify
 from chat.actions.messages import message_posted
 from chat.agents import runs
-from chat.agents.backends import AgentContext, BackendConfigError, BackendError, make_backend
+from chat.agents.backends import AgentContext, BackendError, make_backend
+from chat.agents.backends.base import MAX_TIMEOUT_S
 from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError
 from chat.models import AgentRunStatus
 from chat.shapes import now_ms, typing_shape
-
-try:  # Prometheus metrics and health windows, when the monitoring app is there.
-    from monitoring import metrics as _metrics
-except ImportError:  # pragma: no cover - monitoring is optional here
-    _metrics = None
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
-STREAM_EVENT = "chat:agent-stream-chunk"
-TYPING_EVENT = "chat:typing-indicator"
-MESSAGE_EVENT = "chat:message-received"
 CANCEL_MESSAGE = "chat.agent.cancel"
 
 #: The prefix of this runner's channel on the channel layer (where cancel requests reach the worker running a reply).
 CHANNEL_PREFIX = "agents"
 
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_LEASE_S = 30.0
-DEFAULT_MAX_CONCURRENT_RUNS = 64
+#: The error code of a run refused for its user's or workspace's share (``CHAT_AGENT_RUNS_PER_*``).
 RUN_LIMIT_ERROR = "agent_run_limit"
-#: Runs one user's messages, and one workspace's, may have executing on a worker at once.
-DEFAULT_RUNS_PER_USER = 4
-DEFAULT_RUNS_PER_WORKSPACE = 16
-#: How often a running reply's chunks so far are saved (``AgentRun.stream``).
-DEFAULT_STREAM_SAVE_S = 0.25
 #: How long a drain waits when an earlier message's run may still appear.
 WAIT_RETRY_S = 0.1
 
 
-def setting(name: str, default: float) -> float:
-    value = getattr(settings.CHAT, name, default)
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
-
-
 def run_timeout_s(config: dict[str, Any]) -> float:
-    """The agent's ``timeout_s`` if it is a positive number, else ``settings.CHAT.agent_timeout_s`` (60)."""
+    """The agent's ``timeout_s`` (at most ``MAX_TIMEOUT_S``, 120) if it is a positive number,
+    else ``settings.CHAT.agent_timeout_s`` (60)."""
     value = config.get("timeout_s")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return float(setting("agent_timeout_s", DEFAULT_TIMEOUT_S))
+        return float(min(value, MAX_TIMEOUT_S))
+    return float(settings.CHAT.agent_timeout_s)
 
 
 # --- shapes -----------------------------------------------------------------------------
@@ -161,8 +145,8 @@ def agent_typing_shape(ticket: runs.RunTicket, is_typing: bool) -> dict[str, Any
 @dataclass
 class Outcome:
     status: str
+    #: The failure's code; what clients are told is :func:`runs.failure_text` of it, never a backend's message.
     error: str = ""
-    message: str = ""
     truncated: bool = False
 
 
@@ -176,11 +160,8 @@ class _NoTimer:
 
 def run_timer(backend: str) -> Any:
     """``monitoring.metrics.agent_run(backend)``: runs, durations, time to first chunk, errors."""
-    start = getattr(_metrics, "agent_run", None)
-    if start is None:
-        return _NoTimer()
     try:
-        return start(backend or "none")
+        return metrics.agent_run(backend or "none")
     except Exception:  # metrics must never break a run
         logger.exception("agent metrics failed")
         return _NoTimer()
@@ -245,7 +226,7 @@ class AgentRunner:
             self.__init__()
             self._loop = loop
             self._starting = asyncio.Lock()
-            self._slots = asyncio.Semaphore(int(setting("agent_max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS)))
+            self._slots = asyncio.Semaphore(settings.CHAT.agent_max_concurrent_runs)
         if self.channel:
             return
         assert self._starting is not None
@@ -304,6 +285,10 @@ class AgentRunner:
         elif request.worker_channel:
             try:
                 await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
+            except ChannelFull:
+                if _metrics is not None:
+                    _metrics.messages_dropped("channel_full", 1)
+                logger.warning("the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id)
             except Exception:
                 # The worker's lease renewal reads the flag too: it stops within a third of a lease.
                 logger.warning(
@@ -324,7 +309,7 @@ class AgentRunner:
     # --- the queue -------------------------------------------------------------------
 
     async def _drain(self, session_id: int) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         assert self._slots is not None
         try:
             while True:
@@ -362,7 +347,7 @@ class AgentRunner:
                 del self._drains[session_id]
 
     async def _sweep(self) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         while True:
             await asyncio.sleep(lease_s / 2 * random.uniform(0.8, 1.2))
             try:
@@ -403,15 +388,11 @@ class AgentRunner:
 
     def _over_cap(self, ticket: runs.RunTicket) -> Outcome | None:
         """A failed outcome when the run's user or workspace already has its share of this worker's runs."""
-        per_user = int(setting("agent_runs_per_user", DEFAULT_RUNS_PER_USER))
-        per_workspace = int(setting("agent_runs_per_workspace", DEFAULT_RUNS_PER_WORKSPACE))
-        if ticket.sender_id is not None and self._by_user[ticket.sender_id] >= per_user:
-            who = f"you already have {per_user} agent replies running"
-        elif self._by_workspace[ticket.workspace_slug] >= per_workspace:
-            who = f"this workspace already has {per_workspace} agent replies running"
-        else:
-            return None
-        return Outcome(AgentRunStatus.FAILED, RUN_LIMIT_ERROR, f"{ticket.agent_name} could not answer: {who}.")
+        over_user = (
+            ticket.sender_id is not None and self._by_user[ticket.sender_id] >= settings.CHAT.agent_runs_per_user
+        )
+        over_workspace = self._by_workspace[ticket.workspace_slug] >= settings.CHAT.agent_runs_per_workspace
+        return Outcome(AgentRunStatus.FAILED, RUN_LIMIT_ERROR) if over_user or over_workspace else None
 
     async def _execute(self, ticket: runs.RunTicket) -> None:
         self._by_user[ticket.sender_id] += 1
@@ -446,13 +427,17 @@ class AgentRunner:
                 # The stream was cancelled before it could say so itself.
                 outcome = Outcome(AgentRunStatus.CANCELLED)
             if outcome.status == AgentRunStatus.COMPLETED and not active.content.strip():
-                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply", "The agent had nothing to say.")
+                outcome = Outcome(AgentRunStatus.FAILED, "empty_reply")
         finally:
             renewal.cancel()
             saving.cancel()
             self._active.pop(ticket.run_id, None)
             # Metrics: cancelled and completed runs are not errors.
-            active.timer.finished((outcome.error or None) if outcome is not None else "worker_stopped")
+            active.timer.finished(
+                (runs.client_error_code(outcome.error) if outcome.error else None)
+                if outcome is not None
+                else "worker_stopped"
+            )
         if active.lost:
             logger.warning("agent run %s was taken over while running; its result is dropped", ticket.run_id)
             return
@@ -486,7 +471,7 @@ class AgentRunner:
                             await notify.to_session(
                                 ticket.workspace_slug,
                                 ticket.session_key,
-                                STREAM_EVENT,
+                                event_names.AGENT_STREAM_CHUNK,
                                 chunk_shape(ticket, chunk, complete=False, index=index),
                             )
                         if truncated:
@@ -499,9 +484,7 @@ class AgentRunner:
                 return Outcome(AgentRunStatus.CANCELLED)
             raise
         except TimeoutError:
-            return Outcome(AgentRunStatus.TIMED_OUT, "timeout", "The agent did not answer in time.")
-        except BackendConfigError as error:
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+            return Outcome(AgentRunStatus.TIMED_OUT, "timeout")
         except BackendError as error:
             logger.warning(
                 "agent run %s failed: %s (%s)",
@@ -509,11 +492,11 @@ class AgentRunner:
                 error.code,
                 redact(error.message, secret_values(ticket.config)),
             )
-            return Outcome(AgentRunStatus.FAILED, error.code, error.message)
+            return Outcome(AgentRunStatus.FAILED, error.code)
         except Exception as error:
             detail = redact(f"{type(error).__name__}: {error}", secret_values(ticket.config))
             logger.error("agent run %s failed unexpectedly: %s", ticket.run_id, detail)
-            return Outcome(AgentRunStatus.FAILED, "backend_error", "The agent backend failed.")
+            return Outcome(AgentRunStatus.FAILED, "backend_error")
 
     async def _context(self, active: ActiveRun) -> AgentContext:
         ticket = active.ticket
@@ -548,12 +531,15 @@ class AgentRunner:
         active.typing = is_typing
         ticket = active.ticket
         await notify.to_session(
-            ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, is_typing)
+            ticket.workspace_slug,
+            ticket.session_key,
+            event_names.TYPING_INDICATOR,
+            agent_typing_shape(ticket, is_typing),
         )
 
     async def _save_stream(self, active: ActiveRun) -> None:
         """Save the chunks streamed so far, when there are new ones, until the run ends or is no longer ours."""
-        interval = setting("agent_stream_save_s", DEFAULT_STREAM_SAVE_S)
+        interval = settings.CHAT.agent_stream_save_ms / 1000
         run_id = active.ticket.run_id
         while True:
             await asyncio.sleep(interval)
@@ -570,7 +556,7 @@ class AgentRunner:
             active.saved = count
 
     async def _renew(self, active: ActiveRun) -> None:
-        lease_s = setting("agent_lease_s", DEFAULT_LEASE_S)
+        lease_s = settings.CHAT.agent_lease_s
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
@@ -594,7 +580,10 @@ class AgentRunner:
         if active is None:
             # Its worker died mid-run: the session may still show the agent typing.
             await notify.to_session(
-                ticket.workspace_slug, ticket.session_key, TYPING_EVENT, agent_typing_shape(ticket, False)
+                ticket.workspace_slug,
+                ticket.session_key,
+                event_names.TYPING_INDICATOR,
+                agent_typing_shape(ticket, False),
             )
         worker_id = self.worker_id if active is not None else None
         by = ""
@@ -623,8 +612,9 @@ class AgentRunner:
             return
         extra: dict[str, Any] = {}
         if outcome.status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
-            message = outcome.message or runs.failure_text(ticket.agent_name, outcome.error)
-            extra["error"] = {"code": outcome.error or "backend_error", "message": message}
+            # Clients get a stable code and a fixed sentence for it; the details went to the log.
+            code = runs.client_error_code(outcome.error)
+            extra["error"] = {"code": code, "message": runs.failure_text(ticket.agent_name, code)}
         elif outcome.status == AgentRunStatus.CANCELLED:
             extra["cancelled"] = True
         if outcome.truncated:
@@ -634,14 +624,18 @@ class AgentRunner:
         await self._announce_final(ticket, chunks, **extra)
         if finished.shape is not None:
             await notify.to_session(
-                ticket.workspace_slug, ticket.session_key, MESSAGE_EVENT, finished.shape, seq=finished.seq
+                ticket.workspace_slug,
+                ticket.session_key,
+                event_names.MESSAGE_RECEIVED,
+                finished.shape,
+                seq=finished.seq,
             )
 
     async def _announce_final(self, ticket: runs.RunTicket, index: int, **extra: Any) -> None:
         await notify.to_session(
             ticket.workspace_slug,
             ticket.session_key,
-            STREAM_EVENT,
+            event_names.AGENT_STREAM_CHUNK,
             chunk_shape(ticket, "", complete=True, index=index, **extra),
         )
 

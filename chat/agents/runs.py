@@ -297,6 +297,8 @@ class Finished:
     seq: int | None = None
 
 
+#: Every code a failed run may show clients, with the reason they are told:
+#: fixed sentences, never an upstream status, host or exception.
 FAILURE_REASONS = {
     "timeout": "it did not finish in time",
     "worker_lost": "the server answering it stopped",
@@ -304,11 +306,23 @@ FAILURE_REASONS = {
     "empty_reply": "it had nothing to say",
     "agent_misconfigured": "it is not configured correctly",
     "agent_missing": "it no longer exists",
+    "backend_error": "its backend failed",
+    "backend_unreachable": "its provider could not be reached",
+    "upstream_error": "its provider answered with an error",
+    "upstream_auth": "its provider refused its credentials",
+    "upstream_cancelled": "its provider cancelled the reply",
+    "stream_interrupted": "its reply was cut off",
+    "agent_run_limit": "too many replies are running for this user or workspace; send again shortly",
 }
 
 
+def client_error_code(code: str) -> str:
+    """``code`` if clients may see it (a key of :data:`FAILURE_REASONS`), else ``backend_error``."""
+    return code if code in FAILURE_REASONS else "backend_error"
+
+
 def failure_text(agent_name: str, code: str) -> str:
-    reason = FAILURE_REASONS.get(code, "its backend failed")
+    reason = FAILURE_REASONS.get(code, FAILURE_REASONS["backend_error"])
     return f"{agent_name} could not answer: {reason}."
 
 
@@ -365,7 +379,7 @@ def finish_run(
                 ticket.session_id, sender, ticket.reply_key, reply, content_type=content_type, metadata=metadata
             )
         elif status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
-            metadata = {**base_metadata, "error": error or "backend_error"}
+            metadata = {**base_metadata, "error": client_error_code(error)}
             stored = messages.store_message(
                 ticket.session_id,
                 messages.Sender.system(),

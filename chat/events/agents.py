@@ -20,6 +20,7 @@ from typing import Any
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
+from chat import event_names
 from chat.agents import runner
 from chat.events.context import find_joined
 from chat.events.handler import chat_event
@@ -28,7 +29,7 @@ from chat.events.payloads import required_client_id
 
 def register(namespace: Namespace) -> None:
     # Rate-limited with the sends: a cancel is an action on a message, and as cheap.
-    @chat_event(namespace, "chat:cancel-agent", operation="send")
+    @chat_event(namespace, event_names.CANCEL_AGENT, operation="send")
     async def cancel_agent(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         message_key = required_client_id(payload, "messageId")

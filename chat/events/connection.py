@@ -6,6 +6,7 @@ from typing import Any
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
+from channels_socketio.transport.session import CloseReason
 from chat.auth import authenticate
 from chat.errors import Unauthenticated
 from chat.events import guards
@@ -41,6 +42,9 @@ def register(namespace: Namespace) -> None:
 
     @namespace.on_disconnect
     async def disconnect(socket: Socket, reason: str) -> None:
+        if reason == CloseReason.SLOW_CLIENT:
+            # It left too much unread and was cut off so that it could not slow anyone else.
+            guards.record(socket, SecurityEventType.SLOW_CLIENT_DISCONNECTED, transport=socket.transport)
         try:
             for entry in list(joined(socket).values()):
                 await leave_joined(socket, entry)

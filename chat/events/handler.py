@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
+from chat import event_names
 from chat.errors import ChatError
 from chat.events import guards
 from chat.events.payloads import payload_object
@@ -25,14 +26,12 @@ logger = logging.getLogger(__name__)
 ChatHandler = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
-def chat_event(
-    namespace: Namespace, event: str, *, operation: str | None
-) -> Callable[[ChatHandler], ChatHandler]:
+def chat_event(namespace: Namespace, event: str, *, operation: str | None) -> Callable[[ChatHandler], ChatHandler]:
     """Register ``handler`` for ``event``, rate-limited as ``operation`` (see ``security.ratelimit``).
 
     ``operation=None``: the action the handler calls counts the event itself (sending a message).
     """
-    error_event = f"{event}-error"
+    error_event = event_names.error_event(event)
 
     def register(handler: ChatHandler) -> ChatHandler:
         async def handle(socket: Socket, *args: Any) -> dict[str, Any]:

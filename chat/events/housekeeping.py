@@ -8,7 +8,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import notify
+from chat import event_names, notify
 from chat.services import presence
 from chat.shapes import user_left_shape
 from monitoring import metrics
@@ -45,7 +45,7 @@ class Housekeeping:
             await notify.to_session(
                 gone.workspace_slug,
                 gone.session_key,
-                "chat:user-left",
+                event_names.USER_LEFT,
                 user_left_shape(gone.session_key, gone.user_name, gone.socket_id),
             )
         metrics.purged("socket_tokens", await database_sync_to_async(SocketToken.purge_expired)())

@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
+from chat import event_names
 from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.errors import InvalidPayload
 from chat.events.context import find_joined
@@ -25,7 +26,7 @@ def _history(session_id: int, moderates: bool, **query: Any):
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:send-message", operation=None)
+    @chat_event(namespace, event_names.SEND_MESSAGE, operation=None)
     async def send_message(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         message = required_object(payload, "message")
         entry = find_joined(socket, message)
@@ -51,10 +52,10 @@ def register(namespace: Namespace) -> None:
             "timestamp": to_ms(stored.message.created_at),
             "duplicate": not stored.created,
         }
-        await socket.emit("chat:message-sent", confirmation)
+        await socket.emit(event_names.MESSAGE_SENT, confirmation)
         return confirmation
 
-    @chat_event(namespace, "chat:request-history", operation="history")
+    @chat_event(namespace, event_names.REQUEST_HISTORY, operation="history")
     async def request_history(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         page, shapes = await database_sync_to_async(_history)(
@@ -73,5 +74,5 @@ def register(namespace: Namespace) -> None:
             "hasMore": page.has_more,
             "timestamp": now_ms(),
         }
-        await socket.emit("chat:history-response", response)
+        await socket.emit(event_names.HISTORY_RESPONSE, response)
         return response

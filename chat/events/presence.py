@@ -14,7 +14,7 @@ from django.conf import settings
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
-from chat import notify
+from chat import event_names, notify
 from chat.errors import InvalidPayload, NotJoined
 from chat.events.context import JoinedSession, find_joined
 from chat.events.handler import chat_event
@@ -28,7 +28,7 @@ async def announce_typing(socket: Socket, entry: JoinedSession, is_typing: bool)
     await notify.to_session(
         entry.workspace_slug,
         entry.session_key,
-        "chat:typing-indicator",
+        event_names.TYPING_INDICATOR,
         typing_shape(entry.session_key, socket.user.get_username(), is_typing),
         exclude=[socket.id],
     )
@@ -48,7 +48,7 @@ def _expire_typing(socket: Socket, entry: JoinedSession) -> None:
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:typing", operation="typing")
+    @chat_event(namespace, event_names.TYPING, operation="typing")
     async def typing(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         is_typing = required_bool(payload, "isTyping")
@@ -64,7 +64,7 @@ def register(namespace: Namespace) -> None:
             await announce_typing(socket, entry, True)
         return {"sessionId": entry.session_key, "isTyping": True}
 
-    @chat_event(namespace, "chat:update-presence", operation="presence")
+    @chat_event(namespace, event_names.UPDATE_PRESENCE, operation="presence")
     async def update_presence(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         status = payload.get("status")
@@ -74,5 +74,5 @@ def register(namespace: Namespace) -> None:
         if row is None:
             raise NotJoined(sessionId=entry.session_key)
         shape = presence_shape(row)
-        await notify.to_session(entry.workspace_slug, entry.session_key, "chat:presence-updated", shape)
+        await notify.to_session(entry.workspace_slug, entry.session_key, event_names.PRESENCE_UPDATED, shape)
         return shape

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
-from chat import notify
+from chat import event_names, notify
 from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
@@ -25,19 +25,23 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
     session, _created = access.open_session(membership, session_key, agent_key)
     row = presence.enter(session, socket_id, user)
     session.workspace = membership.workspace
-    return JoinedSession(
-        session_id=session.pk,
-        session_key=session.key,
-        workspace_id=membership.workspace_id,
-        workspace_slug=workspace_slug,
-        moderates=membership.moderates,
-    ), session, presence_shape(row, session)
+    return (
+        JoinedSession(
+            session_id=session.pk,
+            session_key=session.key,
+            workspace_id=membership.workspace_id,
+            workspace_slug=workspace_slug,
+            moderates=membership.moderates,
+        ),
+        session,
+        presence_shape(row, session),
+    )
 
 
 async def _missed(session_id: int, first: int, last: int | None) -> list[tuple[int, str, list[Any]]]:
     """A session's messages that this worker's members missed, as ``chat:message-received`` events."""
     rows = await database_sync_to_async(messages.visible_between)(session_id, first, last)
-    return [(row.seq, "chat:message-received", [message_shape(row, row.session)]) for row in rows]
+    return [(row.seq, event_names.MESSAGE_RECEIVED, [message_shape(row, row.session)]) for row in rows]
 
 
 async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
@@ -53,13 +57,13 @@ async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
         await notify.to_session(
             entry.workspace_slug,
             entry.session_key,
-            "chat:user-left",
+            event_names.USER_LEFT,
             user_left_shape(entry.session_key, socket.user.get_username(), socket.id),
         )
 
 
 def register(namespace: Namespace) -> None:
-    @chat_event(namespace, "chat:join-session", operation="join")
+    @chat_event(namespace, event_names.JOIN_SESSION, operation="join")
     async def join_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         session_key = required_client_id(payload, "sessionId")
         workspace_slug = required_slug(payload, "workspaceId")
@@ -90,14 +94,14 @@ def register(namespace: Namespace) -> None:
             "timestamp": now_ms(),
             "presence": presence_payload,
         }
-        await socket.emit("chat:join-session-success", success)
+        await socket.emit(event_names.JOIN_SESSION_SUCCESS, success)
         if not rejoin:
             await notify.to_session(
-                workspace_slug, session_key, "chat:user-joined", presence_payload, exclude=[socket.id]
+                workspace_slug, session_key, event_names.USER_JOINED, presence_payload, exclude=[socket.id]
             )
         return success
 
-    @chat_event(namespace, "chat:leave-session", operation="join")
+    @chat_event(namespace, event_names.LEAVE_SESSION, operation="join")
     async def leave_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = find_joined(socket, payload)
         await leave_joined(socket, entry)

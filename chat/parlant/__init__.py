@@ -14,9 +14,15 @@ with socket users of the same session in the same conversation.
   only place the widget can carry one) or an ``Authorization`` header;
 - :mod:`chat.parlant.watch` -- waking waiting requests when something
   happens in a session, on any worker;
-- :mod:`chat.parlant.consumer` -- the HTTP endpoints (an ASGI consumer
-  mounted at ``/parlant/`` in ``chatsite/asgi.py``): long-polling and SSE
-  without pinning a thread.
+- :mod:`chat.parlant.requests` -- a request and its answers (JSON, SSE),
+  and parsing with FastAPI's 422 bodies;
+- :mod:`chat.parlant.gate` -- who is calling, within which rate, as which
+  member;
+- :mod:`chat.parlant.endpoints` -- the endpoints and their routes, thin
+  over the actions and services;
+- :mod:`chat.parlant.consumer` -- the ASGI consumer mounted at
+  ``/parlant/`` in ``chatsite/asgi.py``: routing, CORS, sending JSON and
+  SSE; long-polling and SSE without pinning a thread.
 
 ``docs/parlant-compat.md`` lists what is served and how it differs from a
 real Parlant server.

@@ -89,7 +89,8 @@ def _granted(digest: str) -> AbstractBaseUser | None:
     if grant is None:
         return None
     now = timezone.now()
-    if grant.last_used_at < now - _idle_limit() or not grant.user.is_active:
+    too_old = grant.created_at < now - timedelta(seconds=settings.CHAT.parlant_token_max_age_s)
+    if grant.last_used_at < now - _idle_limit() or too_old or not grant.user.is_active:
         grant.delete()
         raise _refused("token_expired")
     if grant.last_used_at < now - timedelta(seconds=TOUCH_EVERY_S):

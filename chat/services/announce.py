@@ -22,18 +22,13 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from channels_socketio.protocol.emitter import socket_room
-from chat import notify
+from chat import event_names, notify
 from chat.models import ChatMessage, ChatSession
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)
 
 #: Events this module sends, beyond the socket protocol's own (see docs/api.md, "Live effects").
-SESSION_CLOSED = "chat:session-closed"
-SESSION_UPDATED = "chat:session-updated"
-MESSAGE_HIDDEN = "chat:message-hidden"
-MESSAGE_UNHIDDEN = "chat:message-unhidden"
-BANNED = "chat:banned"
 
 
 def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
@@ -50,7 +45,7 @@ def after_commit(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any)
 
 def message_hidden(message: ChatMessage, session: ChatSession) -> None:
     payload = {"sessionId": session.key, "messageId": message.key, "workspaceId": session.workspace.slug}
-    after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_HIDDEN, payload)
+    after_commit(notify.to_session, session.workspace.slug, session.key, event_names.MESSAGE_HIDDEN, payload)
 
 
 def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
@@ -61,7 +56,7 @@ def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
         "workspaceId": session.workspace.slug,
         "message": message_shape(message, session),
     }
-    after_commit(notify.to_session, session.workspace.slug, session.key, MESSAGE_UNHIDDEN, payload)
+    after_commit(notify.to_session, session.workspace.slug, session.key, event_names.MESSAGE_UNHIDDEN, payload)
 
 
 # --- sessions -------------------------------------------------------------------
@@ -74,7 +69,7 @@ def session_closed(session: ChatSession, closed_by: str) -> None:
         "closedBy": closed_by,
         "timestamp": now_ms(),
     }
-    after_commit(notify.to_session, session.workspace.slug, session.key, SESSION_CLOSED, payload)
+    after_commit(notify.to_session, session.workspace.slug, session.key, event_names.SESSION_CLOSED, payload)
 
 
 def session_updated(session: ChatSession) -> None:
@@ -86,7 +81,7 @@ def session_updated(session: ChatSession) -> None:
         "status": session.status,
         "timestamp": now_ms(),
     }
-    after_commit(notify.to_session, session.workspace.slug, session.key, SESSION_UPDATED, payload)
+    after_commit(notify.to_session, session.workspace.slug, session.key, event_names.SESSION_UPDATED, payload)
 
 
 # --- users ----------------------------------------------------------------------
@@ -103,4 +98,6 @@ async def _remove_sockets(workspace_slug: str, user_id: int, socket_ids: list[st
 
 def user_removed(workspace_slug: str, user_id: int, socket_ids: Iterable[str], *, banned: bool) -> None:
     """Disconnect every socket the user has in the workspace (a ban, or a removed membership)."""
-    after_commit(_remove_sockets, workspace_slug, user_id, sorted(set(socket_ids)), BANNED if banned else None)
+    after_commit(
+        _remove_sockets, workspace_slug, user_id, sorted(set(socket_ids)), event_names.BANNED if banned else None
+    )

@@ -39,7 +39,7 @@ MESSAGES_JS = """() => [...document.querySelectorAll('.rtc__messages > li')].map
   sender: li.dataset.senderType,
   mine: li.dataset.mine === 'true',
   author: li.querySelector('.rtc-msg__author')?.textContent ?? '',
-  text: li.querySelector('.rtc-msg__body')?.textContent ?? '',
+  text: (li.querySelector('.rtc-msg__body')?.textContent ?? '').trim(),
   status: li.querySelector('.rtc-msg__status')?.textContent ?? '',
 }))"""
 
@@ -48,7 +48,7 @@ STREAM_RECORDER_JS = """() => {
   const seen = window.__streamed = [];
   const snap = () => {
     for (const li of document.querySelectorAll('.rtc__messages > li[data-sender-type=agent]')) {
-      const entry = { id: li.dataset.id, state: li.dataset.state, text: li.querySelector('.rtc-msg__body')?.textContent ?? '' };
+      const entry = { id: li.dataset.id, state: li.dataset.state, text: (li.querySelector('.rtc-msg__body')?.textContent ?? '').trim() };
       const last = seen.findLast(e => e.id === entry.id);
       if (!last || last.state !== entry.state || last.text !== entry.text) seen.push(entry);
     }
@@ -188,7 +188,7 @@ class ExamplePage:
         """Wait until a message with body ``text`` is shown (in ``state``, if given); returns it."""
         self.page.wait_for_function(
             """([text, state]) => [...document.querySelectorAll('.rtc__messages > li')].some(li =>
-                 (li.querySelector('.rtc-msg__body')?.textContent ?? '') === text && (!state || li.dataset.state === state))""",
+                 (li.querySelector('.rtc-msg__body')?.textContent ?? '').trim() === text && (!state || li.dataset.state === state))""",
             arg=[text, state],
             timeout=timeout,
         )

@@ -217,6 +217,8 @@ def parlant_post(server: Any, path: str, body: dict[str, Any], token: str) -> di
 
 def test_the_parlant_widget_chats_with_the_echo_agent_and_socket_users(chat_server_factory, new_context, page_site):
     server = chat_server_factory(CHAT_ALLOWED_ORIGINS=page_site.url)
+    # The echo agent answers a word every 150 ms, so the reply streams for a while even on a loaded machine.
+    server.shell("from chat.models import Agent\nAgent.objects.filter(key='echo').update(config={'delay_ms': 150})")
     context = new_context(viewport={"width": 1000, "height": 900})
     context.route("https://fonts.googleapis.com/**", lambda route: route.abort())  # the widget's web font: offline
 

@@ -552,6 +552,23 @@ class SlowReader:
                 return "close-frame"
         return "open"
 
+    def close_code(self, timeout: float) -> int | str:
+        """Read everything until the server's close frame: its code; or "eof" / "reset" / "open" if none came."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(1)
+        while time.monotonic() < deadline:
+            try:
+                opcode, payload = self.read_frame()
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return "reset"
+            except ConnectionError:
+                return "eof"
+            if opcode == 0x8:
+                return struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else "close-frame"
+        return "open"
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -9,6 +9,8 @@ appear on ``mod``'s pages.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 
 import pytest
@@ -264,3 +266,79 @@ def test_superuser_issues_tokens_for_others(world, data):
     assert ApiToken.objects.get(name="for-bob").user == world.users["bob"]
     response = client.post("/admin/security/apitoken/add/", {"name": "x", "username": "ghost"})
     assert response.status_code == 200 and not ApiToken.objects.filter(name="x").exists()
+
+
+# --- agents: hosts and credentials are the operator's (issue #17) ---------------------------------
+
+
+@pytest.fixture
+def agent_policy(settings):
+    """The operator allows OpenAI and one more host; no private networks (the defaults, plus a host)."""
+    settings.CHAT = dataclasses.replace(
+        settings.CHAT, agent_allowed_hosts=("api.openai.com", "llm.example"), agent_allow_private_networks=False
+    )
+
+
+def post_agent(client: Client, world, agent: Agent, config: dict, backend: str = "openai"):
+    return client.post(f"/admin/chat/agent/{agent.pk}/change/", {
+        "workspace": world.a.pk, "key": agent.key, "name": agent.name, "backend": backend,
+        "config": json.dumps(config),
+    })
+
+
+def openai_agent(world) -> Agent:
+    agent = Agent.objects.get(workspace=world.a)
+    agent.backend = "openai"
+    agent.config = {"base_url": "https://api.openai.com/v1", "model": "m1", "api_key": "sk-very-secret"}
+    agent.save()
+    return agent
+
+
+@pytest.mark.parametrize("base_url", [
+    "http://127.0.0.1:8000/v1", "http://localhost:6379/", "http://[::1]/v1", "http://169.254.169.254/latest",
+    "http://10.0.0.5/v1", "https://evil.example/v1",
+])
+def test_moderator_cannot_point_an_agent_at_loopback(world, data, agent_policy, base_url):
+    """Nor at any other private, metadata or unlisted host: the form refuses it and nothing is saved."""
+    agent = openai_agent(world)
+    response = post_agent(login(world, "mod"), world, agent, {"base_url": base_url, "model": "m1", "api_key": "sk-new"})
+    assert response.status_code == 200 and "errorlist" in response.content.decode()
+    agent.refresh_from_db()
+    assert agent.config["base_url"] == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize("names", ["DJANGO_SECRET_KEY", "DATABASE_URL", "CHAT_OPS_TOKEN", ["OPENAI_API_KEY"]])
+def test_api_key_env_outside_prefix_is_refused(world, data, agent_policy, names):
+    agent = openai_agent(world)
+    response = post_agent(login(world, "mod"), world, agent, {"model": "m1", "api_key_env": names})
+    assert response.status_code == 200 and "CHAT_AGENT_KEY_" in response.content.decode()
+    agent.refresh_from_db()
+    assert "api_key_env" not in agent.config
+    response = post_agent(login(world, "mod"), world, agent, {"model": "m1", "api_key_env": "CHAT_AGENT_KEY_TEAM"})
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.config == {"model": "m1", "api_key_env": "CHAT_AGENT_KEY_TEAM"}
+
+
+def test_a_kept_masked_key_does_not_follow_a_url_change(world, data, agent_policy):
+    agent = openai_agent(world)
+    client = login(world, "mod")
+    response = post_agent(client, world, agent, {"base_url": "https://llm.example/v1", "model": "m1", "api_key": "********"})
+    assert response.status_code == 200 and "enter the secret again" in response.content.decode()
+    agent.refresh_from_db()
+    assert agent.config["base_url"] == "https://api.openai.com/v1" and agent.config["api_key"] == "sk-very-secret"
+    # The same URL keeps it; a new URL with a new key is fine.
+    response = post_agent(client, world, agent, {"base_url": "https://api.openai.com/v1", "model": "m2", "api_key": "********"})
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.config["api_key"] == "sk-very-secret" and agent.config["model"] == "m2"
+    response = post_agent(client, world, agent, {"base_url": "https://llm.example/v1", "model": "m2", "api_key": "sk-other"})
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.config == {"base_url": "https://llm.example/v1", "model": "m2", "api_key": "sk-other"}
+
+
+def test_agent_timeout_is_bounded(world, data, agent_policy):
+    agent = openai_agent(world)
+    response = post_agent(login(world, "mod"), world, agent, {"model": "m1", "api_key": "********", "timeout_s": 86400})
+    assert response.status_code == 200 and "timeout_s" in response.content.decode()

@@ -18,6 +18,7 @@ directly through the :class:`~chat.agents.backends.AgentBackend` interface.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -28,8 +29,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from chat.agents import network
 from chat.agents.backends import AgentContext, BackendError, ContextMessage, make_backend
 from chat.agents.backends import openai as openai_backend
+from chat.agents.backends import parlant as parlant_backend
 
 # --- fake servers --------------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ class FakeParlant(FakeServer):
     streaming: bool = False
     #: Wait this long before reacting at all (to exercise 504s on long-polls).
     think_s: float = 0.0
+    #: Answer every long poll with an immediate 504, as a broken proxy would.
+    always_504: bool = False
     sessions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     session_requests: list[dict[str, Any]] = field(default_factory=list)
     event_posts: list[dict[str, Any]] = field(default_factory=list)
@@ -272,6 +277,9 @@ class FakeParlant(FakeServer):
         if sid not in self.sessions:
             return web.json_response({"detail": "Session not found"}, status=404)
         self.polls.append(dict(request.query))
+        if self.always_504:
+            self.timeouts += 1
+            return web.json_response({"detail": "Request timed out"}, status=504)
         min_offset = int(request.query.get("min_offset", "0"))
         kinds = [k for k in request.query.get("kinds", "").split(",") if k]
         wait = int(request.query.get("wait_for_data", "60"))
@@ -343,6 +351,14 @@ def context(
 
 async def collect(backend_name: str, ctx: AgentContext) -> list[str]:
     return [chunk async for chunk in make_backend(backend_name, ctx.config).stream(ctx)]
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    """The fake providers listen on 127.0.0.1, which agents may call only when the operator allows it."""
+    settings.CHAT = dataclasses.replace(
+        settings.CHAT, agent_allowed_hosts=("127.0.0.1", "localhost"), agent_allow_private_networks=True
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -454,9 +470,9 @@ async def test_openai_keys_from_numbered_environment_variables(fake_openai, monk
     config = {"base_url": f"{fake_openai.url}/v1", "model": "m"}
     assert "".join(await collect("openai", context(config=config))) == "Hello from the model"
     assert [r.key for r in fake_openai.requests] == ["sk-env-one", "sk-env-two"]
-    # Named variables instead of the default names.
-    monkeypatch.setenv("MY_KEY", "sk-mine")
-    await collect("openai", context(config={**config, "api_key_env": "MY_KEY"}))
+    # Named variables (CHAT_AGENT_KEY_*) instead of the default names.
+    monkeypatch.setenv("CHAT_AGENT_KEY_MINE", "sk-mine")
+    await collect("openai", context(config={**config, "api_key_env": "CHAT_AGENT_KEY_MINE"}))
     assert fake_openai.requests[-1].key == "sk-mine"
 
 
@@ -573,6 +589,95 @@ async def test_parlant_unreachable_is_a_backend_error():
     with pytest.raises(BackendError) as raised:
         await collect("parlant", context(config={"url": "http://127.0.0.1:9", "agent_id": "a"}))
     assert raised.value.code == "backend_error"
+
+
+async def test_parlant_504_retries_are_bounded(fake_parlant, monkeypatch):
+    monkeypatch.setattr(parlant_backend, "EMPTY_POLL_BACKOFF_S", 0.01)
+    fake_parlant.always_504 = True
+    with pytest.raises(BackendError) as raised:
+        await collect("parlant", context(config=parlant_config(fake_parlant)))
+    assert raised.value.code == "timeout"
+    assert fake_parlant.timeouts == len(fake_parlant.polls) == parlant_backend.MAX_EMPTY_POLLS + 1
+
+
+# --- where backends may connect ----------------------------------------------------------------
+
+
+async def test_the_default_policy_refuses_the_providers_on_loopback(fake_openai, fake_parlant, settings):
+    for hosts in (("api.openai.com",), ("*",), ("127.0.0.1", "localhost")):
+        settings.CHAT = dataclasses.replace(
+            settings.CHAT, agent_allowed_hosts=hosts, agent_allow_private_networks=False
+        )
+        for backend, config in (("openai", openai_config(fake_openai)), ("parlant", parlant_config(fake_parlant))):
+            with pytest.raises(BackendError) as raised:
+                await collect(backend, context(config=config))
+            assert raised.value.code == "agent_misconfigured"
+        with pytest.raises(BackendError):  # a name resolving to loopback
+            await collect(
+                "openai",
+                context(
+                    config=openai_config(
+                        fake_openai, base_url=fake_openai.url.replace("127.0.0.1", "localhost") + "/v1"
+                    )
+                ),
+            )
+    assert fake_openai.requests == [] and fake_parlant.session_requests == []
+
+
+async def test_connections_go_only_to_checked_addresses(fake_openai, settings, monkeypatch):
+    """Should a name resolve to a public address when checked and to loopback when connecting (DNS rebinding), the connection is still refused."""
+    settings.CHAT = dataclasses.replace(
+        settings.CHAT, agent_allowed_hosts=("localhost",), agent_allow_private_networks=False
+    )
+
+    async def resolves_public(host: str, port: int, policy: Any) -> None:
+        return None
+
+    monkeypatch.setattr(network, "resolve_checked", resolves_public)
+    config = openai_config(fake_openai, base_url=fake_openai.url.replace("127.0.0.1", "localhost") + "/v1")
+    with pytest.raises(BackendError) as raised:
+        await collect("openai", context(config=config))
+    assert raised.value.code == "agent_misconfigured"
+    assert fake_openai.requests == []
+
+
+async def test_environment_keys_are_read_only_from_the_prefix_and_only_for_listed_hosts(
+    fake_openai, settings, monkeypatch
+):
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-servers-secret")
+    monkeypatch.setenv("CHAT_AGENT_KEY_OPENAI", "sk-operator")
+    config = {"base_url": f"{fake_openai.url}/v1", "model": "m"}
+    with pytest.raises(BackendError) as raised:
+        await collect("openai", context(config={**config, "api_key_env": "DJANGO_SECRET_KEY"}))
+    assert raised.value.code == "agent_misconfigured"
+    # Allowed only through "*": the operator's keys are not sent there.
+    settings.CHAT = dataclasses.replace(settings.CHAT, agent_allowed_hosts=("*",))
+    with pytest.raises(BackendError):
+        await collect("openai", context(config={**config, "api_key_env": "CHAT_AGENT_KEY_OPENAI"}))
+    assert fake_openai.requests == []
+    await collect("openai", context(config={**config, "api_key": "sk-own"}))
+    assert [r.key for r in fake_openai.requests] == ["sk-own"]
+
+
+async def test_redirects_are_not_followed(settings):
+    """A provider answering 307 to the metadata address gets an error, not a second request."""
+
+    class Redirecting(FakeServer):
+        def app(self) -> web.Application:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self.redirect)
+            return app
+
+        async def redirect(self, request: web.Request) -> web.Response:
+            raise web.HTTPTemporaryRedirect("http://169.254.169.254/latest/meta-data/")
+
+    server = await Redirecting().start()
+    try:
+        with pytest.raises(BackendError) as raised:
+            await collect("openai", context(config={"base_url": f"{server.url}/v1", "model": "m", "api_key": "sk-x"}))
+        assert raised.value.code == "upstream_error"
+    finally:
+        await server.stop()
 
 
 # --- echo -----------------------------------------------------------------------------------

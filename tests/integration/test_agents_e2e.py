@@ -6,10 +6,6 @@ two-process test, which needs what two processes can share (``services``).
 
 The fake OpenAI and Parlant servers of ``test_agents_backends.py`` run in a
 thread of the test process; the chat server calls them over 127.0.0.1.
-
-Until ``chat.events`` wires the agent hooks in itself, the servers are
-started through ``python -m chat.agents.devserver``, which adds exactly
-those hooks (see its docstring); once wired, plain daphne is used.
 """
 
 from __future__ import annotations
@@ -18,9 +14,8 @@ import asyncio
 import json
 import subprocess
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -35,33 +30,6 @@ STREAM = "chat:agent-stream-chunk"
 
 
 # --- servers ----------------------------------------------------------------------------------
-
-
-def hooks_wired() -> bool:
-    events = (REPO_ROOT / "chat" / "events" / "__init__.py").read_text()
-    messages = (REPO_ROOT / "chat" / "events" / "messages.py").read_text()
-    return "agents" in events and "on_user_message" in messages
-
-
-@contextmanager
-def agent_hooks() -> Iterator[None]:
-    """Servers started inside get the agent hooks (through the devserver until they are wired)."""
-    if hooks_wired():
-        yield
-        return
-    original = ServerProcess.__dict__["daphne"]
-
-    def daphne(cls, env: dict[str, str], log_path: Path, port: int | None = None) -> ServerProcess:
-        server = original.__func__(cls, env, log_path, port)
-        assert server.command[1:3] == ["-m", "daphne"]
-        server.command = [PYTHON, "-m", "chat.agents.devserver", "--", *server.command[3:]]
-        return server
-
-    ServerProcess.daphne = classmethod(daphne)
-    try:
-        yield
-    finally:
-        ServerProcess.daphne = original
 
 
 SETUP = """
@@ -124,6 +92,9 @@ class Fakes:
             "gpt-down": ("openai", {"base_url": f"{self.openai.url}/v1", "model": "m", "api_key": "sk-down"}),
             "gpt-cut": ("openai", {"base_url": f"{self.openai_cut.url}/v1", "model": "m", "api_key": "sk-cut"}),
             "parlant": ("parlant", {"url": self.parlant.url, "agent_id": "ag_1", "wait_for_data_s": 5}),
+            # A path the provider does not serve (404) and a closed port: what a port scan would try.
+            "gpt-missing": ("openai", {"base_url": f"{self.openai.url}/nope", "model": "m", "api_key": "sk-missing"}),
+            "gpt-closed": ("openai", {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key": "sk-closed"}),
         }
 
 
@@ -159,8 +130,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def agent_server(module_server_factory, module_backend, fakes) -> tuple[ServerProcess, dict[str, str]]:
-    with agent_hooks():
-        server = module_server_factory(module_backend, conformance=False, **SERVER_ENV)
+    server = module_server_factory(module_backend, conformance=False, **SERVER_ENV)
     return server, setup_data(server, USERS, fakes.agents())
 
 
@@ -372,6 +342,31 @@ async def test_backend_errors_end_the_stream_with_an_error(env, fakes):
     assert [m["senderType"] for m in await history(alice, cut)] == ["user", "system"]
 
 
+async def test_agent_errors_shown_to_clients_are_codes(env, fakes):
+    """No upstream status, exception type, host or port reaches the session: a code and a fixed sentence."""
+    alice = await env.client("alice")
+    answers = {}
+    for agent in ("gpt-missing", "gpt-closed", "gpt-down"):
+        session = new_session()
+        await join(alice, session, agent)
+        await send(alice, session, f"{agent}-m", "hello?")
+        answers[agent] = await finished(alice, f"agent-{agent}-m")
+    assert {agent: final["error"]["code"] for agent, final in answers.items()} == {
+        "gpt-missing": "upstream_error",
+        "gpt-closed": "backend_unreachable",
+        "gpt-down": "upstream_error",
+    }
+    # A 404 and a 503 read the same: the sentence says nothing a scan could tell apart.
+    reasons = {agent: final["error"]["message"].split(": ", 1)[1] for agent, final in answers.items()}
+    assert reasons["gpt-missing"] == reasons["gpt-down"] == "its provider answered with an error."
+    notes = [note for agent in answers for note in system_notes(alice, f"{agent}-m")]
+    shown = json.dumps([final["error"] for final in answers.values()] + [note["content"] for note in notes])
+    assert len(notes) == 3
+    port = fakes.openai.url.rsplit(":", 1)[1]
+    for leak in ("HTTP", "404", "503", "Error)", "ClientConnector", "127.0.0.1", port, ":9/", "sk-"):
+        assert leak not in shown, leak
+
+
 async def test_openai_backend_end_to_end_with_key_rotation(env, fakes):
     alice = await env.client("alice")
     session = new_session()
@@ -445,9 +440,8 @@ async def test_a_running_agent_blocks_neither_the_socket_nor_other_sessions(env)
 @pytest.fixture(scope="module")
 def server_pair(module_server_factory, services_backend) -> tuple[ServerProcess, ServerProcess, dict[str, str]]:
     """Two server processes sharing PostgreSQL and Redis, as two workers behind a load balancer."""
-    with agent_hooks():
-        first = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
-        second = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
+    first = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
+    second = module_server_factory(services_backend, conformance=False, **SERVER_ENV)
     agents = {"echo": ("echo", {"delay_ms": 10}), "slow": ("echo", {"delay_ms": 120})}
     return first, second, setup_data(first, USERS, agents)
 
@@ -515,3 +509,53 @@ async def test_cancel_reaches_the_run_on_another_server_process(pair_env):
     # Stopped well before the end: the cancel crossed processes at once, not at the next lease renewal.
     assert "w39" not in text and len(chunks(alice, "agent-m1")) < 30
     assert received(alice, "agent-m1")[0]["metadata"]["cancelled"] is True
+
+
+# --- the operator's outbound policy -------------------------------------------------------------
+
+ROW = """
+import json
+from chat.models import Agent, Workspace
+spec = json.loads({spec!r})
+Agent.objects.update_or_create(
+    workspace=Workspace.objects.get(slug=spec["workspace"]), key=spec["key"],
+    defaults={{"name": spec["key"], "backend": "openai", "config": spec["config"]}},
+)
+"""
+
+
+def manage(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=REPO_ROOT, env=server.env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_moderator_cannot_point_an_agent_at_loopback_even_through_a_stored_config(server_factory, backend, fakes):
+    """With the operator's defaults, an agent aimed at 127.0.0.1 is refused when saved and never calls it when run."""
+    server = server_factory(
+        backend,
+        conformance=False,
+        CHAT_AGENT_ALLOWED_HOSTS=None,
+        CHAT_AGENT_ALLOW_PRIVATE_NETWORKS=None,
+        **SERVER_ENV,
+    )
+    tokens = setup_data(server, {"alice": "member"}, {"echo": ("echo", {})})
+    config = {"base_url": f"{fakes.openai.url}/v1", "model": "m", "api_key": "sk-ok-2"}
+    refused = manage(server, "chat_agent", WORKSPACE, "loopback", "--backend", "openai", "--config", json.dumps(config))
+    assert refused.returncode != 0 and "CHAT_AGENT_ALLOWED_HOSTS" in refused.stderr
+    # A row saved before the policy existed (or written around it) is checked again when it runs.
+    spec = json.dumps({"workspace": WORKSPACE, "key": "loopback", "config": config})
+    done = manage(server, "shell", "-c", ROW.format(spec=spec))
+    assert done.returncode == 0, done.stderr
+    environment = Env(server, tokens)
+    try:
+        alice = await environment.client("alice")
+        session = new_session()
+        await join(alice, session, "loopback")
+        before = len(fakes.openai.requests)
+        await send(alice, session, "l1", "fetch the secrets")
+        final = await finished(alice, "agent-l1")
+        assert final["error"]["code"] == "agent_misconfigured"
+        assert len(fakes.openai.requests) == before
+    finally:
+        await environment.close()

@@ -239,8 +239,6 @@ async def test_default_timeout_comes_from_settings(world, told, runner, monkeypa
     object.__setattr__(settings.CHAT, "agent_timeout_s", 0.2)
     assert runner_module.run_timeout_s({}) == 0.2
     assert runner_module.run_timeout_s({"timeout_s": 3}) == 3
-    object.__setattr__(settings.CHAT, "agent_timeout_s", "nonsense")
-    assert runner_module.run_timeout_s({}) == 60
 
 
 async def test_backend_misconfiguration_fails_cleanly(world, told, runner):
@@ -454,7 +452,7 @@ async def test_runs_are_measured(world, told, runner, monkeypatch):
         def finished(self, error=None):
             calls.append(("finished", error))
 
-    monkeypatch.setattr(runner_module, "_metrics", type("M", (), {"agent_run": staticmethod(Timer)}))
+    monkeypatch.setattr(runner_module.metrics, "agent_run", Timer)
     sleepy = await database_sync_to_async(world.agent)("sleepy", delay_ms=100, timeout_s=0.25)
     session = await database_sync_to_async(world.session)("s17")
     await say(session, world.alice, "m1", "a b")
@@ -521,11 +519,15 @@ async def test_unbounded_agent_runs_per_user_and_workspace(world, told, runner, 
         await until(lambda: told.chunks(name))
         return session
 
-    async def refused(name: str, user: Any, who: str) -> None:
+    async def refused(name: str, user: Any) -> None:
         session = await database_sync_to_async(world.session)(name, slow, user)
         await say(session, user, f"{name}-m", words)
         final = await until(lambda: told.finals(name))
-        assert final[-1]["error"]["code"] == "agent_run_limit" and who in final[-1]["error"]["message"], final
+        error = final[-1]["error"]
+        assert error == {
+            "code": "agent_run_limit",
+            "message": f"Slow could not answer: {runs.FAILURE_REASONS['agent_run_limit']}.",
+        }
         stored = await history(session)
         assert [(m.sender_type, m.metadata.get("error")) for m in stored] == [
             ("user", None),
@@ -534,9 +536,9 @@ async def test_unbounded_agent_runs_per_user_and_workspace(world, told, runner, 
 
     await streaming("alice-1", world.alice)
     await streaming("alice-2", world.alice)
-    await refused("alice-3", world.alice, "you already have 2")
+    await refused("alice-3", world.alice)
     await streaming("bob-1", world.bob)  # another user of the workspace still gets a slot...
-    await refused("mod-1", world.mod, "this workspace already has 3")  # ...until the workspace's share is used
+    await refused("mod-1", world.mod)  # ...until the workspace's share is used
     await runner.idle(timeout=20)
     # Shares are given back: the user's next message is answered.
     again = await database_sync_to_async(world.session)("alice-4", world.echo, world.alice)

@@ -103,7 +103,8 @@ class Scrape:
 def scrape(server: ServerProcess | str, token: str | None = None) -> Scrape:
     status, headers, body = http(server, "/metrics", token=token)
     assert status == 200, (status, body[:500])
-    assert headers.get("Content-Type", "").startswith("text/plain"), headers
+    content_type = {name.lower(): value for name, value in headers.items()}.get("content-type", "")  # uvicorn: lower case
+    assert content_type.startswith("text/plain"), headers
     return Scrape(body.decode())
 
 

@@ -518,8 +518,9 @@ async def test_posting_is_screened_like_a_socket_send_and_stored_as_sent(world, 
     event = await post_message(http, world, session, "<script>x()</script>")
     assert event["data"]["message"] == "<script>x()</script>"
     # The echo agent answers in markdown: its reply carries the server's HTML beside the text.
-    events = await events_until(http, world, session, lambda es: sum(e["source"] == "ai_agent" and e["kind"]
-                                                                      == "message" for e in es) >= 2)
+    events = await events_until(
+        http, world, session, lambda es: sum(e["source"] == "ai_agent" and e["kind"] == "message" for e in es) >= 2
+    )
     reply = [e for e in events if e["source"] == "ai_agent" and e["kind"] == "message"][-1]
     assert reply["data"]["message"].endswith("<script>x()</script>"), reply
     assert "&lt;script&gt;x()&lt;/script&gt;" in reply["data"]["html"] and "<script" not in reply["data"]["html"]
@@ -645,6 +646,81 @@ async def test_sends_share_the_socket_budget_and_requests_the_apis(limited, http
         headers={"Authorization": f"Bearer {world.tokens['carol']}"},
     )
     assert (status, body["code"]) == (429, "rate_limited")
+
+
+@pytest.fixture(scope="module")
+def guarded(module_server_factory, module_backend) -> World:
+    """A server of its own: the failures below block this test process's address for a minute."""
+    return make_world(
+        module_server_factory(module_backend, conformance=False, **{**SERVER_ENV, "CHAT_API_RATE_LIMIT": "5/m"})
+    )
+
+
+async def test_failed_authentications_are_rate_limited_before_tokens_are_looked_at(guarded, http):
+    world = guarded
+    url = f"{world.server.url}/parlant/{world.ws}/agents/echo"
+    statuses = []
+    while 429 not in statuses:
+        assert len(statuses) <= 12, statuses  # two windows' worth: one of them must overflow
+        statuses.append((await call(http, "GET", url, headers={"Authorization": "Bearer chat_not-a-token"}))[0])
+    assert statuses[0] == 403 and set(statuses[:-1]) == {403} and len(statuses) >= 6, statuses
+    # Over the rate, the address is refused before any token is checked, a good one included.
+    status, body, headers = await call(http, "GET", url, headers={"Authorization": f"Bearer {world.tokens['alice']}"})
+    assert (status, body["code"]) == (429, "rate_limited") and int(headers["Retry-After"]) >= 1
+    # Through the REST API the user, authenticated, still has their own budget.
+    status, _, _ = await call(
+        http,
+        "GET",
+        f"{world.server.url}/api/v1/workspaces/{world.ws}/sessions/",
+        headers={"Authorization": f"Bearer {world.tokens['alice']}"},
+    )
+    assert status == 200
+
+
+@pytest.fixture(scope="module")
+def capped(module_server_factory, module_backend) -> World:
+    env = {**SERVER_ENV, "CHAT_PARLANT_MAX_OPEN_REQUESTS": "2", "CHAT_PARLANT_TOKEN_MAX_AGE_S": "2"}
+    return make_world(module_server_factory(module_backend, conformance=False, **env))
+
+
+async def test_open_requests_per_user_are_capped(capped, http):
+    """Long-polls hold a worker's tasks and sockets: a user may keep only so many open; others are unaffected."""
+    world = capped
+    session = (await new_session(http, world))["id"]
+    poll = f"{world.base('alice')}/sessions/{session}/events?min_offset=1000&wait_for_data=30"
+    waits = [asyncio.create_task(call(http, "GET", poll)) for _ in range(2)]
+    try:
+        await asyncio.sleep(1.0)  # both are open and waiting
+        assert not any(wait.done() for wait in waits)
+        status, body, _ = await call(http, "GET", f"{world.base('alice')}/agents/echo")
+        assert (status, body["code"]) == (429, "too_many_open_requests"), body
+        status, _, _ = await call(http, "GET", f"{world.base('carol')}/agents/echo")
+        assert status == 200
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    # The client went away: its requests are closed, and the user's count with them.
+    deadline = time.monotonic() + 5
+    while (status := (await call(http, "GET", f"{world.base('alice')}/agents/echo"))[0]) == 429:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert status == 200
+
+
+async def test_a_parlant_grant_expires_after_its_max_age_however_busy(capped, http):
+    world = capped
+    headers = {"Authorization": f"Bearer {world.tokens['alice']}"}
+    async with http.post(f"{world.server.url}/api/v1/auth/socket-token", headers=headers) as response:
+        token = (await response.json())["token"]
+    url = f"{world.server.url}/parlant/{world.ws}/t/{token}/agents/echo"
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:  # in use all the time: idleness never ends it
+        assert (await call(http, "GET", url))[0] == 200
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(max(0.0, 2.2 - (time.monotonic() - started)))
+    status, body, _ = await call(http, "GET", url)
+    assert (status, body["code"], body["reason"]) == (403, "unauthenticated", "token_expired")
 
 
 # --- several workers -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from chat.agents import runner
 from chat.agents.backends import BACKENDS, BackendConfigError, ContextMessage, make_backend
 from chat.agents.backends.echo import echo_chunks
 from chat.agents.backends.openai import build_messages, resolve_keys
-from chat.agents.runs import RunTicket, derive_key, failure_text
+from chat.agents.runs import FAILURE_REASONS, RunTicket, client_error_code, derive_key, failure_text
 from chat.agents.secrets import MASK, masked_config, redact, secret_values, unmask_config
 from chat.models import Agent
 from tests.integration.test_agents_backends import context
@@ -130,6 +130,7 @@ def test_run_timeout_default_and_override(monkeypatch):
     assert runner.run_timeout_s({"timeout_s": 1.5}) == 1.5
     assert runner.run_timeout_s({"timeout_s": -1}) == 42
     assert runner.run_timeout_s({"timeout_s": True}) == 42
+    assert runner.run_timeout_s({"timeout_s": 10**9}) == 120  # bounded, whatever a stored config says
 
 
 def test_failure_text_never_quotes_upstream():
@@ -149,9 +150,9 @@ def test_backend_registry():
 
 
 def test_openai_keys_explicit_first_then_named_variables_then_defaults():
-    env = {"OPENAI_API_KEY_1": "k1", "OPENAI_API_KEY_3": "k3", "OPENAI_API_KEY": "k0", "OTHER": "o"}
+    env = {"OPENAI_API_KEY_1": "k1", "OPENAI_API_KEY_3": "k3", "OPENAI_API_KEY": "k0", "CHAT_AGENT_KEY_OTHER": "o"}
     assert resolve_keys({"api_key": "a", "api_keys": ["b", "a"]}, env) == ["a", "b"]
-    assert resolve_keys({"api_key_env": ["OTHER", "MISSING"]}, env) == ["o"]
+    assert resolve_keys({"api_key_env": ["CHAT_AGENT_KEY_OTHER", "CHAT_AGENT_KEY_MISSING"]}, env) == ["o"]
     assert resolve_keys({}, env) == ["k1", "k3", "k0"]
     with pytest.raises(BackendConfigError):
         resolve_keys({"api_keys": [1]}, env)
@@ -170,3 +171,12 @@ def test_openai_context_maps_roles_and_skips_system_notes():
         {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "next", "name": "alice"},
     ]
+
+
+def test_clients_see_only_known_codes_and_their_fixed_sentences():
+    assert client_error_code("upstream_error") == "upstream_error"
+    # A code a third-party backend made up (it could carry anything) becomes backend_error.
+    assert client_error_code("HTTP 404 from 10.0.0.5:6379") == "backend_error"
+    for code in FAILURE_REASONS:
+        assert failure_text("Bot", code).startswith("Bot could not answer: ")
+    assert failure_text("Bot", "made_up") == failure_text("Bot", "backend_error")

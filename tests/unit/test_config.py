@@ -64,7 +64,7 @@ def test_the_agent_lease_is_a_setting_the_runner_reads(settings):
 
     assert config.load({}).agent_lease_s == 30
     settings.CHAT = config.load({"CHAT_AGENT_LEASE_S": "3"})
-    assert runner.setting("agent_lease_s", runner.DEFAULT_LEASE_S) == 3
+    assert runner.settings.CHAT.agent_lease_s == 3
 
 
 def test_django_debug_defaults_to_true():

@@ -29,6 +29,11 @@ STATUS_TYPING = "typing"
 STATUS_PROCESSING = "processing"
 STATUS_READY = "ready"
 
+#: The longest an agent's ``timeout_s`` (and any per-read timeout) may be.
+MAX_TIMEOUT_S = 120
+#: The longest long-poll window a backend may ask its provider for.
+MAX_WAIT_S = 60
+
 
 class BackendError(Exception):
     """A run failed for a reason the backend understands.
@@ -107,11 +112,15 @@ class AgentBackend:
         raise NotImplementedError
 
 
-def config_number(config: dict[str, Any], name: str, default: float, *, minimum: float = 0) -> float:
+def config_number(
+    config: dict[str, Any], name: str, default: float, *, minimum: float = 0, maximum: float | None = None
+) -> float:
     """A numeric config value, or :class:`BackendConfigError` naming the field (never its value)."""
     value = config.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
         raise BackendConfigError(f"Agent config {name!r} must be a number of at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise BackendConfigError(f"Agent config {name!r} must be a number of at most {maximum}.")
     return value
 
 

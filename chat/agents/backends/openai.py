@@ -12,7 +12,7 @@ Config::
       "base_url": "https://api.openai.com/v1",   # default
       "model": "gpt-4o-mini",                    # required
       "api_key": "sk-...",          # or "api_keys": ["sk-1", "sk-2"],
-      "api_key_env": ["OPENAI_API_KEY_1"],       # or names of variables holding keys
+      "api_key_env": ["CHAT_AGENT_KEY_TEAM"],    # or variables holding keys (CHAT_AGENT_KEY_* only)
       "system_prompt": "...",                    # optional
       "max_context_messages": 20,                # default 20
       "max_context_chars": 24000,                # default 24000
@@ -20,9 +20,13 @@ Config::
       "read_timeout_s": 60                       # longest silence mid-stream
     }
 
-Keys.  Explicit ``api_key``/``api_keys`` win; otherwise the variables named
-by ``api_key_env``; otherwise ``OPENAI_API_KEY_1``, ``_2``, ``_3`` and
-``OPENAI_API_KEY`` from the environment.  No key at all is allowed (local
+Keys.  Explicit ``api_key``/``api_keys`` win (at most ``MAX_KEYS``);
+otherwise the variables named by ``api_key_env``, which must start with
+``CHAT_AGENT_KEY_``; otherwise ``OPENAI_API_KEY_1``, ``_2``, ``_3`` and
+``OPENAI_API_KEY`` from the environment.  Keys from the environment are
+the operator's: they are read only when ``base_url``'s host is listed by
+name in ``CHAT_AGENT_ALLOWED_HOSTS`` (:mod:`chat.agents.network` decides
+where an agent may connect at all).  No key at all is allowed (local
 servers need none): the request is sent without ``Authorization``.
 
 Rotation.  A ``429`` or ``5xx`` answer before the stream starts moves to the
@@ -39,7 +43,8 @@ content, newest kept; the new message always goes last, after the optional
 ``system_prompt``.
 
 Nothing here logs or raises a key, a header or an upstream body: errors
-carry a status code at most.
+carry a status code at most, and only the server log sees that (clients
+get the code, :mod:`chat.agents.runner`).
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
+from chat.agents import network
 from chat.agents.backends.base import (
+    MAX_TIMEOUT_S,
     AgentBackend,
     AgentContext,
     BackendConfigError,
@@ -71,13 +78,32 @@ DEFAULT_MAX_CONTEXT_CHARS = 24_000
 DEFAULT_READ_TIMEOUT_S = 60
 CONNECT_TIMEOUT_S = 10
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: The only environment variables ``api_key_env`` may name start with this.
+KEY_ENV_PREFIX = "CHAT_AGENT_KEY_"
+_KEY_ENV_NAME = re.compile(rf"^{KEY_ENV_PREFIX}[A-Z0-9_]{{1,64}}$")
+#: Most keys one agent rotates through (each is tried at most once per run).
+MAX_KEYS = 8
 #: Where the next run starts in each key set (by the set's size and a hash
 #: of it, never the keys themselves): shared by every agent of the process.
 _rotation: dict[int, int] = {}
 
 
-def resolve_keys(config: dict[str, Any], environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
-    keys: list[str] = []
+def key_env_names(config: dict[str, Any]) -> list[str] | None:
+    """The variables ``api_key_env`` names (``None`` when unset); only ``CHAT_AGENT_KEY_*`` ones are allowed."""
+    names = config.get("api_key_env")
+    if names in (None, "", []):
+        return None
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) and _KEY_ENV_NAME.match(n) for n in names):
+        raise BackendConfigError(f"Agent config 'api_key_env' may only name variables starting with {KEY_ENV_PREFIX}.")
+    return names
+
+
+def resolve_keys(
+    config: dict[str, Any], environ: dict[str, str] | os._Environ = os.environ, *, from_environment: bool = True
+) -> list[str]:
+    """The keys to rotate through: the config's own, else the environment's (only when ``from_environment``)."""
     explicit = config.get("api_keys") or []
     if isinstance(explicit, str):
         explicit = [explicit]
@@ -85,20 +111,22 @@ def resolve_keys(config: dict[str, Any], environ: dict[str, str] | os._Environ =
         explicit = [config["api_key"], *explicit]
     if not isinstance(explicit, list) or not all(isinstance(k, str) for k in explicit):
         raise BackendConfigError("Agent config 'api_key'/'api_keys' must be strings.")
+    names = key_env_names(config)
     if explicit:
         keys = explicit
+    elif names is not None and not from_environment:
+        raise BackendConfigError("Agent config 'api_key_env' is only allowed for hosts the operator listed by name.")
+    elif from_environment:
+        keys = [environ.get(name, "") for name in (names or DEFAULT_KEY_ENV)]
     else:
-        names = config.get("api_key_env") or DEFAULT_KEY_ENV
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise BackendConfigError("Agent config 'api_key_env' must be a variable name or a list of them.")
-        keys = [environ.get(name, "") for name in names]
+        keys = []
     unique: list[str] = []
     for key in keys:
         key = key.strip()
         if key and key not in unique:
             unique.append(key)
+    if len(unique) > MAX_KEYS:
+        raise BackendConfigError(f"An agent may rotate through at most {MAX_KEYS} keys.")
     return unique
 
 
@@ -150,14 +178,18 @@ class OpenAIBackend(AgentBackend):
         for name in ("temperature", "max_tokens", "top_p"):
             if name in config:
                 body[name] = config[name]
-        keys = resolve_keys(config)
-        read_timeout = config_number(config, "read_timeout_s", DEFAULT_READ_TIMEOUT_S, minimum=0.001)
+        policy = network.OutboundPolicy.from_settings()
+        host = policy.check_url(base_url, "base_url")
+        keys = resolve_keys(config, from_environment=policy.host_listed(host))
+        read_timeout = config_number(
+            config, "read_timeout_s", DEFAULT_READ_TIMEOUT_S, minimum=0.001, maximum=MAX_TIMEOUT_S
+        )
         timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=read_timeout)
         ring = hash(tuple(keys))
         attempts = max(1, len(keys))
         start = _rotation.get(ring, 0) % attempts
         last_status = 0
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with await network.open_session(base_url, "base_url", timeout=timeout) as http:
             for attempt in range(attempts):
                 index = (start + attempt) % attempts
                 headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
@@ -182,7 +214,7 @@ class OpenAIBackend(AgentBackend):
     ) -> AsyncIterator[str]:
         started = False
         try:
-            async with http.post(url, json=body, headers=headers) as response:
+            async with http.post(url, json=body, headers=headers, allow_redirects=False) as response:
                 if response.status == 429 or response.status >= 500:
                     raise _Retry(response.status)
                 if response.status in (401, 403):
@@ -197,6 +229,9 @@ class OpenAIBackend(AgentBackend):
                 raise BackendError("The agent's stream was cut off.", code="stream_interrupted") from None
             raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).") from None
         except aiohttp.ClientError as error:
+            refused = network.refusal(error)
+            if refused is not None:
+                raise refused from None
             code = "stream_interrupted" if started else "backend_unreachable"
             raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).", code=code) from None
 

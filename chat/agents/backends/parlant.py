@@ -7,8 +7,12 @@ Config::
       "agent_id": "ag_123",             # required: the Parlant agent
       "customer_id": "cust_1",          # optional; without it Parlant makes a guest customer
       "api_key": "...",                 # optional, sent as Authorization: Bearer (masked everywhere)
-      "wait_for_data_s": 30             # long-poll window per request
+      "wait_for_data_s": 30             # long-poll window per request (1..60)
     }
+
+The URL must be on a host the operator allows, at an address it allows
+(:mod:`chat.agents.network`): the default needs ``127.0.0.1`` in
+``CHAT_AGENT_ALLOWED_HOSTS`` and ``CHAT_AGENT_ALLOW_PRIVATE_NETWORKS``.
 
 Wire format, as documented for Parlant's sessions API (``/docs/api``, the
 ``parlant.api.sessions`` router) -- what we rely on:
@@ -25,7 +29,9 @@ Wire format, as documented for Parlant's sessions API (``/docs/api``, the
 3. ``GET /sessions/{id}/events?min_offset=N&kinds=message,status&wait_for_data=S``
    long-polls: it answers as soon as events at offset >= N exist (a JSON
    list, offset order), or ``504`` when none came within ``S`` seconds, in
-   which case we simply ask again.  ``N`` moves past every event seen.
+   which case we ask again after a short backoff (0.25 s doubling to 4 s),
+   at most ``MAX_EMPTY_POLLS`` times in a row before the run fails with
+   ``timeout``.  ``N`` moves past every event seen.
 4. Events are ``{id, source, kind, offset, data, ...}``:
 
    - ``kind: "status"``: ``data = {"status", "acknowledged_offset", "data"}``.
@@ -50,12 +56,15 @@ bounds the whole exchange.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, AsyncIterator
 
 import aiohttp
 
+from chat.agents import network
 from chat.agents.backends.base import (
+    MAX_WAIT_S,
     AgentBackend,
     AgentContext,
     BackendError,
@@ -70,6 +79,11 @@ DEFAULT_WAIT_S = 30
 CONNECT_TIMEOUT_S = 10
 AGENT_SOURCES = ("ai_agent", "human_agent_on_behalf_of_ai_agent", "human_agent")
 MESSAGE_SEPARATOR = "\n\n"
+#: Long polls in a row that may come back empty (504) before the run fails
+#: with ``timeout``; between them we wait 0.25 s, doubling up to 4 s.
+MAX_EMPTY_POLLS = 8
+EMPTY_POLL_BACKOFF_S = 0.25
+EMPTY_POLL_BACKOFF_MAX_S = 4.0
 
 
 class _SessionGone(Exception):
@@ -82,14 +96,15 @@ class ParlantBackend(AgentBackend):
     async def stream(self, context: AgentContext) -> AsyncIterator[str]:
         url = config_str(self.config, "url", DEFAULT_URL).rstrip("/")
         agent_id = config_str(self.config, "agent_id")
-        wait_s = int(config_number(self.config, "wait_for_data_s", DEFAULT_WAIT_S, minimum=1))
+        wait_s = int(config_number(self.config, "wait_for_data_s", DEFAULT_WAIT_S, minimum=1, maximum=MAX_WAIT_S))
         headers = {"Accept": "application/json"}
         api_key = self.config.get("api_key")
         if isinstance(api_key, str) and api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=wait_s + 30)
         try:
-            async with aiohttp.ClientSession(base_url=url + "/", headers=headers, timeout=timeout) as http:
+            session = await network.open_session(url, "url", base_url=url + "/", headers=headers, timeout=timeout)
+            async with session as http:
                 session_id = await self._session(http, context, url, agent_id, fresh=False)
                 try:
                     offset = await self._post_message(http, session_id, context.message.content)
@@ -99,6 +114,9 @@ class ParlantBackend(AgentBackend):
                 async for text in self._read_turn(http, context, session_id, offset, wait_s):
                     yield text
         except aiohttp.ClientError as error:
+            refused = network.refusal(error)
+            if refused is not None:
+                raise refused from None
             raise BackendError(f"Could not talk to the Parlant server ({type(error).__name__}).") from None
 
     async def _session(
@@ -111,7 +129,9 @@ class ParlantBackend(AgentBackend):
         customer_id = self.config.get("customer_id")
         if isinstance(customer_id, str) and customer_id:
             body["customer_id"] = customer_id
-        async with http.post("sessions", params={"allow_greeting": "false"}, json=body) as response:
+        async with http.post(
+            "sessions", params={"allow_greeting": "false"}, json=body, allow_redirects=False
+        ) as response:
             if response.status not in (200, 201):
                 raise BackendError(
                     f"Parlant refused to create a session (HTTP {response.status}).", code="upstream_error"
@@ -126,7 +146,9 @@ class ParlantBackend(AgentBackend):
 
     async def _post_message(self, http: aiohttp.ClientSession, session_id: str, text: str) -> int:
         body = {"kind": "message", "source": "customer", "message": text}
-        async with http.post(f"sessions/{session_id}/events", params={"moderation": "none"}, json=body) as response:
+        async with http.post(
+            f"sessions/{session_id}/events", params={"moderation": "none"}, json=body, allow_redirects=False
+        ) as response:
             if response.status == 404:
                 raise _SessionGone()
             if response.status not in (200, 201):
@@ -142,18 +164,28 @@ class ParlantBackend(AgentBackend):
     ) -> AsyncIterator[str]:
         next_offset = offset + 1
         sent_any = False
+        empty_polls = 0
         while True:
             params = {"min_offset": str(next_offset), "kinds": "message,status", "wait_for_data": str(wait_s)}
-            async with http.get(f"sessions/{session_id}/events", params=params) as response:
+            async with http.get(f"sessions/{session_id}/events", params=params, allow_redirects=False) as response:
                 if response.status == 504:
-                    continue
-                if response.status != 200:
+                    events = []
+                elif response.status != 200:
                     raise BackendError(
                         f"Parlant failed to list events (HTTP {response.status}).", code="upstream_error"
                     )
-                events = await _json(response)
+                else:
+                    events = await _json(response)
             if not isinstance(events, list):
                 raise BackendError("Parlant answered events in an unknown shape.", code="upstream_error")
+            if not events:
+                # A long poll that timed out (504) or came back empty: ask again, a bounded number of times.
+                empty_polls += 1
+                if empty_polls > MAX_EMPTY_POLLS:
+                    raise BackendError(f"Parlant sent nothing in {MAX_EMPTY_POLLS} long polls.", code="timeout")
+                await asyncio.sleep(min(EMPTY_POLL_BACKOFF_S * 2 ** (empty_polls - 1), EMPTY_POLL_BACKOFF_MAX_S))
+                continue
+            empty_polls = 0
             for event in sorted((e for e in events if isinstance(e, dict)), key=lambda e: e.get("offset", 0)):
                 if isinstance(event.get("offset"), int):
                     next_offset = max(next_offset, event["offset"] + 1)
@@ -184,7 +216,9 @@ class ParlantBackend(AgentBackend):
         chunks = data.get("chunks")
         if isinstance(chunks, list) and chunks and chunks[-1] is not None and event.get("id"):
             params = {"wait_for_completion": "true", "wait_for_data": str(wait_s)}
-            async with http.get(f"sessions/{session_id}/events/{event['id']}", params=params) as response:
+            async with http.get(
+                f"sessions/{session_id}/events/{event['id']}", params=params, allow_redirects=False
+            ) as response:
                 if response.status != 200:
                     raise BackendError(
                         f"Parlant failed to complete a message (HTTP {response.status}).", code="upstream_error"

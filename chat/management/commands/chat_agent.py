@@ -9,6 +9,8 @@ from django.db import transaction
 
 from chat.agents.backends import BACKENDS
 from chat.agents.secrets import masked_config
+from chat.agents.validation import validate_agent_config
+from chat.errors import ChatError
 from chat.models import Agent, Workspace, client_id_validator
 
 
@@ -40,6 +42,11 @@ class Command(BaseCommand):
             raise CommandError(f"--config is not JSON: {error.msg}.") from None
         if not isinstance(parsed, dict):
             raise CommandError("--config must be a JSON object.")
+        if backend in BACKENDS:
+            try:
+                validate_agent_config(backend, parsed)
+            except ChatError as error:
+                raise CommandError(error.message) from None
         space = Workspace.objects.filter(slug=workspace).first()
         if space is None:
             if not options["create_workspace"]:

@@ -1,8 +1,7 @@
-"""The admin for security: the event log (read-only) and API tokens (create, revoke; secret shown once).
+"""The admin of security's models: the event log (read-only) and API tokens (create, revoke; secret shown once).
 
-Layer: security (moderation UI).
-
-Scoping follows :mod:`chat.admin`: a moderator sees the security events of
+It lives in the chat app because its scoping is the chat's
+(:mod:`chat.admin.scoping`): a moderator sees the security events of
 the workspaces they moderate, and only their own API tokens; a superuser
 sees everything.
 """
@@ -19,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template import engines
 from django.utils import timezone
 
-from chat.admin import ScopedRelatedFilter, WorkspaceScoped, moderated_ids
+from chat.admin.scoping import ScopedRelatedFilter, WorkspaceScoped, moderated_ids
 from security.models import ApiToken, SecurityEvent
 
 
