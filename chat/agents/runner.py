@@ -286,8 +286,7 @@ class AgentRunner:
             try:
                 await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
             except ChannelFull:
-                if _metrics is not None:
-                    _metrics.messages_dropped("channel_full", 1)
+                metrics.messages_dropped("channel_full", 1)
                 logger.warning("the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id)
             except Exception:
                 # The worker's lease renewal reads the flag too: it stops within a third of a lease.
