@@ -98,7 +98,7 @@ class Config:
     pending_sessions_per_address: int = 50
     #: Events one socket may have waiting to be handled; one more is answered
     #: ``too_many_pending_events`` at once (a client waits for its acks).
-    max_pending_events: int = 100
+    max_pending_events: int = 500
     #: What a client may leave unread (messages, bytes) before it is disconnected
     #: (close code 1008, a ``slow_client_disconnected`` security event), so that
     #: no client can slow the broadcasts of others.
