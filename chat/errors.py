@@ -75,6 +75,11 @@ class NotJoined(ChatError):
     default_message = "Join the session first."
 
 
+class AccessRevoked(ChatError):
+    code = "access_revoked"
+    default_message = "You no longer have access to this session."
+
+
 class MessageTooLong(ChatError):
     code = "message_too_long"
     default_message = "The message is too long."
@@ -107,6 +112,7 @@ WIRE_ERRORS: dict[str, WireError] = {
     "agent_not_found": WireError(404, 1008),
     "session_closed": WireError(409, 1008),
     "not_joined": WireError(409, 1008),
+    "access_revoked": WireError(403, 1008),
     "message_too_long": WireError(400, 1009),
     "metadata_too_large": WireError(400, 1009),
     "rate_limited": WireError(429, 1008),

@@ -37,6 +37,7 @@ MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
 SESSION_UPDATED = "chat:session-updated"
 SESSION_CLOSED = "chat:session-closed"
+SESSION_LEFT = "chat:session-left"
 BANNED = "chat:banned"
 
 
@@ -60,6 +61,7 @@ SERVER_EVENTS = frozenset(
         MESSAGE_UNHIDDEN,
         SESSION_UPDATED,
         SESSION_CLOSED,
+        SESSION_LEFT,
         BANNED,
         *(error_event(name) for name in CLIENT_EVENTS),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from channels_socketio.protocol.emitter import Emitter
+from channels_socketio.protocol.emitter import Emitter, socket_room
 
 emitter = Emitter()
 
@@ -24,7 +24,7 @@ def workspace_room(workspace_slug: str) -> str:
 
 
 def workspace_user_room(workspace_slug: str, user_id: int) -> str:
-    """Every socket of one user in one workspace: a ban disconnects this room."""
+    """Every socket of one user in one workspace: a ban disconnects this room, an access change notifies it."""
     return f"chat:workspace:{workspace_slug}:user:{user_id}"
 
 
@@ -51,3 +51,19 @@ async def to_workspace(workspace_slug: str, event: str, payload: dict[str, Any])
 
 async def disconnect_session_sockets(workspace_slug: str, session_key: str) -> None:
     await emitter.disconnect_room(session_room(workspace_slug, session_key))
+
+
+#: The kind of notice :func:`access_changed` sends (handled by ``chat.events.access``).
+ACCESS_CHANGED = "access_changed"
+
+
+async def access_changed(workspace_slug: str, user_id: int) -> None:
+    """Every socket of the user in the workspace, on every worker, re-reads its access there and acts on it."""
+    await emitter.notice_room(
+        workspace_user_room(workspace_slug, user_id), {"kind": ACCESS_CHANGED, "workspaceId": workspace_slug}
+    )
+
+
+async def socket_access_changed(socket_id: str, workspace_slug: str) -> None:
+    """One socket, wherever it is, re-reads its access in the workspace (the sweep's :func:`access_changed`)."""
+    await emitter.notice_room(socket_room(socket_id), {"kind": ACCESS_CHANGED, "workspaceId": workspace_slug})

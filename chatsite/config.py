@@ -127,6 +127,10 @@ class Config:
     presence_ttl_s: int = 30
     #: A typing indicator not renewed within this time ends by itself.
     typing_timeout_s: int = 5
+    #: A joined socket re-reads its access (membership, role, sharing, ban)
+    #: before an event when it last did longer ago than this; an access change
+    #: reaches it at once anyway, so this bounds only a lost notice (0: every event).
+    access_recheck_s: int = 5
     #: When set, tokens we did not issue are POSTed here as {"token": ...}; a
     #: 2xx answer in Better Auth's shape ({user: {id, name}, session:
     #: {activeOrganizationId}}) maps to a local user and membership.
@@ -272,6 +276,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         markdown_images=_bool(env, "CHAT_MARKDOWN_IMAGES", defaults.markdown_images),
         presence_ttl_s=_int(env, "CHAT_PRESENCE_TTL_S", defaults.presence_ttl_s, minimum=1),
         typing_timeout_s=_int(env, "CHAT_TYPING_TIMEOUT_S", defaults.typing_timeout_s, minimum=1),
+        access_recheck_s=_int(env, "CHAT_ACCESS_RECHECK_S", defaults.access_recheck_s),
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),
         external_auth_cache_s=_int(env, "CHAT_EXTERNAL_AUTH_CACHE_S", defaults.external_auth_cache_s),
         external_auth_reject_cache_s=_int(

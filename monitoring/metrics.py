@@ -84,6 +84,7 @@ SERVER_EVENTS = frozenset(
         "chat:message-unhidden",
         "chat:session-updated",
         "chat:session-closed",
+        "chat:session-left",
         "chat:banned",
         *(f"{event}-error" for event in CLIENT_EVENTS),
     }
@@ -299,7 +300,7 @@ _rate_limited = _Children(RATE_LIMITED, open_values=True)
 _security = _Children(SECURITY_EVENTS, open_values=True)
 _slow_clients = _Children(SLOW_CLIENTS, TRANSPORTS)
 _dropped = _Children(
-    MESSAGES_DROPPED, ("slow_client", "broker_overflow", "broker_publish", "unrouted", "delivery_error", "channel_full")
+    MESSAGES_DROPPED, ("slow_client", "broker_overflow", "broker_publish", "unrouted", "delivery_error", "channel_full", "announce")
 )
 _suspicious: dict[tuple[str, str], Any] = {}
 _agent_runs = _Children(AGENT_RUNS, open_values=True)

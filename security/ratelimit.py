@@ -291,24 +291,23 @@ if retry < 1 then retry = 1 end
 return {0, retry}
 """
 
-_STRIKE_LUA = """
-local strikes_key = KEYS[1]
-local state_key = KEYS[2]
-local now = tonumber(ARGV[1])
-local strike_window = tonumber(ARGV[2])
-local needed = tonumber(ARGV[3])
-local max_level = tonumber(ARGV[4])
-local quiet = tonumber(ARGV[5])
-local level = tonumber(redis.call('HGET', state_key, 'level') or '0')
-local last = tonumber(redis.call('HGET', state_key, 'last') or '0')
+#: The subject's penalty level, read and decayed: one level less per quiet period since its last strike.
+_DECAYED_LEVEL_LUA = """
+local state = redis.call('HMGET', state_key, 'level', 'last')
+local level = tonumber(state[1] or '0')
+local last = tonumber(state[2] or '0')
 if level > 0 then
   local idle = now - last
   if idle < 0 then idle = 0 end
   level = level - math.floor(idle / quiet)
   if level < 0 then level = 0 end
 end
+"""
+
+#: A strike: counted in the strike window; enough of them raise ``level`` one step (at most ``max_level``).
+_STRIKE_STEPS_LUA = """
 redis.call('ZREMRANGEBYSCORE', strikes_key, '-inf', now - strike_window)
-redis.call('ZADD', strikes_key, now, ARGV[6])
+redis.call('ZADD', strikes_key, now, member)
 if redis.call('ZCARD', strikes_key) >= needed then
   level = level + 1
   if level > max_level then level = max_level end
@@ -318,12 +317,28 @@ else
 end
 redis.call('HSET', state_key, 'level', level, 'last', now)
 redis.call('PEXPIRE', state_key, quiet * (max_level + 1))
-return level
 """
+
+_STRIKE_LUA = (
+    """
+local strikes_key = KEYS[1]
+local state_key = KEYS[2]
+local now = tonumber(ARGV[1])
+local strike_window = tonumber(ARGV[2])
+local needed = tonumber(ARGV[3])
+local max_level = tonumber(ARGV[4])
+local quiet = tonumber(ARGV[5])
+local member = ARGV[6]
+"""
+    + _DECAYED_LEVEL_LUA
+    + _STRIKE_STEPS_LUA
+    + "return level\n"
+)
 
 #: _HIT_LUA after the penalty: the subject's decayed level tightens the limit,
 #: and a denied hit is a strike (_STRIKE_LUA's steps), all in one round trip.
-_PENALIZED_HIT_LUA = """
+_PENALIZED_HIT_LUA = (
+    """
 local key = KEYS[1]
 local strikes_key = KEYS[2]
 local state_key = KEYS[3]
@@ -336,15 +351,9 @@ local needed = tonumber(ARGV[6])
 local max_level = tonumber(ARGV[7])
 local quiet = tonumber(ARGV[8])
 local member = ARGV[9]
-local state = redis.call('HMGET', state_key, 'level', 'last')
-local level = tonumber(state[1] or '0')
-local last = tonumber(state[2] or '0')
-if level > 0 then
-  local idle = now - last
-  if idle < 0 then idle = 0 end
-  level = level - math.floor(idle / quiet)
-  if level < 0 then level = 0 end
-end
+"""
+    + _DECAYED_LEVEL_LUA
+    + """
 local limit = base_limit
 if level > 0 then
   limit = math.floor(base_limit * factor ^ level)
@@ -360,20 +369,11 @@ end
 local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
 local retry = tonumber(entry[2]) + window - now
 if retry < 1 then retry = 1 end
-local raised = level
-redis.call('ZREMRANGEBYSCORE', strikes_key, '-inf', now - strike_window)
-redis.call('ZADD', strikes_key, now, member)
-if redis.call('ZCARD', strikes_key) >= needed then
-  raised = raised + 1
-  if raised > max_level then raised = max_level end
-  redis.call('DEL', strikes_key)
-else
-  redis.call('PEXPIRE', strikes_key, strike_window)
-end
-redis.call('HSET', state_key, 'level', raised, 'last', now)
-redis.call('PEXPIRE', state_key, quiet * (max_level + 1))
-return {0, retry, 0, limit, level}
+local decayed = level
 """
+    + _STRIKE_STEPS_LUA
+    + "return {0, retry, 0, limit, decayed}\n"
+)
 
 #: What a broken or unreachable Redis raises (redis-py wraps most in RedisError).
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)

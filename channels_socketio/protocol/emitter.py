@@ -74,6 +74,11 @@ class Emitter:
     async def leave_room(self, room: str, old_room: str, *, namespace: str = "/") -> None:
         await self._control("leave", room, namespace, old_room)
 
+    async def notice_room(self, room: str, data: Any, *, namespace: str = "/") -> None:
+        """Give every socket in ``room``, on every worker, a server-side notice: the namespace's notice
+        handler (:meth:`Namespace.on_notice`) runs for each with ``data`` (JSON-like); the client sees nothing."""
+        await self.fanout.control(group_name(namespace, room), "notice", data=data)
+
     async def _control(self, op: str, room: str, namespace: str, target: str | None = None) -> None:
         await self.fanout.control(group_name(namespace, room), op, target)
 

@@ -18,6 +18,7 @@ from channels_socketio.protocol.socket import Socket
 EventHandler = Callable[..., Awaitable[Any]]
 ConnectHandler = Callable[["Socket", "dict[str, Any] | None"], Awaitable[None]]
 DisconnectHandler = Callable[["Socket", str], Awaitable[None]]
+NoticeHandler = Callable[["Socket", Any], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,6 +42,7 @@ class Namespace:
         self._handlers: dict[str, tuple[EventHandler, int, int | None]] = {}
         self.connect_handler: ConnectHandler | None = None
         self.disconnect_handler: DisconnectHandler | None = None
+        self.notice_handler: NoticeHandler | None = None
 
     def on(self, event: str) -> Callable[[F], F]:
         def register(handler: F) -> F:
@@ -57,6 +59,11 @@ class Namespace:
 
     def on_disconnect(self, handler: DisconnectHandler) -> DisconnectHandler:
         self.disconnect_handler = handler
+        return handler
+
+    def on_notice(self, handler: NoticeHandler) -> NoticeHandler:
+        """Run ``handler(socket, data)`` for a server-side notice (:meth:`Emitter.notice_room`), between the socket's events."""
+        self.notice_handler = handler
         return handler
 
     def handler_for(self, event: str) -> EventHandler | None:

@@ -60,7 +60,7 @@ class LocalMember(Protocol):
         """Queue the frames for the client; never waits for the client to read them."""
         ...
 
-    async def apply_remote(self, op: str, room: str | None) -> None: ...
+    async def apply_remote(self, op: str, room: str | None, data: Any = None) -> None: ...
 
 
 class RoomFanout:
@@ -173,9 +173,10 @@ class RoomFanout:
         """
         await observer.current.broadcast(self.send(fanout_message(group, frames, exclude, seq=seq)))
 
-    async def control(self, group: str, op: str, room: str | None = None) -> None:
-        """Make every member of a room, on every worker, ``disconnect``, ``join`` or ``leave`` ``room``."""
-        await observer.current.layer_send(self.send(fanout_message(group, op=op, room=room)))
+    async def control(self, group: str, op: str, room: str | None = None, data: Any = None) -> None:
+        """Make every member of a room, on every worker, ``disconnect``, ``join`` or ``leave`` ``room``,
+        or take ``notice`` of ``data``."""
+        await observer.current.layer_send(self.send(fanout_message(group, op=op, room=room, data=data)))
 
     async def send(self, message: dict[str, Any]) -> None:
         """This worker's members first, then the other workers'."""
@@ -222,7 +223,7 @@ class RoomFanout:
                     if not member.deliver_now(message["frames"]):
                         await member.deliver(message["frames"])
                 else:
-                    await member.apply_remote(op, message.get("room"))
+                    await member.apply_remote(op, message.get("room"), message.get("data"))
             except Exception:
                 self.delivery_errors += 1
                 observer.current.messages_dropped("delivery_error", 1)
@@ -269,6 +270,7 @@ def fanout_message(
     op: str = "emit",
     room: str | None = None,
     seq: int | None = None,
+    data: Any = None,
 ) -> dict[str, Any]:
     """The one message shape that crosses the broker for rooms."""
     message: dict[str, Any] = {"type": BROADCAST, "group": group, "op": op}
@@ -281,4 +283,6 @@ def fanout_message(
         message["room"] = room
     if seq is not None:
         message["seq"] = seq
+    if data is not None:
+        message["data"] = data
     return message

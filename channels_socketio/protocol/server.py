@@ -288,6 +288,25 @@ class SocketServer:
                 ack_args = list(result) if isinstance(result, tuple) else ([] if result is None else [result])
                 await socket.send_packet(Packet(PacketType.ACK, socket.namespace, ack_args, packet.id))
 
+    # --- notices ------------------------------------------------------------------------
+
+    def notice_socket(self, socket: Socket, data: Any) -> None:
+        """A server-side notice for a socket: its handler runs in its own task, like an event, so it waits
+        for the event being handled (never blocking the fan-out) and the next event waits for it."""
+        self._spawn(self._handle_notice(socket, data))
+
+    async def _handle_notice(self, socket: Socket, data: Any) -> None:
+        namespace = self.namespaces.get(socket.namespace)
+        if namespace is None or namespace.notice_handler is None:
+            return
+        async with socket.lock:
+            if not socket.connected:
+                return
+            try:
+                await namespace.notice_handler(socket, data)
+            except Exception:
+                logger.exception("notice handler failed")
+
     # --- errors -------------------------------------------------------------------------
 
     async def _send_connect_error(self, connection: Connection, namespace: str, error: SocketIOError) -> None:

@@ -34,6 +34,8 @@ class SocketHost(Protocol):
 
     async def disconnect_socket(self, socket: Socket, reason: str, *, notify: bool) -> None: ...
 
+    def notice_socket(self, socket: Socket, data: Any) -> None: ...
+
 
 class Connection:
     """The Socket.IO state of one Engine.IO session: its packet decoder and one socket per namespace."""
@@ -192,7 +194,7 @@ class Socket:
         """Disconnect this client from the namespace (the server's decision)."""
         await self.server.disconnect_socket(self, "server namespace disconnect", notify=True)
 
-    async def apply_remote(self, op: str, room: str | None) -> None:
+    async def apply_remote(self, op: str, room: str | None, data: Any = None) -> None:
         """Carry out a control message another worker sent to a room we are in."""
         if op == "disconnect":
             await self.disconnect()
@@ -200,6 +202,8 @@ class Socket:
             await self.join(room)
         elif op == "leave" and room is not None:
             await self.leave(room)
+        elif op == "notice":
+            self.server.notice_socket(self, data)
 
     def fail_pending_acks(self) -> None:
         for future in self._acks.values():

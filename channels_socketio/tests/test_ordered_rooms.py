@@ -21,7 +21,7 @@ class Member:
     async def deliver(self, frames: list[str | bytes]) -> None:
         self.got += frames
 
-    async def apply_remote(self, op: str, room: str | None) -> None:
+    async def apply_remote(self, op: str, room: str | None, data: Any = None) -> None:
         pass
 
 

@@ -121,8 +121,10 @@ async def post_message(
     ``exclude``: socket ids that do not get the broadcast (the sender's own,
     which is answered with ``chat:message-sent`` instead).  A resend of a
     message this worker just stored is answered from memory, unscreened: it
-    is not new content.  Ids with the agents' prefix are refused
-    (``invalid_payload``): they name agents' replies (:mod:`chat.ids`).
+    is not new content.  A resend found in the database is announced again
+    (the worker that committed it may have died before announcing it).  Ids
+    with the agents' prefix are refused (``invalid_payload``): they name
+    agents' replies (:mod:`chat.ids`).
     """
     if is_reserved_message_id(draft.key):
         raise InvalidPayload(f"Message ids starting with {AGENT_REPLY_PREFIX!r} are reserved for agent replies.")
@@ -133,7 +135,12 @@ async def post_message(
         new = NewMessage(
             where.session_id, author.sender, draft.key, draft.content, draft.content_type, draft.metadata, html
         )
-        stored = await writer.store(new, functools.partial(announce_message, where, exclude=tuple(exclude)))
+        announce = functools.partial(announce_message, where, exclude=tuple(exclude))
+        stored = await writer.store(new, announce)
+        if not stored.created:
+            # Sent before, but not by this worker lately: its announcement may have died with the worker
+            # that committed it.  At least once: announce it again; clients deduplicate by id and seq.
+            await announce(stored)
     if stored.agent_may_answer and stored.message.sender_type == SenderType.USER:
         await message_posted.asend(sender=None, session_id=where.session_id, message_id=stored.message.pk)
     return stored

@@ -10,10 +10,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from chat.actions import access
 from chat.admin.scoping import ScopedRelatedFilter, WorkspaceScoped, acting_membership, admin_ids
 from chat.errors import ChatError
-from chat.models import Membership, Presence, Role, Workspace, WorkspaceBan
-from chat.services import announce, moderation
+from chat.models import Membership, Role, Workspace, WorkspaceBan
+from chat.services import moderation
 
 
 @admin.register(Workspace)
@@ -116,19 +117,16 @@ class MembershipAdmin(WorkspaceScoped):
             obj.role = Role.MEMBER
             self.message_user(request, "Only workspace admins grant moderator and admin roles.", messages.WARNING)
         super().save_model(request, obj, form, change)
+        if change and "role" in form.changed_data:
+            access.access_changed(obj.workspace.slug, obj.user_id)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         self.delete_queryset(request, Membership.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for membership in queryset.select_related("user", "workspace"):
-            sockets = list(
-                Presence.objects.filter(
-                    session__workspace_id=membership.workspace_id, user_id=membership.user_id
-                ).values_list("socket_id", flat=True)
-            )
             membership.delete()
-            announce.user_removed(membership.workspace.slug, membership.user_id, sockets, banned=False)
+            access.access_changed(membership.workspace.slug, membership.user_id)
 
     def _each(self, request: HttpRequest, queryset: QuerySet, verb: str, act: Any) -> None:
         done, failed = 0, []
@@ -151,8 +149,7 @@ class MembershipAdmin(WorkspaceScoped):
     @admin.action(description="Ban from the workspace (disconnects them now)")
     def ban(self, request: HttpRequest, queryset: QuerySet) -> None:
         def act(actor: Membership, target: Membership) -> None:
-            _row, removal = moderation.ban(actor, target, "banned in the admin")
-            announce.user_removed(removal.workspace_slug, removal.user_id, removal.socket_ids, banned=True)
+            access.ban(actor, target, "banned in the admin")
 
         self._each(request, queryset, "Banned", act)
 

@@ -16,6 +16,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chat.actions import access
 from chat.models import ChatSession, Presence
 from chat.services import announce
 from chat.services import sessions as service
@@ -160,11 +161,12 @@ class SessionUnshare(ApiView):
 
     @extend_schema(
         summary="Stop sharing a session with a member",
+        description="Their sockets in the session leave it at once (`chat:session-left`, code `access_revoked`).",
         responses={200: SessionSerializer, **errors("forbidden", "not_a_member", "session_not_found")},
     )
     def delete(self, request: Request, workspace: str, session: str, username: str) -> Response:
         row = service.get_session(self.membership, session)
-        service.unshare_session(self.membership, row, username)
+        access.unshare_session(self.membership, row, username)
         return Response(SessionSerializer(row).data)
 
 

@@ -1,6 +1,7 @@
 """``/workspaces/``: the caller's workspaces, their members, mutes and bans.
 
-Layer: REST API (thin: parse, call :mod:`chat.services.moderation`, announce, shape).
+Layer: REST API (thin: parse, call :mod:`chat.services.moderation` or, for changes of access,
+:mod:`chat.actions.access`, shape).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chat.actions import access
 from chat.models import Membership, WorkspaceBan
-from chat.services import announce, moderation
+from chat.services import moderation
 
 from .base import ApiView, valid_body
 from .pagination import OldestFirst
@@ -126,7 +128,8 @@ class MemberDetail(ApiView):
 
     @extend_schema(
         summary="Change a member's role",
-        description="Admins only, for moderator and admin roles; nobody changes their own role.",
+        description="Admins only, for moderator and admin roles; nobody changes their own role. A demoted "
+        "moderator's sockets lose the moderator view at once, and leave the sessions they could reach only as one.",
         request=MemberUpdateSerializer,
         responses={
             200: MemberSerializer,
@@ -136,18 +139,17 @@ class MemberDetail(ApiView):
     def patch(self, request: Request, workspace: str, username: str) -> Response:
         target = self.target()
         data = valid_body(MemberUpdateSerializer, request)
-        membership = moderation.change_role(self.membership, target, data.get("role", target.role))
+        membership = access.change_role(self.membership, target, data.get("role", target.role))
         return Response(MemberSerializer(membership).data)
 
     @extend_schema(
         summary="Remove a member",
-        description="Their sockets in the workspace are disconnected at once. They may be added again later "
-        "(to keep them out, ban them instead).",
+        description="Their sockets leave every session of the workspace at once (`chat:session-left`, code "
+        "`access_revoked`). They may be added again later (to keep them out, ban them instead).",
         responses={204: OpenApiResponse(description="Removed."), **errors("invalid_payload", "forbidden", "not_a_member", "member_not_found")},
     )
     def delete(self, request: Request, workspace: str, username: str) -> Response:
-        removal = moderation.remove_member(self.membership, self.target())
-        announce.user_removed(removal.workspace_slug, removal.user_id, removal.socket_ids, banned=False)
+        access.remove_member(self.membership, self.target())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -222,8 +224,7 @@ class BanList(ApiView):
     def post(self, request: Request, workspace: str) -> Response:
         data = valid_body(BanCreateSerializer, request)
         target = moderation.member(self.membership.workspace, data["username"])
-        row, removal = moderation.ban(self.membership, target, data["reason"])
-        announce.user_removed(removal.workspace_slug, removal.user_id, removal.socket_ids, banned=True)
+        row = access.ban(self.membership, target, data["reason"])
         return Response(BanSerializer(row).data, status=status.HTTP_201_CREATED)
 
 

@@ -22,7 +22,7 @@ from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
 from chat import event_names
 from chat.agents import runner
-from chat.events.context import find_joined
+from chat.events.access import current_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import required_client_id
 
@@ -31,7 +31,7 @@ def register(namespace: Namespace) -> None:
     # Rate-limited with the sends: a cancel is an action on a message, and as cheap.
     @chat_event(namespace, event_names.CANCEL_AGENT, operation="send")
     async def cancel_agent(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
-        entry = find_joined(socket, payload)
+        entry = await current_joined(socket, payload)
         message_key = required_client_id(payload, "messageId")
         request = await runner.cancel(entry.session_id, message_key, socket.user, entry.moderates)
         return {

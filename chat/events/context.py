@@ -18,6 +18,8 @@ class JoinedSession:
     workspace_id: int
     workspace_slug: str
     moderates: bool
+    #: When its access was last read (``time.monotonic()``): :mod:`chat.events.access` re-reads it when stale.
+    checked_at: float
     typing_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 

@@ -1,4 +1,5 @@
-"""This worker's periodic chores: keep its presence rows alive, expire dead workers' rows and old socket tokens."""
+"""This worker's periodic chores: keep its presence rows alive, expire dead workers' rows and old socket tokens,
+and have its sockets that lost access to a session re-read it (should the change's notice have been lost)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import event_names, notify
-from chat.services import presence
+from chat.services import access, presence
 from chat.shapes import user_left_shape
 from monitoring import metrics
 from security.models import SocketToken
@@ -39,6 +40,8 @@ class Housekeeping:
 
     async def run_once(self) -> None:
         await database_sync_to_async(presence.refresh_worker)(settings.CHAT.worker_id)
+        for socket_id, workspace_slug in await database_sync_to_async(access.revoked_sockets)(settings.CHAT.worker_id):
+            await notify.socket_access_changed(socket_id, workspace_slug)
         departures = await database_sync_to_async(presence.purge_expired)()
         metrics.purged("presence", len(departures))
         for gone in departures:

@@ -11,7 +11,7 @@ from channels_socketio.protocol.socket import Socket
 from chat import event_names
 from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.errors import InvalidPayload
-from chat.events.context import find_joined
+from chat.events.access import current_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
 from chat.models import ChatSession, ContentType
@@ -29,7 +29,7 @@ def register(namespace: Namespace) -> None:
     @chat_event(namespace, event_names.SEND_MESSAGE, operation=None)
     async def send_message(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         message = required_object(payload, "message")
-        entry = find_joined(socket, message)
+        entry = await current_joined(socket, message)
         key = required_client_id(message, "id")
         content = message.get("content")
         if not isinstance(content, str):
@@ -57,7 +57,8 @@ def register(namespace: Namespace) -> None:
 
     @chat_event(namespace, event_names.REQUEST_HISTORY, operation="history")
     async def request_history(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
-        entry = find_joined(socket, payload)
+        # Always read afresh: whether hidden messages are included follows the role now.
+        entry = await current_joined(socket, payload, fresh=True)
         page, shapes = await database_sync_to_async(_history)(
             entry.session_id,
             entry.moderates,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -10,11 +11,13 @@ from channels.db import database_sync_to_async
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
 from chat import event_names, notify
+from chat.errors import AccessRevoked
 from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
-from chat.events.presence import stop_typing
+from chat.events.typing_state import stop_typing
 from chat.services import access, messages, moderation, presence
+from chat.services.access import Standing
 from chat.shapes import message_shape, now_ms, presence_shape, user_left_shape
 from monitoring import metrics
 
@@ -25,17 +28,14 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
     session, _created = access.open_session(membership, session_key, agent_key)
     row = presence.enter(session, socket_id, user)
     session.workspace = membership.workspace
-    return (
-        JoinedSession(
-            session_id=session.pk,
-            session_key=session.key,
-            workspace_id=membership.workspace_id,
-            workspace_slug=workspace_slug,
-            moderates=membership.moderates,
-        ),
-        session,
-        presence_shape(row, session),
-    )
+    return JoinedSession(
+        session_id=session.pk,
+        session_key=session.key,
+        workspace_id=membership.workspace_id,
+        workspace_slug=workspace_slug,
+        moderates=membership.moderates,
+        checked_at=time.monotonic(),
+    ), session, presence_shape(row, session)
 
 
 async def _missed(session_id: int, first: int, last: int | None) -> list[tuple[int, str, list[Any]]]:
@@ -62,6 +62,17 @@ async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
         )
 
 
+async def _still_allowed(socket: Socket, entry: JoinedSession) -> None:
+    """Read access again now that the socket is in the user's room: a change committed while it joined
+    either shows here or sends its notice to that room (:mod:`chat.events.access`), never neither."""
+    standing = (await database_sync_to_async(access.standing_in)(socket.user.pk, [entry.session_id]))[entry.session_id]
+    if standing in (Standing.BANNED, Standing.REVOKED):
+        await leave_joined(socket, entry)
+        raise moderation.Banned("You are banned from this workspace.") if standing is Standing.BANNED else AccessRevoked()
+    entry.moderates = standing is Standing.MODERATOR
+    entry.checked_at = time.monotonic()
+
+
 def register(namespace: Namespace) -> None:
     @chat_event(namespace, event_names.JOIN_SESSION, operation="join")
     async def join_session(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +85,9 @@ def register(namespace: Namespace) -> None:
         entry, session, presence_payload = await database_sync_to_async(_join)(
             socket.user, workspace_slug, session_key, agent_key, socket.id
         )
-        if not rejoin:
+        if rejoin:
+            entry = joined(socket)[(workspace_slug, session_key)]
+        else:
             joined(socket)[(workspace_slug, session_key)] = entry
             metrics.session_joined(socket.id, workspace_slug, session_key)
         room = notify.session_room(workspace_slug, session_key)
@@ -83,6 +96,7 @@ def register(namespace: Namespace) -> None:
         last_seq = await socket.join_ordered(room, session.last_seq + 1, functools.partial(_missed, session.pk))
         await socket.join(notify.workspace_room(workspace_slug))
         await socket.join(notify.workspace_user_room(workspace_slug, socket.user.pk))
+        await _still_allowed(socket, entry)
         success = {
             "sessionId": session_key,
             "agentId": session.agent.key if session.agent_id else None,

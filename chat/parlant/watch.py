@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from channels_socketio.protocol.rooms import RoomFanout, group_name
 from chat.notify import session_room
@@ -58,7 +58,7 @@ class SessionWatch:
     async def deliver(self, frames: list[str | bytes]) -> None:
         self.wake()
 
-    async def apply_remote(self, op: str, room: str | None) -> None:
+    async def apply_remote(self, op: str, room: str | None, data: Any = None) -> None:
         self.wake()  # a disconnect of the room (the session closed): waiters re-read too
 
 

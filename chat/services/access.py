@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
 
 from chat.errors import AgentNotFound, NotAMember, PermissionDenied
-from chat.models import Agent, ChatSession, ContentPolicy, Membership, Workspace
+from chat.models import Agent, ChatSession, ContentPolicy, Membership, Presence, Role, Workspace, WorkspaceBan
 
 
 def membership_for(user: AbstractBaseUser, workspace_slug: str) -> Membership:
@@ -85,3 +87,57 @@ def content_policy(workspace_id: int) -> str:
     policy = policy or ContentPolicy.STANDARD
     remember_content_policy(workspace_id, policy)
     return policy
+
+
+# --- access now, for sockets that joined earlier ---------------------------------------------
+
+
+class Standing(str, enum.Enum):
+    """What a user may do in a session they joined, read now (:func:`standing_in`)."""
+
+    BANNED = "banned"
+    REVOKED = "revoked"
+    MEMBER = "member"
+    MODERATOR = "moderator"
+
+
+def standing_in(user_id: int, session_ids: list[int]) -> dict[int, Standing]:
+    """The user's standing in each session, read fresh: banned from its workspace, no longer allowed in it
+    (removed, unshared, demoted out of it), or still in as a member or as a moderator."""
+    sessions = list(ChatSession.objects.filter(pk__in=session_ids).values_list("pk", "workspace_id", "created_by_id"))
+    workspaces = {workspace for _, workspace, _ in sessions}
+    roles = dict(Membership.objects.filter(user_id=user_id, workspace_id__in=workspaces).values_list("workspace_id", "role"))
+    banned = set(WorkspaceBan.objects.filter(user_id=user_id, workspace_id__in=workspaces).values_list("workspace_id", flat=True))
+    shared = set(
+        ChatSession.shared_with.through.objects.filter(user_id=user_id, chatsession_id__in=session_ids).values_list(
+            "chatsession_id", flat=True
+        )
+    )
+    standing = {session_id: Standing.REVOKED for session_id in session_ids}
+    for session_id, workspace_id, creator_id in sessions:
+        role = roles.get(workspace_id)
+        if workspace_id in banned:
+            standing[session_id] = Standing.BANNED
+        elif role in (Role.MODERATOR, Role.ADMIN):
+            standing[session_id] = Standing.MODERATOR
+        elif role is not None and (creator_id == user_id or session_id in shared):
+            standing[session_id] = Standing.MEMBER
+    return standing
+
+
+def revoked_sockets(worker_id: str) -> list[tuple[str, str]]:
+    """``(socket id, workspace slug)`` of the worker's sockets in sessions their user may no longer be in.
+
+    One query, for the worker's periodic sweep: it catches an access change
+    whose notice was lost, on a socket that sends nothing.  (A ban removes
+    the membership, so banned users are found too.)
+    """
+    member = Membership.objects.filter(user_id=OuterRef("user_id"), workspace_id=OuterRef("session__workspace_id"))
+    shared = ChatSession.shared_with.through.objects.filter(
+        chatsession_id=OuterRef("session_id"), user_id=OuterRef("user_id")
+    )
+    allowed = Q(Exists(member.filter(role__in=(Role.MODERATOR, Role.ADMIN)))) | (
+        Q(Exists(member)) & (Q(session__created_by_id=F("user_id")) | Q(Exists(shared)))
+    )
+    rows = Presence.objects.filter(worker_id=worker_id).exclude(allowed)
+    return sorted(set(rows.values_list("socket_id", "session__workspace__slug")))

@@ -65,7 +65,7 @@ class Sender:
 class StoredMessage:
     message: ChatMessage
     #: False when the id had been sent before: the original is returned and
-    #: nothing new was stored, so nothing may be broadcast.
+    #: nothing new was stored (it may be announced again: clients deduplicate by id and seq).
     created: bool
     #: False when the session had no agent as the message was stored, so no
     #: agent run needs looking up; unknown (True) for a duplicate.

@@ -169,13 +169,13 @@ def share_session(membership: Membership, session: ChatSession, username: str) -
     return user
 
 
-def unshare_session(membership: Membership, session: ChatSession, username: str) -> bool:
+def unshare_session(membership: Membership, session: ChatSession, username: str) -> AbstractBaseUser | None:
+    """Stop sharing with ``username``; the user, or ``None`` if it was not shared with them."""
     check_can_manage(membership, session)
     user = session.shared_with.filter(username=username).first()
-    if user is None:
-        return False
-    session.shared_with.remove(user)
-    return True
+    if user is not None:
+        session.shared_with.remove(user)
+    return user
 
 
 def get_message(session: ChatSession, key: str, *, include_hidden: bool) -> ChatMessage:

@@ -33,6 +33,8 @@ MAX_BATCH = 100
 #: Messages remembered after storing, so an immediate resend is answered
 #: without the database.  The database stays the authority on duplicates.
 RECENT = 10_000
+#: A committed message whose announcement failed (Redis briefly away) is announced again after these pauses.
+ANNOUNCE_RETRIES_S = (0.1, 0.5, 2.0, 5.0)
 
 Announce = Callable[[StoredMessage], Awaitable[None]]
 Pending = tuple[NewMessage, "Announce | None", "asyncio.Future[StoredMessage | ChatError]", "list | None"]
@@ -57,6 +59,7 @@ class MessageWriter:
         self._draining: asyncio.Task[None] | None = None
         self._recent: OrderedDict[tuple[int, str], StoredMessage] = OrderedDict()
         self._batches: ThreadedBatchStore | PostgresBatchStore | None = None
+        self._retrying: set[asyncio.Task[None]] = set()
 
     def recently_stored(self, session_id: int, key: str) -> StoredMessage | None:
         """The message this worker stored under ``key``, as a duplicate, if it still remembers it."""
@@ -123,12 +126,28 @@ class MessageWriter:
             logger.exception("storing a batch of messages failed")
             return [StoreFailed()] * len(batch)
 
-    @staticmethod
-    async def _announce(announce: Announce, stored: StoredMessage) -> None:
+    async def _announce(self, announce: Announce, stored: StoredMessage) -> None:
+        """Committed messages are delivered at least once: a failed announcement is retried in the background."""
         try:
             await announce(stored)
-        except Exception:  # stored and committed: recoverable from history, never unconfirmed
-            logger.exception("announcing a stored message failed")
+        except Exception as error:
+            logger.warning("announcing message %s failed (%s); retrying", stored.message.pk, type(error).__name__)
+            task = asyncio.get_running_loop().create_task(self._announce_again(announce, stored))
+            self._retrying.add(task)
+            task.add_done_callback(self._retrying.discard)
+
+    @staticmethod
+    async def _announce_again(announce: Announce, stored: StoredMessage) -> None:
+        for pause in ANNOUNCE_RETRIES_S:
+            await asyncio.sleep(pause)
+            try:
+                await announce(stored)
+                return
+            except Exception:
+                continue
+        # Still in history, and filled in by every worker at the session's next message (seq order).
+        logger.error("message %s could not be announced after %d retries", stored.message.pk, len(ANNOUNCE_RETRIES_S))
+        metrics.messages_dropped("announce", 1)
 
     def _remember(self, new: NewMessage, stored: StoredMessage) -> None:
         self._recent[(new.session_id, new.key)] = stored

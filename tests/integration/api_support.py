@@ -50,6 +50,9 @@ class RecordingEmitter:
     async def disconnect_room(self, room: str, *, namespace: str = "/") -> None:
         self.calls.append(("disconnect_room", room))
 
+    async def notice_room(self, room: str, data: Any, *, namespace: str = "/") -> None:
+        self.calls.append(("notice_room", room, data))
+
     def events(self, name: str | None = None) -> list[tuple[str, dict]]:
         """``(room, payload)`` of every emit (of event ``name``)."""
         return [(call[1], call[3]) for call in self.calls if call[0] == "emit" and (name is None or call[2] == name)]

@@ -342,3 +342,23 @@ def test_agent_timeout_is_bounded(world, data, agent_policy):
     agent = openai_agent(world)
     response = post_agent(login(world, "mod"), world, agent, {"model": "m1", "api_key": "********", "timeout_s": 86400})
     assert response.status_code == 200 and "timeout_s" in response.content.decode()
+
+
+def test_admin_role_change_and_removal_reach_live_sockets(world, data, emitted, committed):
+    """Issue #17: the admin's forms change access like the REST API, so the member's live sockets re-read it."""
+    client = login(world, "boss")
+    target = Membership.objects.get(user=world.users["mod"], workspace=world.a)
+    with committed():
+        response = client.post(
+            f"/admin/chat/membership/{target.pk}/change/", {"role": "member", "muted_until_0": "", "muted_until_1": ""}
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Membership.objects.get(pk=target.pk).role == Role.MEMBER
+    notice = {"kind": "access_changed", "workspaceId": "acme"}
+    assert ("notice_room", f"chat:workspace:acme:user:{world.users['mod'].pk}", notice) in emitted.calls
+
+    alice = Membership.objects.get(user=world.users["alice"], workspace=world.a)
+    with committed():
+        response = client.post(f"/admin/chat/membership/{alice.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Membership.objects.filter(pk=alice.pk).exists()
+    assert ("notice_room", f"chat:workspace:acme:user:{world.users['alice'].pk}", notice) in emitted.calls

@@ -91,7 +91,9 @@ def test_change_role_and_remove_member(world, emitted, committed):
     with committed():
         assert mod.delete(f"{API}/workspaces/acme/members/carol/").status_code == 204
     assert not Membership.objects.filter(user=world.users["carol"], workspace=world.a).exists()
-    assert ("disconnect_room", "socket:sock-carol") in emitted.calls
+    # Their sockets re-read their access and leave the workspace's sessions (chat.events.access).
+    notice = {"kind": "access_changed", "workspaceId": "acme"}
+    assert ("notice_room", f"chat:workspace:acme:user:{world.users['carol'].pk}", notice) in emitted.calls
     error_of(world.client("carol").get(f"{API}/workspaces/acme/"), 404, "not_a_member")
 
 

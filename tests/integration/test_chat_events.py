@@ -32,6 +32,7 @@ from tests.integration.chat_client import (
     issue_tokens,
     now_ms,
     presence_rows,
+    server_python,
     session_pk,
     storage_failure,
     stored_messages,
@@ -414,6 +415,42 @@ async def test_duplicate_id_returns_the_original_confirmation_and_announces_noth
     assert len(stored_messages(world.server, world.ws, s)) == 2
     # The next new message continues the sequence.
     assert (await alice.send(s, "next"))["seq"] == 3
+
+
+COMMIT_WITHOUT_ANNOUNCING = """
+import sys
+from django.contrib.auth import get_user_model
+from chat.services.messages import NewMessage, Sender, store_messages
+session_pk, username, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+user = get_user_model().objects.get(username=username)
+(stored,) = store_messages([NewMessage(session_pk, Sender.for_user(user), key, "committed, never announced")])
+print(stored.message.seq)
+"""
+
+
+async def test_a_resent_message_committed_but_never_announced_reaches_the_members(world, new, transports):
+    """Delivery is at least once: the worker that committed a message may die before announcing it.
+
+    The sender, never confirmed, sends it again (same id) -- to whichever worker -- and that
+    worker finds it committed and announces it; clients deduplicate by id and seq.
+    """
+    s = unique("s")
+    alice = await in_session(world, new, "alice", transports, s)
+    bob = await in_session(world, new, "bob", transports, s)
+    mid = unique("m")
+    seq = server_python(
+        world.server,
+        "-c",
+        "import django, sys; django.setup(); exec(" + repr(COMMIT_WITHOUT_ANNOUNCING) + ")",
+        str(session_pk(world.server, world.ws, s)),
+        world.users["alice"],
+        mid,
+    )
+    await assert_silent([alice, bob], within=0.3)  # committed behind the server's back: nobody was told
+    again = await alice.send(s, "committed, never announced", mid)
+    assert again["ok"] is True and again["duplicate"] is True and again["seq"] == int(seq)
+    received = await bob.wait_for("chat:message-received", lambda m: m["id"] == mid)
+    assert received["seq"] == int(seq) and received["content"] == "committed, never announced"
 
 
 async def test_send_not_joined(world, new, transports):

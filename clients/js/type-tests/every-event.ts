@@ -37,6 +37,7 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:session-closed": (p) => `${p.sessionId} ${p.closedBy}`,
   "chat:session-updated": (p) => `${p.title} ${p.agentId ?? ""} ${p.status}`,
   "chat:banned": (p) => `${p.workspaceId}`,
+  "chat:session-left": (p) => `${p.sessionId} ${p.workspaceId} ${p.code} ${p.message}`,
   "chat:join-session-error": (p) => `${p.code} ${p.error}`,
   "chat:leave-session-error": (p) => `${p.code}`,
   "chat:send-message-error": (p) => `${p.code} ${p.retryAfter ?? 0} ${p.messageId ?? ""}`,

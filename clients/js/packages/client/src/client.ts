@@ -100,6 +100,7 @@ const SESSION_EVENTS = [
   "chat:message-unhidden",
   "chat:session-closed",
   "chat:session-updated",
+  "chat:session-left",
 ] as const satisfies readonly ServerEventName[];
 
 type Listener<E extends ServerEventName> = (payload: ServerToClientPayloads[E]) => void;

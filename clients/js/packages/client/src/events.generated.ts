@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -288,6 +288,15 @@ export interface Banned {
   timestamp: Millis;
 }
 
+/** The server took this socket out of a session it had joined: its access ended (unshared, removed from the workspace, demoted out of a session it was in as a moderator). Nothing more of the session reaches it; joining again fails. */
+export interface SessionLeft {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  code: ErrorCode;
+  message: string;
+  timestamp: Millis;
+}
+
 /** Events the server emits; each has exactly one argument, its payload. */
 export interface ServerToClientPayloads {
   "chat:join-session-success": JoinSessionSuccess;
@@ -304,6 +313,7 @@ export interface ServerToClientPayloads {
   "chat:session-closed": SessionClosed;
   "chat:session-updated": SessionUpdated;
   "chat:banned": Banned;
+  "chat:session-left": SessionLeft;
   "chat:join-session-error": ChatError;
   "chat:leave-session-error": ChatError;
   "chat:send-message-error": ChatError;

@@ -87,7 +87,8 @@ type SessionEventName =
   | "chat:message-hidden"
   | "chat:message-unhidden"
   | "chat:session-closed"
-  | "chat:session-updated";
+  | "chat:session-updated"
+  | "chat:session-left";
 
 const DEFAULT_PAGE = 30;
 const CATCH_UP_PAGE = 200;
@@ -677,6 +678,15 @@ export class ChatSession {
         this.agentId = updated.agentId;
         this.closed = updated.status === "closed";
         this.changed();
+        return;
+      }
+      case "chat:session-left": {
+        // The server took us out: our access ended (unshared, removed, demoted).  A later connect tries again.
+        const left = payload as ServerToClientPayloads["chat:session-left"];
+        this.joined = false;
+        this.typing = false;
+        this.status = "error";
+        this.setError({ code: left.code, message: left.message, retryable: false }, "session");
         return;
       }
     }

@@ -290,6 +290,20 @@ describe("events", () => {
     expect(session.getSnapshot().error).toMatchObject({ code: "session_closed" });
   });
 
+  it("stops at chat:session-left: access to the session ended", async () => {
+    const server = chatServer([message(1)]);
+    const session = connect(server).session(SID, WS);
+    await tick();
+    server.push("chat:session-left", {
+      sessionId: SID,
+      workspaceId: WS,
+      code: "access_revoked",
+      message: "You no longer have access to this session.",
+      timestamp: 1,
+    });
+    expect(session.getSnapshot()).toMatchObject({ status: "error", joined: false, error: { code: "access_revoked", scope: "session" } });
+  });
+
   it("ignores events of other sessions and other workspaces", async () => {
     const server = chatServer();
     const session = connect(server).session(SID, WS);
