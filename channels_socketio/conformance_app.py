@@ -56,7 +56,7 @@ OPTIONS = EngineOptions(
 SOCKET_OPTIONS = SocketOptions(connect_timeout_ms=1000, connect_error_data=False)
 
 
-def any_origin(origin: str) -> bool:
+def any_origin(origin: str, request_origin: str) -> bool:
     return True
 
 

@@ -52,6 +52,13 @@ class PayloadTooLarge(ProtocolError):
     default_message = "Payload exceeds the maximum size."
 
 
+class TooManyPackets(ProtocolError):
+    """A polling request carrying more packets than ``EngineOptions.max_packets_per_post``."""
+
+    code = "too_many_packets"
+    default_message = "Too many packets in one payload."
+
+
 class EngineRequestError(SocketIOError):
     """An Engine.IO HTTP request the server refuses, with the spec's numeric code.
 
@@ -85,6 +92,12 @@ class Forbidden(EngineRequestError):
     code, engine_code, default_message, status = "forbidden", 4, "Forbidden", 403
 
 
+class TooManySessions(EngineRequestError):
+    """The address already has ``EngineOptions.max_pending_sessions_per_address`` sessions not yet established."""
+
+    code, engine_code, default_message, status = "too_many_sessions", 3, "Too many connections from this address", 429
+
+
 class UnsupportedProtocolVersion(EngineRequestError):
     code, engine_code, default_message = "unsupported_protocol_version", 5, "Unsupported protocol version"
 
@@ -109,6 +122,16 @@ class InvalidPayload(SocketIOError):
     default_message = "The event payload is not valid."
 
 
+class TooManyPendingEvents(SocketIOError):
+    """The socket already has ``SocketOptions.max_pending_events`` events waiting to be handled."""
+
+    code = "too_many_pending_events"
+    default_message = "Too many events waiting to be handled; wait for their acknowledgements."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        super().__init__(message, retryable=True, **details)
+
+
 class AckTimeout(SocketIOError):
     code = "ack_timeout"
     default_message = "The client did not acknowledge in time."
@@ -126,15 +149,18 @@ class WireError:
 WIRE_ERRORS: dict[str, WireError] = {
     "invalid_packet": WireError(400, 1002),
     "payload_too_large": WireError(413, 1009),
+    "too_many_packets": WireError(400, 1008),
     "unknown_transport": WireError(400, 1002),
     "unknown_session": WireError(400, 1008),
     "bad_handshake_method": WireError(400, 1002),
     "bad_request": WireError(400, 1002),
     "forbidden": WireError(403, 1008),
     "unsupported_protocol_version": WireError(400, 1002),
+    "too_many_sessions": WireError(429, 1008),
     "connection_refused": WireError(403, 1008),
     "invalid_namespace": WireError(400, 1008),
     "invalid_payload": WireError(400, 1008),
+    "too_many_pending_events": WireError(429, 1008),
     "internal": WireError(500, 1011),
 }
 DEFAULT_WIRE_ERROR = WireError(400, 1008)

@@ -9,7 +9,7 @@ The ``CONNECT`` auth payload's ``token`` decides, by its kind:
 - ``sock_…``: a one-time socket token, valid for one connection within its
   lifetime; a replayed or expired one fails;
 - anything else: asked of the external verifier (``CHAT_EXTERNAL_AUTH_URL``)
-  when one is configured, its answer cached for ``CHAT_EXTERNAL_AUTH_CACHE_S``.
+  when one is configured, asynchronously, its answer cached (see below).
 
 Without a token, the Django session cookie of this site's own pages.
 Failing all of these, :class:`~chat.errors.Unauthenticated` is raised and no
@@ -18,16 +18,17 @@ event handler ever runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model
@@ -36,7 +37,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat.errors import Unauthenticated
+from chat.errors import Unauthenticated, VerifierBusy
 from chat.models import Membership, Role, Workspace, WorkspaceBan
 from security.models import SOCKET_TOKEN_PREFIX, TOKEN_PREFIX, ApiToken, SocketToken, token_digest
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TOKEN_LENGTH = 512
 EXTERNAL_TIMEOUT_S = 5
+#: The most of a verifier's answer read, in bytes.
+MAX_VERIFIER_ANSWER = 65536
 
 
 @dataclass(frozen=True)
@@ -94,33 +97,70 @@ def user_for_session_cookie(scope: dict[str, Any]) -> AbstractBaseUser | None:
 
 
 # --- the external verifier --------------------------------------------------------
+#
+# Asked over aiohttp on the event loop, never on the thread the database work
+# shares.  Both answers are cached: an identity for ``CHAT_EXTERNAL_AUTH_CACHE_S``,
+# a rejection for ``CHAT_EXTERNAL_AUTH_REJECT_CACHE_S`` (so replaying a bad
+# token costs a cache read).  An unreachable or failing verifier is not
+# cached: the next attempt asks again.  At most ``CHAT_EXTERNAL_AUTH_CONCURRENCY``
+# questions are in flight per worker; beyond that a CONNECT is refused with
+# ``auth_busy`` at once rather than queued.
+
+#: What the cache holds for a token the verifier rejected.
+_REJECTED = "rejected"
+_in_flight = 0
 
 
-def external_user(token: str) -> AuthResult:
-    url = settings.CHAT.external_auth_url
-    cache_key = f"chat:external-auth:{token_digest(token)}"
-    identity = cache.get(cache_key)
+def _cache_key(token: str) -> str:
+    return f"chat:external-auth:{token_digest(token)}"
+
+
+async def external_user(token: str) -> AuthResult:
+    key = _cache_key(token)
+    identity = await cache.aget(key)
     if identity is None:
-        identity = _ask_verifier(url, token)
+        identity = await _ask_verifier_capped(settings.CHAT.external_auth_url, token)
         if identity is None:
             return AuthResult(None, "external_rejected")
-        cache.set(cache_key, identity, settings.CHAT.external_auth_cache_s)
-    return AuthResult(_local_user(identity))
+        if identity == _REJECTED:
+            await cache.aset(key, _REJECTED, settings.CHAT.external_auth_reject_cache_s)
+        else:
+            await cache.aset(key, identity, settings.CHAT.external_auth_cache_s)
+    if identity == _REJECTED:
+        return AuthResult(None, "external_rejected")
+    user = await database_sync_to_async(_local_user)(identity)
+    return AuthResult(user, "" if user else "inactive_user")
 
 
-def _ask_verifier(url: str, token: str) -> dict[str, str] | None:
-    request = urllib.request.Request(
-        url, data=json.dumps({"token": token}).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
+async def _ask_verifier_capped(url: str, token: str) -> dict[str, str] | str | None:
+    global _in_flight
+    if _in_flight >= settings.CHAT.external_auth_concurrency:
+        raise VerifierBusy()
+    _in_flight += 1
     try:
-        with urllib.request.urlopen(request, timeout=EXTERNAL_TIMEOUT_S) as response:
-            body = json.loads(response.read(65536))
-    except urllib.error.HTTPError:
+        return await _ask_verifier(url, token)
+    finally:
+        _in_flight -= 1
+
+
+async def _ask_verifier(url: str, token: str) -> dict[str, str] | str | None:
+    """The identity, ``_REJECTED`` (a definite no), or ``None`` (no answer worth caching)."""
+    timeout = aiohttp.ClientTimeout(total=EXTERNAL_TIMEOUT_S)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.post(url, json={"token": token}, allow_redirects=False) as response:
+                if response.status >= 500:
+                    logger.warning("external auth verifier failed (HTTP %d)", response.status)
+                    return None
+                if response.status >= 300:
+                    return _REJECTED
+                body = json.loads(await response.content.read(MAX_VERIFIER_ANSWER))
+    except ValueError:
+        return _REJECTED
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        logger.warning("external auth verifier unreachable")
         return None
-    except (urllib.error.URLError, TimeoutError, ValueError, OSError):
-        logger.warning("external auth verifier unreachable or answered garbage")
-        return None
-    return _identity(body)
+    return _identity(body) or _REJECTED
 
 
 def _identity(body: Any) -> dict[str, str] | None:
@@ -140,12 +180,14 @@ def _identity(body: Any) -> dict[str, str] | None:
     return identity
 
 
-def _local_user(identity: dict[str, str]) -> AbstractBaseUser:
-    """The local user for an external identity, created on first sight with its membership."""
+def _local_user(identity: dict[str, str]) -> AbstractBaseUser | None:
+    """The local user for an external identity, created on first sight with its membership; ``None`` if deactivated."""
     User = get_user_model()
     username = f"ext-{identity['user_id']}"[:150]
     with transaction.atomic():
         user, _ = User.objects.get_or_create(username=username, defaults={"first_name": identity["name"][:150]})
+        if not user.is_active:
+            return None  # deactivated here: the external system's word does not bring it back
         slug = identity.get("workspace")
         if slug:
             workspace, _ = Workspace.objects.get_or_create(slug=slug[:64], defaults={"name": slug})
@@ -162,7 +204,26 @@ def _local_user(identity: dict[str, str]) -> AbstractBaseUser:
 # --- the handshake ------------------------------------------------------------------
 
 
+def _is_external(auth: Any) -> bool:
+    """Whether this CONNECT's token is one for the external verifier (well-formed, not one of ours)."""
+    if not isinstance(auth, dict) or not settings.CHAT.external_auth_url:
+        return False
+    token = auth.get("token")
+    return (
+        isinstance(token, str)
+        and 0 < len(token) <= MAX_TOKEN_LENGTH
+        and not token.startswith((SOCKET_TOKEN_PREFIX, TOKEN_PREFIX))
+    )
+
+
 def resolve(auth: dict[str, Any] | None, scope: dict[str, Any]) -> AuthResult:
+    """Synchronous (on the database thread), for synchronous callers; sockets use :func:`authenticate`."""
+    if _is_external(auth):
+        return async_to_sync(external_user)(auth["token"])
+    return _resolve_own(auth, scope)
+
+
+def _resolve_own(auth: dict[str, Any] | None, scope: dict[str, Any]) -> AuthResult:
     if not isinstance(auth, dict) or "token" not in auth:
         user = user_for_session_cookie(scope)
         return AuthResult(user, "" if user else "no_credentials")
@@ -174,13 +235,15 @@ def resolve(auth: dict[str, Any] | None, scope: dict[str, Any]) -> AuthResult:
     if token.startswith(TOKEN_PREFIX):
         user = user_for_token(token)
         return AuthResult(user, "" if user else "invalid_token")
-    if settings.CHAT.external_auth_url:
-        return external_user(token)
     return AuthResult(None, "invalid_token")
 
 
 async def authenticate(auth: dict[str, Any] | None, scope: dict[str, Any]) -> AbstractBaseUser:
-    result = await database_sync_to_async(resolve)(auth, scope)
+    """The CONNECT's user; raises :class:`Unauthenticated` (or ``auth_busy``, :class:`VerifierBusy`)."""
+    if _is_external(auth):
+        result = await external_user(auth["token"])
+    else:
+        result = await database_sync_to_async(_resolve_own)(auth, scope)
     if result.user is None:
         raise Unauthenticated(reason=result.failure)
     return result.user

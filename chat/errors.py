@@ -35,6 +35,16 @@ class Unauthenticated(ConnectionRefused):
     default_message = "Authentication required: pass a valid token in the auth payload."
 
 
+class VerifierBusy(ConnectionRefused):
+    """Too many external-verifier questions in flight on this worker (``CHAT_EXTERNAL_AUTH_CONCURRENCY``)."""
+
+    code = "auth_busy"
+    default_message = "Authentication is busy; retry shortly."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        super().__init__(message, retryable=True, **details)
+
+
 class NotAMember(ChatError):
     code = "not_a_member"
     default_message = "You are not a member of this workspace."
@@ -95,6 +105,8 @@ class StoreFailed(ChatError):
 WIRE_ERRORS: dict[str, WireError] = {
     **engine.WIRE_ERRORS,
     "unauthenticated": WireError(401, 1008),
+    "auth_busy": WireError(503, 1013),
+    "too_many_failed_connects": WireError(429, 1008),
     "not_a_member": WireError(404, 1008),
     "session_not_found": WireError(404, 1008),
     "agent_not_found": WireError(404, 1008),

@@ -9,7 +9,9 @@ Routes (see ``chatsite/urls.py``, "widget routes"):
 
 - ``/`` -- the chat page, for a logged-in user (the socket authenticates
   with the Django session cookie);
-- ``/login/``, ``/logout/`` -- Django's auth views with our template;
+- ``/login/``, ``/logout/`` -- Django's auth views with our template; log-in
+  attempts (here and at ``/admin/login/``) are throttled per address and per
+  user name (:func:`throttle_login`);
 - ``/embed/`` -- the page inside the embeddable widget's iframe; it never
   uses the session cookie, only the one-time socket token its host page
   hands it (``postMessage``), so framing it anywhere exposes nothing;
@@ -24,6 +26,7 @@ Routes (see ``chatsite/urls.py``, "widget routes"):
 
 from __future__ import annotations
 
+import functools
 import json
 from functools import cache
 from pathlib import Path
@@ -41,6 +44,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 from django.views.static import serve
+from django_ratelimit.core import get_usage
 
 from chat.ids import is_client_id, is_slug
 from chat.models import Agent, Membership
@@ -149,7 +153,40 @@ class LogoutView(auth_views.LogoutView):
     next_page = "/login/"
 
 
-login_view = LoginView.as_view()
+def _username(group: str, request: HttpRequest) -> str:
+    return request.POST.get("username", "")[:150].strip().lower()
+
+
+def _login_retry_after_s(request: HttpRequest) -> int | None:
+    """Seconds to wait when this log-in attempt is over ``CHAT_LOGIN_RATE_LIMIT``, per address or per user name."""
+    rate = settings.CHAT.login_rate_limit
+    if not rate or request.method != "POST":
+        return None
+    for group, key in (("chat-login-address", "ip"), ("chat-login-username", _username)):
+        usage = get_usage(request, group=group, key=key, rate=rate, method="POST", increment=True)
+        if usage is not None and usage["should_limit"]:
+            return max(1, int(usage["time_left"]))
+    return None
+
+
+def throttle_login(view: Any) -> Any:
+    """Wrap a log-in view: attempts past the limit get 429 with ``Retry-After``, before any password is checked."""
+
+    @functools.wraps(view)
+    def throttled(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        retry_after_s = _login_retry_after_s(request)
+        if retry_after_s is None:
+            return view(request, *args, **kwargs)
+        response = HttpResponse(
+            "Too many log-in attempts; try again later.\n", status=429, content_type="text/plain; charset=utf-8"
+        )
+        response["Retry-After"] = str(retry_after_s)
+        return response
+
+    return throttled
+
+
+login_view = throttle_login(LoginView.as_view())
 logout_view = LogoutView.as_view()
 
 

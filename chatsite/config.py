@@ -12,6 +12,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
+
+from django.http.request import validate_host
 
 from monitoring.conf import MIN_OPS_TOKEN_LENGTH, Levels, MonitoringConfig
 
@@ -53,9 +56,28 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an ``Origin`` (``scheme://host[:port]``, nothing else); ``None`` if not one."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    if parts.path or parts.query or parts.fragment:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return parts.scheme, host, port if port is not None else _DEFAULT_PORTS[parts.scheme]
+
+
 @dataclass(frozen=True)
 class Config:
-    debug: bool = True
+    #: Off unless asked for: debug pages show settings and stack traces to anyone.
+    debug: bool = False
     secret_key: str = "embedded-development-key-change-me-in-production-0123456789"
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
     database_url: str = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
@@ -67,6 +89,16 @@ class Config:
     #: Largest Engine.IO payload accepted, per polling request or WebSocket
     #: frame; the spec's default.
     max_payload: int = 1_000_000
+    #: Most Engine.IO packets one polling POST may carry (each event becomes a task).
+    max_packets_per_post: int = 500
+    #: Engine.IO connections one client address may hold on a worker before
+    #: any of them authenticated (joined a namespace); more are refused
+    #: (429 ``too_many_sessions``).  Unauthenticated ones end after
+    #: ``connect_timeout_ms`` anyway.
+    pending_sessions_per_address: int = 50
+    #: Events one socket may have waiting to be handled; one more is answered
+    #: ``too_many_pending_events`` at once (a client waits for its acks).
+    max_pending_events: int = 500
     #: What a client may leave unread (messages, bytes) before it is disconnected
     #: (close code 1008, a ``slow_client_disconnected`` security event), so that
     #: no client can slow the broadcasts of others.
@@ -105,6 +137,13 @@ class Config:
     external_auth_url: str = ""
     #: How long an external verifier's answer is trusted without asking again.
     external_auth_cache_s: int = 60
+    #: How long the verifier's "no" is remembered, so a replayed bad token costs no question.
+    external_auth_reject_cache_s: int = 30
+    #: Questions to the verifier in flight per worker; a CONNECT beyond it is refused (``auth_busy``).
+    external_auth_concurrency: int = 20
+    #: Failed CONNECTs (authentication refused) per client address per minute; past it, the
+    #: address is refused before authenticating (``too_many_failed_connects``).
+    connect_failure_limit: int = 30
     #: Lifetime of a one-time socket token (``POST /api/v1/auth/socket-token``).
     socket_token_lifetime_s: int = 60
     #: Per-user, per-operation rate limits (per minute), shared by all workers
@@ -139,12 +178,19 @@ class Config:
     security_event_buffer: int = 10_000
     #: REST API rate per user (django-ratelimit syntax); empty disables it.
     api_rate_limit: str = "120/m"
+    #: Log-in attempts (``/login/``, ``/admin/login/``) per client address and,
+    #: separately, per user name (django-ratelimit syntax); empty disables it.
+    login_rate_limit: str = "10/m"
     #: An agent run that has not finished within this is stopped.
     agent_timeout_s: int = 60
     #: A worker's claim on an agent run lasts this long, renewed every third
     #: of it; a run whose worker died is failed (``worker_lost``) once it
     #: lapses, and the session's queue goes on.
     agent_lease_s: int = 30
+    #: Agent runs executing at once on a worker for one user's messages, and
+    #: for one workspace; a run beyond either fails with ``agent_run_limit``.
+    agent_runs_per_user: int = 4
+    agent_runs_per_workspace: int = 16
     #: Agent runs one worker carries out at once; more wait for a slot.
     agent_max_concurrent_runs: int = 64
     #: How often a streaming reply's chunks so far are saved (``AgentRun.stream``), so every worker can show it.
@@ -180,14 +226,22 @@ class Config:
     def uses_redis(self) -> bool:
         return bool(self.redis_url)
 
-    def origin_allowed(self, origin: str) -> bool:
-        """Exact match of scheme://host[:port]; never a substring match."""
+    def origin_allowed(self, origin: str, request_origin: str | None = None) -> bool:
+        """Exact match of scheme://host[:port]; never a substring match.
+
+        Without ``allowed_origins``: the site's own pages only -- the scheme
+        and port the request came in on (``request_origin``, its
+        ``scheme://host[:port]``) and one of ``allowed_hosts``.  Without the
+        request's origin nothing but an allowed origin is.
+        """
         if "*" in self.allowed_origins:
             return True
         if self.allowed_origins:
             return origin in self.allowed_origins
-        host = origin.split("://", 1)[-1].rsplit(":", 1)[0] if "://" in origin else ""
-        return host in self.allowed_hosts
+        page, request = _origin_parts(origin), _origin_parts(request_origin or "")
+        if page is None or request is None or page[0::2] != request[0::2]:
+            return False
+        return validate_host(page[1], list(self.allowed_hosts))
 
 
 def load(env: Mapping[str, str] = os.environ) -> Config:
@@ -207,6 +261,11 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         ping_interval_ms=_int(env, "CHAT_PING_INTERVAL_MS", defaults.ping_interval_ms, minimum=1),
         ping_timeout_ms=_int(env, "CHAT_PING_TIMEOUT_MS", defaults.ping_timeout_ms, minimum=1),
         max_payload=_int(env, "CHAT_MAX_PAYLOAD", defaults.max_payload, minimum=64),
+        max_packets_per_post=_int(env, "CHAT_MAX_PACKETS_PER_POST", defaults.max_packets_per_post, minimum=16),
+        max_pending_events=_int(env, "CHAT_MAX_PENDING_EVENTS", defaults.max_pending_events, minimum=1),
+        pending_sessions_per_address=_int(
+            env, "CHAT_PENDING_SESSIONS_PER_ADDRESS", defaults.pending_sessions_per_address, minimum=1
+        ),
         max_buffered_packets=_int(env, "CHAT_MAX_BUFFERED_PACKETS", defaults.max_buffered_packets, minimum=16),
         max_buffered_bytes=_int(env, "CHAT_MAX_BUFFERED_BYTES", defaults.max_buffered_bytes, minimum=65_536),
         connect_timeout_ms=_int(env, "CHAT_CONNECT_TIMEOUT_MS", defaults.connect_timeout_ms, minimum=1),
@@ -220,6 +279,13 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         access_recheck_s=_int(env, "CHAT_ACCESS_RECHECK_S", defaults.access_recheck_s),
         external_auth_url=env.get("CHAT_EXTERNAL_AUTH_URL", ""),
         external_auth_cache_s=_int(env, "CHAT_EXTERNAL_AUTH_CACHE_S", defaults.external_auth_cache_s),
+        external_auth_reject_cache_s=_int(
+            env, "CHAT_EXTERNAL_AUTH_REJECT_CACHE_S", defaults.external_auth_reject_cache_s
+        ),
+        external_auth_concurrency=_int(
+            env, "CHAT_EXTERNAL_AUTH_CONCURRENCY", defaults.external_auth_concurrency, minimum=1
+        ),
+        connect_failure_limit=_int(env, "CHAT_CONNECT_FAILURE_LIMIT", defaults.connect_failure_limit, minimum=1),
         socket_token_lifetime_s=_int(env, "CHAT_SOCKET_TOKEN_LIFETIME_S", defaults.socket_token_lifetime_s, minimum=1),
         message_rate_limit=_int(env, "CHAT_MESSAGE_RATE_LIMIT", defaults.message_rate_limit, minimum=1),
         join_rate_limit=_int(env, "CHAT_JOIN_RATE_LIMIT", defaults.join_rate_limit, minimum=1),
@@ -239,6 +305,10 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         security_event_buffer=_int(env, "CHAT_SECURITY_EVENT_BUFFER", defaults.security_event_buffer, minimum=1),
         agent_timeout_s=_int(env, "CHAT_AGENT_TIMEOUT_S", defaults.agent_timeout_s, minimum=1),
         agent_lease_s=_int(env, "CHAT_AGENT_LEASE_S", defaults.agent_lease_s, minimum=1),
+        agent_runs_per_user=_int(env, "CHAT_AGENT_RUNS_PER_USER", defaults.agent_runs_per_user, minimum=1),
+        agent_runs_per_workspace=_int(
+            env, "CHAT_AGENT_RUNS_PER_WORKSPACE", defaults.agent_runs_per_workspace, minimum=1
+        ),
         agent_max_concurrent_runs=_int(
             env, "CHAT_AGENT_MAX_CONCURRENT_RUNS", defaults.agent_max_concurrent_runs, minimum=1
         ),
@@ -256,6 +326,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
             env, "CHAT_PARLANT_MAX_OPEN_REQUESTS", defaults.parlant_max_open_requests, minimum=1
         ),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
+        login_rate_limit=env.get("CHAT_LOGIN_RATE_LIMIT", defaults.login_rate_limit),
         worker_id=env.get("CHAT_WORKER_ID") or defaults.worker_id,
         monitoring=_load_monitoring(env),
     )

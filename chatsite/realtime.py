@@ -43,6 +43,8 @@ def build() -> Realtime:
         ping_interval_ms=config.ping_interval_ms,
         ping_timeout_ms=config.ping_timeout_ms,
         max_payload=config.max_payload,
+        max_packets_per_post=config.max_packets_per_post,
+        max_pending_sessions_per_address=config.pending_sessions_per_address,
         max_buffered_packets=config.max_buffered_packets,
         max_buffered_bytes=config.max_buffered_bytes,
     )
@@ -50,7 +52,9 @@ def build() -> Realtime:
     # Conformance mode answers an unknown namespace exactly as the reference server does;
     # the chat keeps the error's data.code, as for every other refusal.
     socket_options = SocketOptions(
-        connect_timeout_ms=config.connect_timeout_ms, connect_error_data=not config.conformance
+        connect_timeout_ms=config.connect_timeout_ms,
+        connect_error_data=not config.conformance,
+        max_pending_events=config.max_pending_events,
     )
     sockets = SocketServer(worker, options=socket_options)
     echo_engine = None

@@ -8,6 +8,8 @@ from chat import web
 
 urlpatterns = [
     path("", include("monitoring.urls")),
+    # The admin's log-in page, throttled like ours (chat/web.py); before the admin's own routes.
+    path("admin/login/", web.throttle_login(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("chat.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -8,13 +8,14 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
+from monitoring.auth import is_superuser
 from monitoring.models import Dashboard
 
 
 @admin.register(Dashboard)
 class DashboardAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
+        return is_superuser(request.user)  # the dashboard shows every workspace
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)

@@ -1,4 +1,9 @@
-"""Who may read the monitoring API: staff users, or whoever holds the ops token.
+"""Who may read the monitoring API and dashboard: superusers, or whoever holds the ops token.
+
+Monitoring is the whole server's: it counts every workspace's sessions and
+lists the busiest ones by name.  A staff user may be the administrator of
+one workspace only (the admin scopes them to it), so staff alone is not
+enough: only the ops token and superusers see across workspaces.
 
 The ops token (``CHAT_OPS_TOKEN``) is for scrapers and orchestrators that
 have no user: ``Authorization: Bearer <token>``.  It is checked first and
@@ -62,11 +67,15 @@ class OpsTokenAuthentication(authentication.BaseAuthentication):
         return "Bearer"
 
 
-class IsStaffOrOps(permissions.BasePermission):
-    message = "Staff or the ops token only."
+def is_superuser(user: Any) -> bool:
+    """An active superuser: the only users who may see every workspace's numbers."""
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
+
+
+class IsSuperuserOrOps(permissions.BasePermission):
+    message = "Superusers or the ops token only."
 
     def has_permission(self, request: Any, view: Any) -> bool:
         if request.auth == OPS_AUTH and request.user is OPS:
             return True
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+        return is_superuser(request.user)

@@ -39,7 +39,7 @@ class MonitoringConfig:
     #: Bearer token that grants the monitoring API (``/api/v1/metrics/``,
     #: ``/api/v1/health/``) without a user; empty disables it.
     ops_token: str = ""
-    #: ``/metrics`` answers anyone when true; otherwise it needs staff or the ops token.
+    #: ``/metrics`` answers anyone when true; otherwise it needs a superuser or the ops token.
     metrics_public: bool = True
     #: Workspaces (slugs) that get their own ``workspace`` label value; every
     #: other workspace is reported as ``other``.  Keep it short: each slug

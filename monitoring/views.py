@@ -1,4 +1,7 @@
-"""Liveness, readiness, Prometheus exposition and the staff dashboard.
+"""Liveness, readiness, Prometheus exposition and the dashboard.
+
+Everything but liveness and readiness shows every workspace, so it is for
+superusers and the ops token only (:mod:`monitoring.auth`).
 
 The monitoring API (``/api/v1/metrics/``, ``/api/v1/health/``) is part of
 the REST API, in :mod:`chat.api.monitoring`, built on :mod:`monitoring.service`.
@@ -8,7 +11,7 @@ the REST API, in :mod:`chat.api.monitoring`, built on :mod:`monitoring.service`.
 ``/readyz``            readiness: database and channel layer        200 ready, 503 not
 ``/metrics``           Prometheus text (or OpenMetrics) format      public unless
                                                                     CHAT_METRICS_PUBLIC=0
-``/admin/monitoring/`` live dashboard                               staff (admin login)
+``/admin/monitoring/`` live dashboard                               superusers (admin login)
 =====================  ==========================================  =====================
 """
 
@@ -19,6 +22,7 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from prometheus_client.exposition import choose_encoder
@@ -62,8 +66,7 @@ def _metrics_allowed(request: HttpRequest) -> bool:
         return True
     if auth.is_ops_token(auth.bearer(request.headers.get("Authorization", ""))):
         return True
-    user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.is_staff)
+    return auth.is_superuser(getattr(request, "user", None))
 
 
 def _render(accept: str) -> tuple[bytes, str]:
@@ -75,7 +78,7 @@ async def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     """Every metric, summed over worker processes in multiprocess mode."""
     probe.ensure_started()
     if not await sync_to_async(_metrics_allowed)(request):
-        return HttpResponse("Staff or the ops token only.\n", status=401, content_type="text/plain")
+        return HttpResponse("Superusers or the ops token only.\n", status=401, content_type="text/plain")
     body, content_type = await sync_to_async(_render, thread_sensitive=False)(request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type, headers=NO_STORE)
 
@@ -84,7 +87,9 @@ async def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The staff dashboard (wrapped in ``admin_view`` by the URLconf: staff only)."""
+    """The dashboard (wrapped in ``admin_view`` by the URLconf: logged-in staff), for superusers only."""
+    if not auth.is_superuser(request.user):
+        raise PermissionDenied("The dashboard shows every workspace: superusers only.")
     config = conf.get()
     return render(
         request,

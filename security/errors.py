@@ -56,3 +56,14 @@ class ConnectionLimitExceeded(ConnectionRefused):
     def __init__(self, limit: int, message: str | None = None, **details: Any) -> None:
         self.limit = limit
         super().__init__(message, limit=limit, **details)
+
+
+class TooManyFailedConnects(ConnectionRefused):
+    """This address failed to authenticate too often recently; ``retryAfter`` (ms) says when to try again."""
+
+    code = "too_many_failed_connects"
+    default_message = "Too many failed connection attempts from this address; retry later."
+
+    def __init__(self, retry_after_ms: int, message: str | None = None, **details: Any) -> None:
+        self.retry_after_ms = max(0, int(retry_after_ms))
+        super().__init__(message, retryAfter=self.retry_after_ms, **details)

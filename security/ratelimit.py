@@ -163,6 +163,9 @@ class LimiterBackend(Protocol):
     async def hit(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int, int]:
         """Atomically count a hit: ``(allowed, retry_after_ms, remaining)``."""
 
+    async def peek(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int]:
+        """Whether a hit would be allowed now, without counting one: ``(allowed, retry_after_ms)``."""
+
     async def strike(self, subject: str, now_ms: int, policy: PenaltyPolicy) -> int:
         """Record a strike; return the subject's penalty level afterwards."""
 
@@ -213,6 +216,17 @@ class MemoryBackend:
         # The hit at index count - limit must leave the window before count drops below limit.
         return False, max(1, log[count - limit] + window_ms - now_ms), 0
 
+    async def peek(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int]:
+        log = self._windows.get(key)
+        if log is None:
+            return True, 0
+        cutoff = now_ms - window_ms
+        while log and log[0] <= cutoff:
+            log.popleft()
+        if len(log) < limit:
+            return True, 0
+        return False, max(1, log[len(log) - limit] + window_ms - now_ms)
+
     async def strike(self, subject: str, now_ms: int, policy: PenaltyPolicy) -> int:
         level, last = self._levels.get(subject, (0, 0))
         level = policy.decayed(level, last, now_ms)
@@ -258,6 +272,23 @@ local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORE
 local retry = tonumber(entry[2]) + window - now
 if retry < 1 then retry = 1 end
 return {0, retry, 0}
+"""
+
+#: _HIT_LUA without counting the hit.
+_PEEK_LUA = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  return {1, 0}
+end
+local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+local retry = tonumber(entry[2]) + window - now
+if retry < 1 then retry = 1 end
+return {0, retry}
 """
 
 #: The subject's penalty level, read and decayed: one level less per quiet period since its last strike.
@@ -377,6 +408,7 @@ class RedisBackend:
         self.client = client
         self.prefix = prefix
         self._hit = client.register_script(_HIT_LUA)
+        self._peek = client.register_script(_PEEK_LUA)
         self._strike = client.register_script(_STRIKE_LUA)
         self._penalized_hit = client.register_script(_PENALIZED_HIT_LUA)
         self._member_prefix = secrets.token_hex(4)
@@ -397,6 +429,13 @@ class RedisBackend:
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
         return bool(allowed), int(retry), int(remaining)
+
+    async def peek(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int]:
+        try:
+            allowed, retry = await self._peek(keys=[f"{self.prefix}rl:{key}"], args=[now_ms, window_ms, limit])
+        except REDIS_FAILURES as error:
+            raise BackendUnavailable(str(error)) from error
+        return bool(allowed), int(retry)
 
     def _penalty_keys(self, subject: str) -> list[str]:
         base = f"{self.prefix}pen:{{{subject}}}"
@@ -563,6 +602,16 @@ class RateLimiter:
                 return Decision(True, 0, rule.limit, rule.limit, 0)
             return Decision(False, 1000, 0, rule.limit, 0)
         return Decision(allowed, retry_after, remaining, limit, level)
+
+    async def peek(self, key: str, rule: Rule) -> Decision:
+        """Whether a hit on ``key`` would be allowed now, without counting it (``remaining`` is not computed)."""
+        now = int(self.clock() * 1000)
+        try:
+            allowed, retry_after = await self.backend.peek(key, rule.limit, rule.window_ms, now)
+        except BackendUnavailable as error:
+            backend_down(error)
+            allowed, retry_after = self.fail_open, 0 if self.fail_open else 1000
+        return Decision(allowed, retry_after, 0, rule.limit, 0)
 
     async def check(self, operation: str, subject: str | int) -> Decision:
         """Count a hit of ``operation`` by ``subject`` (a user id); raise :class:`RateLimited` if denied."""

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from channels_socketio import observer
-from channels_socketio.errors import ConnectionRefused, InvalidNamespace, ProtocolError, SocketIOError
+from channels_socketio.errors import (
+    ConnectionRefused,
+    InvalidNamespace,
+    ProtocolError,
+    SocketIOError,
+    TooManyPendingEvents,
+)
 from channels_socketio.protocol.emitter import NAMESPACE_ROOM, Emitter, event_frames, socket_room
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.rooms import RoomFanout, group_name
@@ -43,6 +49,10 @@ class SocketOptions:
     #: reference server sends only ``{"message"}`` for an unknown namespace, and
     #: protocol test suites compare the packet whole.
     connect_error_data: bool = True
+    #: Events one socket may have waiting to be handled (each is a task queued
+    #: on the socket's lock); one beyond is answered ``too_many_pending_events``
+    #: at once, without a task.  0: no limit.
+    max_pending_events: int = 0
 
 
 class SocketServer:
@@ -135,6 +145,11 @@ class SocketServer:
             )
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
             observer.current.message_received(packet.data[0], len(data))
+            limit = self.options.max_pending_events
+            if limit and socket.pending_events >= limit:
+                await self._refuse_event(socket, packet, TooManyPendingEvents())
+                return
+            socket.pending_events += 1
             self._spawn(self._handle_event(socket, packet))
         elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
             assert packet.id is not None
@@ -201,6 +216,7 @@ class SocketServer:
                 await self._run_disconnect_handler(namespace, socket, CloseReason.TRANSPORT_CLOSE)
                 return
             connection.cancel_connect_timer()
+            connection.session.establish()
             await socket.join(socket_room(socket.id))
             await socket.join(NAMESPACE_ROOM)
             await socket.mark_connected(encode(Packet(PacketType.CONNECT, name, {"sid": socket.id})))
@@ -231,7 +247,20 @@ class SocketServer:
 
     # --- events -------------------------------------------------------------------------
 
+    async def _refuse_event(self, socket: Socket, packet: Packet, error: SocketIOError) -> None:
+        """Answer an event with an error without handling it (nothing to answer without an ack id)."""
+        observer.current.event_failed(packet.data[0], internal=False)
+        if packet.id is not None:
+            ack = Packet(PacketType.ACK, socket.namespace, [{"ok": False, **error.as_payload()}], packet.id)
+            await socket.send_packet(ack)
+
     async def _handle_event(self, socket: Socket, packet: Packet) -> None:
+        try:
+            await self._handle_event_in_turn(socket, packet)
+        finally:
+            socket.pending_events -= 1
+
+    async def _handle_event_in_turn(self, socket: Socket, packet: Packet) -> None:
         event, args = packet.data[0], packet.data[1:]
         observer.current.event_handling()
         namespace = self.namespaces[socket.namespace]

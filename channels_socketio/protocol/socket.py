@@ -72,6 +72,8 @@ class Socket:
         #: Held while one of this socket's events is handled, so a client's
         #: events are handled one at a time, in the order they were sent.
         self.lock = asyncio.Lock()
+        #: Events received and not yet handled (``SocketOptions.max_pending_events``).
+        self.pending_events = 0
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack_id = 0
 

@@ -16,7 +16,7 @@ import asyncio
 from channels_socketio.errors import BadRequest, Forbidden
 from channels_socketio.transport.http_request import BoundedHttpConsumer
 from channels_socketio.transport.polling_exchange import PollingResponse, error_response, serve_polling
-from channels_socketio.transport.scope import header, query_params
+from channels_socketio.transport.scope import header, query_params, request_origin
 from channels_socketio.transport.server import EngineServer
 from channels_socketio.wire.engine_packets import open_packet
 
@@ -75,7 +75,7 @@ class PollingConsumer(BoundedHttpConsumer):
         return query_params(self.scope)["sid"]
 
     def _cors_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
-        if origin is None or not self.engine.origin_allowed(origin):
+        if origin is None or not self.engine.origin_allowed(origin, request_origin(self.scope)):
             return []
         return [
             (b"access-control-allow-origin", origin.encode("latin-1")),

@@ -42,10 +42,10 @@ async def serve_polling(session: EngineSession, method: str, body: bytes, too_la
         await session.close(CloseReason.TRANSPORT_ERROR)
         raise PayloadTooLarge(f"Payload exceeds maxPayload ({session.options.max_payload} bytes).")
     try:
-        # A client sends in one POST everything it buffered meanwhile: the
-        # body's size (maxPayload) bounds the work, not a packet count.
+        # A client sends in one POST everything it buffered meanwhile: the body's size (maxPayload)
+        # and its packet count (max_packets_per_post) bound the work one request causes.
         text = body.decode("utf-8")
-        await session.post(decode_payload(text, max_packets=max(64, len(text) // 2 + 1)))
+        await session.post(decode_payload(text, max_packets=session.options.max_packets_per_post))
     except UnicodeDecodeError:
         await session.close(CloseReason.PARSE_ERROR, drain=False)
         raise ProtocolError("Payload is not valid UTF-8.") from None

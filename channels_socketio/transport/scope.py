@@ -20,3 +20,18 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+#: The HTTP scheme of a page that would open this request (a WebSocket's is the page's too).
+_PAGE_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def request_origin(scope: dict[str, Any]) -> str:
+    """``scheme://host[:port]`` the request was sent to: what a same-origin page's ``Origin`` is."""
+    scheme = str(scope.get("scheme") or "http").lower()
+    scheme = _PAGE_SCHEME.get(scheme, scheme)
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("", None)
+        host = f"{server[0]}:{server[1]}" if server[1] is not None else str(server[0])
+    return f"{scheme}://{host.strip().lower()}"

@@ -9,24 +9,32 @@ handshake, and the request verification the reference server performs
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any, Callable
 
 from channels_socketio.errors import (
     BadHandshakeMethod,
     BadRequest,
     Forbidden,
+    TooManySessions,
     UnknownSession,
     UnknownTransport,
     UnsupportedProtocolVersion,
 )
 from channels_socketio.transport.relay import PollingRelay, owner_of, session_id_for
-from channels_socketio.transport.scope import header, query_params
+from channels_socketio.transport.scope import header, query_params, request_origin
 from channels_socketio.transport.session import EngineHandler, EngineOptions, EngineSession
 from channels_socketio.transport.worker_channel import WorkerChannel
 
 logger = logging.getLogger(__name__)
 
 TRANSPORTS = ("polling", "websocket")
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    """The peer address the ASGI server reports (after any trusted proxy headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 class EngineServer:
@@ -36,7 +44,7 @@ class EngineServer:
         self,
         handler: EngineHandler,
         options: EngineOptions,
-        origin_allowed: Callable[[str], bool],
+        origin_allowed: Callable[[str, str], bool],
         worker: WorkerChannel,
     ) -> None:
         self.handler = handler
@@ -44,6 +52,8 @@ class EngineServer:
         self.origin_allowed = origin_allowed
         self.worker = worker
         self.sessions: dict[str, EngineSession] = {}
+        #: Sessions not yet established, per client address (``max_pending_sessions_per_address``).
+        self.pending: Counter[str] = Counter()
         self.relay = PollingRelay(self.sessions, options, worker)
 
     def verify(self, scope: dict[str, Any], method: str) -> EngineSession | str | None:
@@ -62,7 +72,7 @@ class EngineServer:
         if transport != scope_transport:
             raise BadRequest("Transport does not match the request.")
         origin = header(scope, b"origin")
-        if origin is not None and not self.origin_allowed(origin):
+        if origin is not None and not self.origin_allowed(origin, request_origin(scope)):
             raise Forbidden()
         sid = params.get("sid")
         if sid is None and method != "GET":
@@ -72,6 +82,9 @@ class EngineServer:
         if params.get("EIO") != "4":
             raise UnsupportedProtocolVersion()
         if sid is None:
+            limit = self.options.max_pending_sessions_per_address
+            if limit and self.pending[client_address(scope)] >= limit:
+                raise TooManySessions()
             return None
         session = self.sessions.get(sid)
         if session is None:
@@ -94,12 +107,22 @@ class EngineServer:
             options=self.options,
             handler=self.handler,
             on_closed=self._forget,
+            on_established=self._established,
         )
         self.sessions[sid] = session
+        self.pending[client_address(scope)] += 1
         return session
 
+    def _established(self, session: EngineSession) -> None:
+        """No longer pending: established, or gone."""
+        address = client_address(session.scope)
+        self.pending[address] -= 1
+        if self.pending[address] <= 0:
+            del self.pending[address]
+
     def _forget(self, session: EngineSession) -> None:
-        self.sessions.pop(session.sid, None)
+        if self.sessions.pop(session.sid, None) is not None and not session.established:
+            self._established(session)
 
     def buffer_sizes(self) -> dict[str, dict[str, int]]:
         """The sizes of this server's bounded buffers, for whoever monitors the process."""

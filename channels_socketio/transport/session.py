@@ -77,6 +77,16 @@ class EngineOptions:
     ping_interval_ms: int = 25_000
     ping_timeout_ms: int = 20_000
     max_payload: int = 1_000_000
+    #: Most packets one polling POST may carry: each may become a handler's
+    #: task, and a 1 MB body can hold half a million tiny ones.  A client
+    #: batches what it buffered since its last POST; past this the session
+    #: is closed (``too_many_packets``).
+    max_packets_per_post: int = 500
+    #: Most sessions one client address may hold on this worker that the
+    #: layer above has not established yet (:meth:`EngineSession.establish`:
+    #: for Socket.IO, no namespace connected, so nobody authenticated); a
+    #: handshake beyond it is refused (``too_many_sessions``).  0: no limit.
+    max_pending_sessions_per_address: int = 0
     #: Upper bound on what may wait for a client that does not read (a polling
     #: client that does not poll, a WebSocket whose transport takes no more),
     #: in bytes and in messages; past either the session is closed
@@ -117,6 +127,7 @@ class EngineSession:
         options: EngineOptions,
         handler: EngineHandler,
         on_closed: Callable[[EngineSession], None],
+        on_established: Callable[[EngineSession], None] | None = None,
     ) -> None:
         self.sid = sid
         self.scope = scope
@@ -129,6 +140,9 @@ class EngineSession:
         #: Free for the layer above (the Socket.IO connection object).
         self.attachment: Any = None
         self._on_closed = on_closed
+        self._on_established = on_established
+        #: Whether the layer above accepted this session (:meth:`establish`).
+        self.established = False
         self._outbox: list[Packet] = []
         self._outbox_bytes = 0
         self._poll_waiter: asyncio.Future[None] | None = None
@@ -149,6 +163,13 @@ class EngineSession:
         self.opened_at = observer.current.connection_opened(transport)
 
     # --- lifecycle -----------------------------------------------------------
+
+    def establish(self) -> None:
+        """The layer above accepted the session (Socket.IO: a namespace connected); it stops counting as pending."""
+        if not self.established:
+            self.established = True
+            if self._on_established is not None:
+                self._on_established(self)
 
     async def open(self) -> None:
         """Tell the layer above the session exists and start the heartbeat."""

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 
-from channels_socketio.errors import ProtocolError
+from channels_socketio.errors import ProtocolError, TooManyPackets
 
 RECORD_SEPARATOR = "\x1e"
 
@@ -95,7 +95,7 @@ def decode_payload(body: str, *, max_packets: int = 64) -> list[Packet]:
         raise ProtocolError("Empty payload.")
     parts = body.split(RECORD_SEPARATOR, max_packets)
     if len(parts) > max_packets:
-        raise ProtocolError(f"Too many packets in one payload (at most {max_packets}).")
+        raise TooManyPackets(f"Too many packets in one payload (at most {max_packets}).")
     return [_decode_polling_packet(part) for part in parts]
 
 

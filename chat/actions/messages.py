@@ -35,6 +35,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import Signal
 
 from chat import event_names, notify
+from chat.errors import InvalidPayload
+from chat.ids import AGENT_REPLY_PREFIX, is_reserved_message_id
 from chat.models import ContentType, SenderType
 from chat.services import screening
 from chat.services.messages import NewMessage, Sender, StoredMessage, check_content, render
@@ -120,8 +122,12 @@ async def post_message(
     which is answered with ``chat:message-sent`` instead).  A resend of a
     message this worker just stored is answered from memory, unscreened: it
     is not new content.  A resend found in the database is announced again
-    (the worker that committed it may have died before announcing it).
+    (the worker that committed it may have died before announcing it).  Ids
+    with the agents' prefix are refused (``invalid_payload``): they name
+    agents' replies (:mod:`chat.ids`).
     """
+    if is_reserved_message_id(draft.key):
+        raise InvalidPayload(f"Message ids starting with {AGENT_REPLY_PREFIX!r} are reserved for agent replies.")
     await limit_sends(author)
     stored = writer.recently_stored(where.session_id, draft.key)
     if stored is None:

@@ -40,7 +40,11 @@ Queueing.  Each session's runs execute one at a time in the ``seq`` order of
 their messages, by whichever worker claims them (see :mod:`chat.agents.runs`);
 sessions never wait for each other and nothing here runs on a socket's
 event handler beyond creating the run row.  A worker executes at most
-``agent_max_concurrent_runs`` runs at once.
+``agent_max_concurrent_runs`` runs at once, of which at most
+``CHAT_AGENT_RUNS_PER_USER`` answer one user and
+``CHAT_AGENT_RUNS_PER_WORKSPACE`` one workspace, so no tenant holds every
+slot: a run claimed beyond either fails at once with ``agent_run_limit``
+(its final chunk's ``error`` and a system note say so; the user may send again).
 
 Cancelling.  The worker running a reply is named in its run row; a cancel
 handled by another worker reaches it as a ``chat.agent.cancel`` message on
@@ -69,6 +73,7 @@ import asyncio
 import contextvars
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +100,8 @@ CANCEL_MESSAGE = "chat.agent.cancel"
 #: The prefix of this runner's channel on the channel layer (where cancel requests reach the worker running a reply).
 CHANNEL_PREFIX = "agents"
 
+#: The error code of a run refused for its user's or workspace's share (``CHAT_AGENT_RUNS_PER_*``).
+RUN_LIMIT_ERROR = "agent_run_limit"
 #: How long a drain waits when an earlier message's run may still appear.
 WAIT_RETRY_S = 0.1
 
@@ -190,6 +197,9 @@ class AgentRunner:
         self._background: list[asyncio.Task[None]] = []
         self._starting: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
+        #: Runs executing on this worker per user id and per workspace slug (the per-tenant caps).
+        self._by_user: Counter[int | None] = Counter()
+        self._by_workspace: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.channel: str = ""
 
@@ -307,9 +317,13 @@ class AgentRunner:
                     claim = await database_sync_to_async(runs.claim_next)(
                         session_id, self.worker_id, self.channel, lease_s
                     )
-                    if claim.kind == runs.ClaimKind.RUN:
+                    refusal = self._over_cap(claim.ticket) if claim.kind == runs.ClaimKind.RUN else None
+                    if claim.kind == runs.ClaimKind.RUN and refusal is None:
                         await self._execute(claim.ticket)
                         continue
+                if refusal is not None:
+                    await self._finish(claim.ticket, refusal, ActiveRun(claim.ticket), 0)
+                    continue
                 if claim.kind == runs.ClaimKind.LOST:
                     await self._finish(claim.ticket, Outcome(AgentRunStatus.FAILED, "worker_lost"), None, 0)
                     continue
@@ -371,7 +385,26 @@ class AgentRunner:
 
     # --- executing -------------------------------------------------------------------
 
+    def _over_cap(self, ticket: runs.RunTicket) -> Outcome | None:
+        """A failed outcome when the run's user or workspace already has its share of this worker's runs."""
+        over_user = (
+            ticket.sender_id is not None and self._by_user[ticket.sender_id] >= settings.CHAT.agent_runs_per_user
+        )
+        over_workspace = self._by_workspace[ticket.workspace_slug] >= settings.CHAT.agent_runs_per_workspace
+        return Outcome(AgentRunStatus.FAILED, RUN_LIMIT_ERROR) if over_user or over_workspace else None
+
     async def _execute(self, ticket: runs.RunTicket) -> None:
+        self._by_user[ticket.sender_id] += 1
+        self._by_workspace[ticket.workspace_slug] += 1
+        try:
+            await self._execute_run(ticket)
+        finally:
+            for counter, key in ((self._by_user, ticket.sender_id), (self._by_workspace, ticket.workspace_slug)):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+
+    async def _execute_run(self, ticket: runs.RunTicket) -> None:
         active = ActiveRun(ticket, timer=run_timer(ticket.backend))
         self._active[ticket.run_id] = active
         renewal = asyncio.get_running_loop().create_task(self._renew(active), name=f"agent-lease-{ticket.run_id}")

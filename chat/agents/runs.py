@@ -33,6 +33,7 @@ from django.utils import timezone
 from chat.agents.backends import ContextMessage
 from chat.agents.errors import AgentRunFinished, AgentRunNotFound
 from chat.errors import PermissionDenied
+from chat.ids import AGENT_REPLY_PREFIX
 from chat.models import (
     AGENT_RUN_OPEN_STATES,
     Agent,
@@ -57,11 +58,11 @@ KEY_MAX = 128
 
 def derive_key(user_key: str, suffix: str = "") -> str:
     """The id of what the agent stores in answer to ``user_key``: deterministic, at most 128 characters."""
-    key = f"agent-{user_key}{suffix}"
+    key = f"{AGENT_REPLY_PREFIX}{user_key}{suffix}"
     if len(key) <= KEY_MAX:
         return key
     digest = hashlib.sha256(user_key.encode()).hexdigest()[:48]
-    return f"agent-{digest}{suffix}"
+    return f"{AGENT_REPLY_PREFIX}{digest}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class RunTicket:
     agent_name: str
     backend: str
     config: dict[str, Any] = field(repr=False)
+    #: The user whose message this run answers (``None``: a deleted user).
+    sender_id: int | None = None
 
 
 def _ticket(run: AgentRun) -> RunTicket:
@@ -100,6 +103,7 @@ def _ticket(run: AgentRun) -> RunTicket:
         agent_name=agent.name if agent else "agent",
         backend=agent.backend if agent else "",
         config=dict(agent.config) if agent and isinstance(agent.config, dict) else {},
+        sender_id=run.message.user_id,
     )
 
 
@@ -308,6 +312,7 @@ FAILURE_REASONS = {
     "upstream_auth": "its provider refused its credentials",
     "upstream_cancelled": "its provider cancelled the reply",
     "stream_interrupted": "its reply was cut off",
+    "agent_run_limit": "too many replies are running for this user or workspace; send again shortly",
 }
 
 

@@ -3,8 +3,9 @@
 Layer: chat application, REST surface, over :mod:`monitoring.service`.
 
 =====================  ==========================================  =====================
-``/api/v1/metrics/``   current, summary, health, recommendations    staff or ops token
-``/api/v1/health/``    {status, score, issues, checks}              200, 503 unhealthy
+``/api/v1/metrics/``   current, summary, health, recommendations    superuser or ops token
+``/api/v1/health/``    {status, score, issues, checks}              superuser or ops token;
+                                                                   503 unhealthy
 =====================  ==========================================  =====================
 """
 
@@ -63,7 +64,7 @@ async def _health() -> tuple[service.HealthScore, dict[str, Any]]:
 
 class MonitoringAPIView(APIView):
     authentication_classes = [auth.OpsTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
-    permission_classes = [auth.IsStaffOrOps]
+    permission_classes = [auth.IsSuperuserOrOps]
     # Not throttled: the throttles count in the cache (Redis), and health must answer while Redis is down.
     throttle_classes: list[Any] = []
 

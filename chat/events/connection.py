@@ -13,16 +13,24 @@ from chat.events import guards
 from chat.events.context import joined
 from chat.events.housekeeping import housekeeping
 from chat.events.sessions import leave_joined
-from security.errors import ConnectionLimitExceeded
+from security.errors import ConnectionLimitExceeded, TooManyFailedConnects
+from security.events import client_ip
 from security.models import SecurityEventType
 
 
 def register(namespace: Namespace) -> None:
     @namespace.on_connect
     async def connect(socket: Socket, auth: dict[str, Any] | None) -> None:
+        address = client_ip(socket.scope)
+        try:
+            await guards.failed_connects().check(address)
+        except TooManyFailedConnects:
+            guards.record(socket, SecurityEventType.AUTHENTICATION_FAILED, reason="too_many_failed_connects")
+            raise
         try:
             socket.user = await authenticate(auth, socket.scope)
         except Unauthenticated as error:
+            await guards.failed_connects().failed(address)
             guards.record(socket, SecurityEventType.AUTHENTICATION_FAILED, reason=error.details.get("reason", ""))
             raise
         try:

@@ -13,10 +13,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from django.conf import settings
+
 from channels_socketio.protocol.socket import Socket
 from chat.errors import ChatError
 from chat.services import screening
 from chat.services.screening import limiter, record_client, repeats  # noqa: F401 (the socket events' names for them)
+from security.connect_attempts import FailedConnects
 from security.connections import ConnectionTracker, connections_from_settings
 from security.errors import RateLimited
 from security.models import SecurityEventType
@@ -35,6 +38,12 @@ def connections() -> ConnectionTracker:
     tracker = connections_from_settings()
     tracker.start_heartbeat()
     return tracker
+
+
+@cache
+def failed_connects() -> FailedConnects:
+    """Failed CONNECTs per address, counted on the limiter's backend."""
+    return FailedConnects(limiter(), settings.CHAT.connect_failure_limit)
 
 
 def record(socket: Socket, kind: str, *, workspace: Any = None, session_key: str = "", **detail: Any) -> None:

@@ -48,6 +48,7 @@ HIGH_LIMITS = {
     "CHAT_HISTORY_RATE_LIMIT": "100000",
     "CHAT_SPAM_MAX_REPEATS": "100000",
     "CHAT_CONNECTION_LIMIT": "1000",
+    "CHAT_CONNECT_FAILURE_LIMIT": "100000",
     "CHAT_API_RATE_LIMIT": "",
 }
 
@@ -69,6 +70,7 @@ CATALOGUE = {
     "muted",
     "banned",
     "unknown_event",
+    "too_many_pending_events",
     "internal",
     "agent_run_not_found",
     "agent_run_finished",
@@ -586,6 +588,10 @@ class Verifier:
     port: int = field(default_factory=free_port)
     answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    #: Tokens whose answer waits until :meth:`release` (or 30 s); ``waiting`` counts those held now.
+    held: set[str] = field(default_factory=set)
+    waiting: int = 0
+    _gate: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -600,10 +606,28 @@ class Verifier:
         except Exception:
             return web.Response(status=400)
         self.calls.append(token)
+        if token in self.held:
+            self.waiting += 1
+            try:
+                for _ in range(1500):
+                    if self._gate.is_set():
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                self.waiting -= 1
         status, body = self.answers.get(token, (401, {"error": "unknown"}))
         if isinstance(body, str):
             return web.Response(status=status, text=body, content_type="application/json")
         return web.json_response(body, status=status)
+
+    def hold(self, *tokens: str) -> None:
+        """Hold the answers about ``tokens`` until :meth:`release`."""
+        self._gate.clear()
+        self.held.update(tokens)
+
+    def release(self) -> None:
+        """Answer every held question now (and any later one for a held token)."""
+        self._gate.set()
 
     def start(self) -> Verifier:
         ready = threading.Event()

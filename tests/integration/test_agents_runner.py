@@ -500,3 +500,48 @@ def test_a_message_in_a_session_without_agent_costs_one_query(world, django_asse
     pk = messages.store_message(plain.pk, messages.Sender.for_user(world.alice), "p1", "hi").message.pk
     with django_assert_num_queries(1):
         assert runs.create_run(plain.pk, pk) == (None, False)
+
+
+# --- per-tenant caps ------------------------------------------------------------------------------
+
+
+async def test_unbounded_agent_runs_per_user_and_workspace(world, told, runner, monkeypatch):
+    """Issue #17: one user (or workspace) could hold every agent slot of a worker; now each has a share."""
+    monkeypatch.setattr(settings, "CHAT", dataclasses.replace(settings.CHAT), raising=False)
+    object.__setattr__(settings.CHAT, "agent_runs_per_user", 2)
+    object.__setattr__(settings.CHAT, "agent_runs_per_workspace", 3)
+    slow = await database_sync_to_async(world.agent)("slow", delay_ms=100)
+    words = " ".join(f"w{n}" for n in range(40))  # four seconds of chunks
+
+    async def streaming(name: str, user: Any) -> ChatSession:
+        session = await database_sync_to_async(world.session)(name, slow, user)
+        await say(session, user, f"{name}-m", words)
+        await until(lambda: told.chunks(name))
+        return session
+
+    async def refused(name: str, user: Any) -> None:
+        session = await database_sync_to_async(world.session)(name, slow, user)
+        await say(session, user, f"{name}-m", words)
+        final = await until(lambda: told.finals(name))
+        error = final[-1]["error"]
+        assert error == {
+            "code": "agent_run_limit",
+            "message": f"Slow could not answer: {runs.FAILURE_REASONS['agent_run_limit']}.",
+        }
+        stored = await history(session)
+        assert [(m.sender_type, m.metadata.get("error")) for m in stored] == [
+            ("user", None),
+            ("system", "agent_run_limit"),
+        ]
+
+    await streaming("alice-1", world.alice)
+    await streaming("alice-2", world.alice)
+    await refused("alice-3", world.alice)
+    await streaming("bob-1", world.bob)  # another user of the workspace still gets a slot...
+    await refused("mod-1", world.mod)  # ...until the workspace's share is used
+    await runner.idle(timeout=20)
+    # Shares are given back: the user's next message is answered.
+    again = await database_sync_to_async(world.session)("alice-4", world.echo, world.alice)
+    await say(again, world.alice, "alice-4-m", "hello")
+    await runner.idle()
+    assert (await run_of("alice-4-m")).status == AgentRunStatus.COMPLETED

@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 
 from tests.conftest import SIO_DRIVER, ServerProcess, arun_node
@@ -1177,3 +1178,27 @@ async def test_one_unstorable_message_does_not_fail_other_senders(world, new, tr
     normal = [ack for i, ack in enumerate(results) if i % 6 >= 3]
     failed = [ack for ack in normal if not ack.get("ok")]
     assert not failed, f"{len(failed)} of bob's {len(normal)} messages failed because of alice's: {failed[:2]}"
+
+
+async def test_agent_reply_ids_can_be_squatted_by_a_participant(world, new, transports):
+    """Issue #17: a member who sent ``agent-<m>`` before ``m`` owned the id of the agent's reply to ``m``."""
+    s, mid = unique("s"), unique("m")
+    alice = await connected(world, new, "alice", transports)
+    await alice.join(world.ws, s, agentId=world.agent)
+    squatter = await in_session(world, new, "bob", transports, s)
+    since = squatter.mark()
+    ack = await squatter.send(s, "squatting", f"agent-{mid}")
+    body = assert_error(ack, "invalid_payload", squatter, "chat:send-message", since)
+    assert "reserved" in body["error"], body
+    # The REST API refuses it as well (the one action every surface calls).
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{world.server.url}/api/v1/workspaces/{world.ws}/sessions/{s}/messages/",
+            json={"id": f"agent-{unique('m')}", "content": "squatting"},
+            headers={"Authorization": f"Bearer {world.tokens['bob']}"},
+        ) as response:
+            assert response.status == 400 and (await response.json())["code"] == "invalid_payload"
+    # Nothing was stored under the reserved id, so the agent's reply gets it.
+    assert (await alice.send(s, "hello", mid))["ok"] is True
+    reply = await squatter.wait_for("chat:message-received", lambda m: m["id"] == f"agent-{mid}", timeout=15)
+    assert reply["senderType"] == "agent" and reply["content"] == "Echo: hello", reply

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -181,6 +182,20 @@ def test_systemd_and_the_image_run_the_documented_production_command():
     production = _without_address(documented.production_command())
     unit = _without_address(documented.unit_exec_start("chat@.service"))
     assert unit == [documented.SYSTEMD_VENV_BIN + production[0], *production[1:]]
-    # The image adds only what its network needs: trust nginx's forwarded headers (docs/deployment.md).
+    # The image adds only what its network needs: forwarded headers, from the proxies FORWARDED_ALLOW_IPS names.
     image = _without_address(documented.dockerfile_cmd())
-    assert image == [*production, "--proxy-headers", "--forwarded-allow-ips", "*"]
+    assert image == [*production, "--proxy-headers"]
+
+
+def test_the_docker_image_trusts_any_x_forwarded_for():
+    """Issue #17: the image ran with ``--forwarded-allow-ips *``; now only the proxy the deployment names."""
+    dockerfile = documented.DOCKERFILE.read_text()
+    assert "--forwarded-allow-ips" not in " ".join(documented.dockerfile_cmd())
+    assert re.search(r"^ENV FORWARDED_ALLOW_IPS=127\.0\.0\.1$", dockerfile, re.MULTILINE), "loopback only by default"
+    config = compose()
+    (trusted,) = {config["services"][app]["environment"]["FORWARDED_ALLOW_IPS"] for app in app_services()}
+    assert "*" not in trusted
+    nginx = config["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    assert trusted == nginx, "the apps trust nginx's forwarded headers, and only nginx's"
+    (subnet,) = (entry["subnet"] for entry in config["networks"]["default"]["ipam"]["config"])
+    assert ipaddress.ip_address(nginx) in ipaddress.ip_network(subnet)

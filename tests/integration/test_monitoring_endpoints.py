@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import POSTGRES_URL, REDIS_URL
 from tests.integration.chat_client import issue_tokens
+from tests.integration.hostile import session_cookie
 from tests.integration.test_monitoring_support import (
     OPS_TOKEN,
     TcpProxy,
@@ -81,16 +82,26 @@ def test_liveness_and_readiness(server_factory, backend):
     assert body["checks"]["channel_layer"]["backend"] == ("redis" if backend.name == "services" else "memory")
 
 
-def test_monitoring_api_needs_staff_or_the_ops_token(server_factory, embedded_backend):
-    server = start(server_factory, embedded_backend)
-    member = issue_tokens(server, [("member", "acme", "member")])["member"]
-    staff = staff_token(server)
+def test_monitoring_leaks_across_tenants(server_factory, embedded_backend):
+    """Issue #17: any staff user read every workspace's numbers; now only superusers and the ops token."""
+    server = start(server_factory, embedded_backend, CHAT_METRICS_PUBLIC="0")
+    tokens = issue_tokens(server, [("member", "acme", "member"), ("acme-admin", "acme", "admin")])
+    workspace_staff = staff_token(server, username="acme-admin", superuser=False)
+    superuser = staff_token(server, username="root")
     for path in ("/api/v1/metrics/", "/api/v1/health/"):
         assert get_json(server, path, token=None)[0] == 401
         assert get_json(server, path, token="ops-token-that-is-wrong-0123456789")[0] == 401
-        assert get_json(server, path, token=member)[0] == 403
-        assert get_json(server, path, token=staff)[0] == 200
+        assert get_json(server, path, token=tokens["member"])[0] == 403
+        assert get_json(server, path, token=workspace_staff)[0] == 403
+        assert get_json(server, path, token=superuser)[0] == 200
         assert get_json(server, path, token=OPS_TOKEN)[0] == 200
+    status, report = get_json(server, "/api/v1/metrics/", token=superuser)
+    assert "top" in report["summary"]["sessions"]["per_workspace"], report["summary"]["sessions"]
+    # The dashboard and the Prometheus endpoint (when not public) take a logged-in admin session.
+    for username, dashboard, prometheus in (("acme-admin", 403, 401), ("root", 200, 200)):
+        cookie = {"Cookie": f"sessionid={session_cookie(server, username)}"}
+        assert http(server, "/admin/monitoring/", headers=cookie)[0] == dashboard, username
+        assert http(server, "/metrics", headers=cookie)[0] == prometheus, username
 
 
 def test_dashboard_redirects_anonymous_users_to_the_admin_login(server_factory, embedded_backend):
@@ -160,6 +171,7 @@ async def test_blocked_event_loop_degrades_then_recovers(server_factory, embedde
         server_factory,
         embedded_backend,
         CHAT_TEST_HOOKS="1",
+        DJANGO_DEBUG="1",
         CHAT_METRICS_WINDOW_S=str(window_s),
         CHAT_LOOP_PROBE_INTERVAL_MS="100",
     )

@@ -5,7 +5,7 @@
   ``prometheus_client``'s own parser.
 - :class:`TcpProxy` -- a switchable TCP forwarder, to make PostgreSQL or
   Redis unreachable for one server and bring it back.
-- :func:`staff_token` -- an API token of a staff user in a server's database.
+- :func:`staff_token` -- an API token of a staff user (a superuser by default) in a server's database.
 """
 
 from __future__ import annotations
@@ -135,15 +135,19 @@ from django.contrib.auth import get_user_model
 from security.models import ApiToken
 user, _ = get_user_model().objects.get_or_create(username={username!r})
 user.is_staff = True
+user.is_superuser = {superuser!r}
 user.set_password({password!r})
 user.save()
 print(ApiToken.issue(user, name="monitoring-tests")[1])
 """
 
 
-def staff_token(server: ServerProcess, username: str = "ops-staff", password: str = "staff-password-123") -> str:
-    """A staff user (with ``password``, for the admin login) and an API token for it."""
-    return server_python(server, "-c", _STAFF_SCRIPT.format(username=username, password=password))
+def staff_token(
+    server: ServerProcess, username: str = "ops-staff", password: str = "staff-password-123", *, superuser: bool = True
+) -> str:
+    """A staff user (with ``password``, for the admin login; a superuser unless told) and an API token for it."""
+    script = _STAFF_SCRIPT.format(username=username, password=password, superuser=superuser)
+    return server_python(server, "-c", script)
 
 
 # --- a switchable TCP forwarder -------------------------------------------------------------------

@@ -456,6 +456,10 @@ def _origins_default(port: int) -> list[tuple[str, bool]]:
         ("http://evil.example/http://127.0.0.1", False),
         ("http://127.0.0.1@evil.example", False),
         ("null", False),
+        # Issue #17: the scheme and the port count too, not only the host.
+        (f"https://127.0.0.1:{port}", False),
+        (f"http://127.0.0.1:{port + 1}", False),
+        ("http://127.0.0.1", False),
     ]
 
 

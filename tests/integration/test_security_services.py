@@ -108,6 +108,27 @@ async def test_two_workers_share_one_window(workers) -> None:
 
 
 @pytest.mark.services
+async def test_failed_connects_are_shared_by_workers(workers) -> None:
+    """Issue #17 ("failed CONNECTs can be retried without limit"): the count is per address, across workers."""
+    from security.connect_attempts import FailedConnects
+    from security.errors import TooManyFailedConnects
+
+    clock = FakeClock()
+    a, b = (FailedConnects(RateLimiter(backend, clock=clock, penalties=False), 4) for backend in workers)
+    for n in range(4):
+        await (a if n % 2 else b).check("10.0.0.1")
+        await (a if n % 2 else b).failed("10.0.0.1")
+        clock.advance(1)
+    for worker in (a, b):
+        with pytest.raises(TooManyFailedConnects) as refused:
+            await worker.check("10.0.0.1")
+        assert refused.value.retry_after_ms == 56_000
+    await a.check("10.0.0.2")
+    clock.advance(56)
+    await b.check("10.0.0.1")
+
+
+@pytest.mark.services
 async def test_keys_expire(workers, redis_prefix: str) -> None:
     limiter = RateLimiter(workers[0], penalties=False)
     await limiter.hit("send:1", Rule(5, 2))

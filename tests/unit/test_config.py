@@ -65,3 +65,25 @@ def test_the_agent_lease_is_a_setting_the_runner_reads(settings):
     assert config.load({}).agent_lease_s == 30
     settings.CHAT = config.load({"CHAT_AGENT_LEASE_S": "3"})
     assert runner.settings.CHAT.agent_lease_s == 3
+
+
+def test_django_debug_defaults_to_true():
+    """Issue #17: it did; debug pages show settings and stack traces, so it is off unless asked for."""
+    assert config.load({}).debug is False
+    assert config.load({"DJANGO_DEBUG": "true"}).debug is True
+
+
+def test_origin_check_ignores_scheme_and_port_without_allowed_origins():
+    """Issue #17: with no CHAT_ALLOWED_ORIGINS only the host was compared; now scheme, host and port."""
+    loaded = config.load({"DJANGO_ALLOWED_HOSTS": "chat.example.com,127.0.0.1"})
+    own = "https://chat.example.com"
+    assert loaded.origin_allowed("https://chat.example.com", own)
+    assert loaded.origin_allowed("https://chat.example.com:443", own)
+    assert not loaded.origin_allowed("http://chat.example.com", own)  # another scheme
+    assert not loaded.origin_allowed("https://chat.example.com:8443", own)  # another port
+    assert not loaded.origin_allowed("https://evil.example", "https://evil.example")  # not one of ours
+    assert not loaded.origin_allowed("https://chat.example.com.evil.example", own)
+    assert not loaded.origin_allowed("https://user@chat.example.com", own)
+    assert not loaded.origin_allowed("null", own)
+    assert loaded.origin_allowed("http://127.0.0.1:8000", "http://chat.example.com:8000")  # another of our hosts
+    assert not loaded.origin_allowed(own)  # without the request's origin, no page is known to be ours

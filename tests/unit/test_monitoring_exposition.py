@@ -196,20 +196,23 @@ def test_no_ops_token_configured_means_none_matches(monkeypatch):
     assert not auth.is_ops_token("")
 
 
-def test_permission_staff_or_ops():
+def test_monitoring_leaks_across_tenants_to_staff_users():
+    """Issue #17: any staff user passed; only the ops token and active superusers see every workspace."""
+
     class User:
         is_authenticated = True
-        is_active = True
 
-        def __init__(self, staff: bool) -> None:
-            self.is_staff = staff
+        def __init__(self, staff: bool, superuser: bool = False, active: bool = True) -> None:
+            self.is_staff, self.is_superuser, self.is_active = staff, superuser, active
 
     class FakeRequest:
         def __init__(self, user, token=None) -> None:
             self.user, self.auth = user, token
 
-    permission = auth.IsStaffOrOps()
+    permission = auth.IsSuperuserOrOps()
     assert permission.has_permission(FakeRequest(auth.OPS, auth.OPS_AUTH), None)
-    assert permission.has_permission(FakeRequest(User(True)), None)
+    assert permission.has_permission(FakeRequest(User(True, superuser=True)), None)
+    assert not permission.has_permission(FakeRequest(User(True, superuser=True, active=False)), None)
+    assert not permission.has_permission(FakeRequest(User(True)), None)  # a workspace's staff
     assert not permission.has_permission(FakeRequest(User(False)), None)
     assert not permission.has_permission(FakeRequest(auth.OPS, None), None)

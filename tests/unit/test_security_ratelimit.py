@@ -314,3 +314,39 @@ async def test_limiter_from_settings_uses_redis_when_configured(settings) -> Non
     assert isinstance(limiter.backend, RedisBackend)
     assert limiter.backend.prefix == ratelimit.DEFAULT_PREFIX
     await limiter.backend.aclose()
+
+
+# --- failed CONNECTs per address (issue #17: "failed CONNECTs can be retried without limit") --------
+
+
+async def test_peek_does_not_count(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, penalties=False)
+    rule = Rule(2, 10)
+    assert (await limiter.peek("k", rule)).allowed
+    await limiter.hit("k", rule)
+    clock.advance(1)
+    await limiter.hit("k", rule)
+    for _ in range(3):
+        decision = await limiter.peek("k", rule)
+        assert (decision.allowed, decision.retry_after_ms) == (False, 9_000)
+    clock.advance(9)
+    assert (await limiter.peek("k", rule)).allowed
+    assert (await limiter.hit("k", rule)).allowed
+
+
+async def test_failed_connects_can_not_be_retried_without_limit(clock: FakeClock) -> None:
+    from security.connect_attempts import FailedConnects
+    from security.errors import TooManyFailedConnects
+
+    attempts = FailedConnects(make_limiter(clock, penalties=False), 3)
+    for _ in range(3):
+        await attempts.check("10.0.0.1")
+        await attempts.failed("10.0.0.1")
+        clock.advance(1)
+    with pytest.raises(TooManyFailedConnects) as refused:
+        await attempts.check("10.0.0.1")
+    assert refused.value.as_payload()["retryAfter"] == 57_000 and refused.value.code == "too_many_failed_connects"
+    assert wire_error(refused.value).http_status == 429
+    await attempts.check("10.0.0.2")  # per address
+    clock.advance(57)
+    await attempts.check("10.0.0.1")

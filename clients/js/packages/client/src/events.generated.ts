@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
