@@ -45,6 +45,11 @@ async def to_session(
     await emitter.emit(event, payload, room=session_room(workspace_slug, session_key), exclude=exclude, seq=seq)
 
 
+async def to_socket(socket_id: str, event: str, payload: dict[str, Any]) -> None:
+    """Send ``event`` to one socket, on whichever worker it is."""
+    await emitter.emit_to_socket(socket_id, event, payload)
+
+
 async def to_workspace(workspace_slug: str, event: str, payload: dict[str, Any]) -> None:
     await emitter.emit(event, payload, room=workspace_room(workspace_slug))
 

@@ -51,6 +51,17 @@ handled by another worker reaches it as a ``chat.agent.cancel`` message on
 its channel (and, should that be lost, through the ``cancel_requested``
 flag its lease renewal reads).
 
+Catching up.  A socket that joins a session (or rejoins it after a
+reconnect) while a reply streams gets, after it subscribed to the session,
+one ``chat:agent-stream-chunk`` with ``catchUp: true`` whose ``chunk`` is
+the whole text so far and whose ``index`` is the last chunk it includes
+(:func:`catch_up`).  Only the worker running the reply knows that text
+exactly, so the joiner's worker asks it (a ``chat.agent.catch-up`` message
+on its channel) and it sends the catch-up straight to the socket, between
+two of its chunks: every chunk after it reaches the socket live, in order,
+and chunks the socket got live before it are included in it (clients skip
+live chunks whose ``index`` is not above the text they have).
+
 Progress.  While a reply streams, the chunks so far are saved in its run
 row every ``agent_stream_save_ms`` (default 250 ms) when there are new ones,
 and all of them with the final status, so any worker can show a reply in
@@ -96,6 +107,7 @@ from monitoring import metrics
 logger = logging.getLogger(__name__)
 
 CANCEL_MESSAGE = "chat.agent.cancel"
+CATCH_UP_MESSAGE = "chat.agent.catch-up"
 
 #: The prefix of this runner's channel on the channel layer (where cancel requests reach the worker running a reply).
 CHANNEL_PREFIX = "agents"
@@ -237,7 +249,7 @@ class AgentRunner:
             # Long-lived: each in a fresh context, never the caller's (a REST view's async_to_sync
             # context ends with the request, and its executor with it).
             self._background = [
-                loop.create_task(self._listen(channel), name="agent-cancel-listener", context=contextvars.Context()),
+                loop.create_task(self._listen(channel), name="agent-listener", context=contextvars.Context()),
                 loop.create_task(self._sweep(), name="agent-sweep", context=contextvars.Context()),
             ]
             self.channel = channel
@@ -294,6 +306,36 @@ class AgentRunner:
                     "could not reach the worker of agent run %s; it will see the flag", request.ticket.run_id
                 )
         return request
+
+    async def catch_up(self, session_id: int, socket_id: str) -> None:
+        """Send the socket, which just joined the session's room, each running reply's text so far."""
+        await self.start()
+        try:
+            streaming = await database_sync_to_async(runs.streaming_runs)(session_id)
+        except Exception:
+            # The join stands: the joiner shows a running reply from its next chunks on, whole once stored.
+            logger.exception("could not look up the running replies of session %s for a catch-up", session_id)
+            return
+        for run in streaming:
+            if run.worker_id == self.worker_id:
+                await self._send_catch_up(run.run_id, socket_id)
+            elif run.worker_channel:
+                try:
+                    await self.layer.send(
+                        run.worker_channel, {"type": CATCH_UP_MESSAGE, "run": run.run_id, "socket": socket_id}
+                    )
+                except Exception:
+                    # The joiner then shows the reply from its next chunks on and gets it whole when it is stored.
+                    logger.warning("could not reach the worker of agent run %s for a catch-up", run.run_id)
+
+    async def _send_catch_up(self, run_id: int, socket_id: str) -> None:
+        active = self._active.get(run_id)
+        if active is None or active.lost or not active.parts:
+            return  # not ours, over, or nothing said yet: every chunk it has still to send reaches the socket live
+        # Text and index are read together, with no await in between: the next chunk this worker sends is index + 1.
+        text, index = active.content, len(active.parts) - 1
+        shape = chunk_shape(active.ticket, text, complete=False, index=index, catchUp=True)
+        await notify.to_socket(socket_id, event_names.AGENT_STREAM_CHUNK, shape)
 
     def kick(self, session_id: int) -> None:
         """Make sure this worker works through the session's queue (now, or right after its current pass)."""
@@ -373,6 +415,16 @@ class AgentRunner:
                 and isinstance(message.get("run"), int)
             ):
                 self._cancel_local(message["run"])
+            elif (
+                isinstance(message, dict)
+                and message.get("type") == CATCH_UP_MESSAGE
+                and isinstance(message.get("run"), int)
+                and isinstance(message.get("socket"), str)
+            ):
+                try:
+                    await self._send_catch_up(message["run"], message["socket"])
+                except Exception:
+                    logger.exception("could not send the catch-up of agent run %s", message["run"])
 
     def _cancel_local(self, run_id: int) -> None:
         active = self._active.get(run_id)
@@ -656,6 +708,11 @@ async def on_user_message(session_id: int, message_id: int) -> int | None:
 async def cancel(session_id: int, message_key: str, user: Any, moderates: bool) -> runs.CancelRequest:
     """Cancel the run answering ``message_key`` (the reply's ``messageId`` or the user message's id)."""
     return await runner.cancel(session_id, message_key, user, moderates)
+
+
+async def catch_up(session_id: int, socket_id: str) -> None:
+    """A socket joined the session: send it each running reply's text so far (see "Catching up" above)."""
+    await runner.catch_up(session_id, socket_id)
 
 
 async def start() -> None:

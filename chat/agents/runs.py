@@ -244,6 +244,23 @@ def save_stream(run_id: int, worker_id: str, stream: list[str]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class StreamingRun:
+    """A run of a session that is running now, and the worker (and its channel) running it."""
+
+    run_id: int
+    worker_id: str
+    worker_channel: str
+
+
+def streaming_runs(session_id: int) -> list[StreamingRun]:
+    """The session's runs that are running now (a joiner's catch-up asks their workers for the text so far)."""
+    rows = AgentRun.objects.filter(session_id=session_id, status=AgentRunStatus.RUNNING).values_list(
+        "pk", "worker_id", "worker_channel"
+    )
+    return [StreamingRun(run_id, worker_id, channel) for run_id, worker_id, channel in rows.order_by("seq")]
+
+
 def sessions_needing_attention(lease_grace_s: float = 0.0) -> list[int]:
     """Sessions whose queue may be stuck: a run whose worker stopped renewing, or an old unclaimed run."""
     now = timezone.now()

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
 from chat import event_names, notify
+from chat.agents import runner
 from chat.errors import AccessRevoked
 from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
@@ -113,6 +114,8 @@ def register(namespace: Namespace) -> None:
             await notify.to_session(
                 workspace_slug, session_key, event_names.USER_JOINED, presence_payload, exclude=[socket.id]
             )
+        # After joining the room: a reply streaming now reaches this socket as its text so far, then live.
+        await runner.catch_up(entry.session_id, socket.id)
         return success
 
     @chat_event(namespace, event_names.LEAVE_SESSION, operation="join")

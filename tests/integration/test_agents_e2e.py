@@ -245,23 +245,71 @@ async def test_echo_reply_streams_in_order_to_everyone(env):
     ]
 
 
-async def test_a_client_joining_mid_stream_gets_the_rest_and_the_stored_message(env):
+def as_shown(stream: list[dict[str, Any]]) -> tuple[str, list[int], int | None]:
+    """What a client shows of a reply from the chunks it received, by the rule of docs/protocol.md
+    ("Resuming a streaming reply"): the text, the indexes it holds, in order, and the final chunk's index."""
+    text, held, final = "", [], None
+    for chunk in stream:
+        if chunk["isComplete"]:
+            final = chunk["index"]
+        elif chunk.get("catchUp"):
+            if chunk["index"] >= (held[-1] if held else -1):  # it includes every chunk held so far
+                text, held = chunk["chunk"], list(range(chunk["index"] + 1))
+        elif chunk["index"] <= (held[-1] if held else -1):
+            continue  # already held (a catch-up included it)
+        else:
+            text, held = text + chunk["chunk"], [*held, chunk["index"]]
+    return text, held, final
+
+
+def catch_ups(client: PyClient, message_id: str) -> list[dict[str, Any]]:
+    return [c for c in chunks(client, message_id) if c.get("catchUp")]
+
+
+async def test_a_late_joiner_ends_with_the_same_reply_and_index_sequence(env):
     alice, late = await env.client("alice"), await env.client("mod")
     session = new_session()
     await join(alice, session, "slow")
-    text = "a late joiner sees the end of this rather long reply " * 3  # about 4 s of streaming
-    text = text.strip()
+    text = " ".join(f"word{i}" for i in range(30))  # about 3.5 s of streaming
     await send(alice, session, "m1", text)
-    assert await until(lambda: len(chunks(alice, "agent-m1")) >= 3, 10)
+    assert await until(lambda: len(chunks(alice, "agent-m1")) >= 4, 10)
     ack = await join(late, session)
     assert ack["lastSeq"] == 1  # the reply is not stored yet
-    await finished(late, "agent-m1")
-    seen = chunks(late, "agent-m1")
-    assert seen[0]["index"] >= 3 and seen[-1]["isComplete"]
-    assert_complete_stream(seen, first_index=seen[0]["index"])
+    for client in (alice, late):
+        await finished(client, "agent-m1")
+    # The joiner got what it missed as one catch-up (the text so far), then the rest live.
+    [catch_up] = catch_ups(late, "agent-m1")
+    assert catch_up["index"] >= 3 and catch_up["chunk"].startswith("Echo: word0 word1")
+    assert catch_ups(alice, "agent-m1") == []
+    shown = as_shown(chunks(alice, "agent-m1"))
+    assert shown[0] == "".join(echo_chunks(text)) and shown[1] == list(range(shown[2]))
+    assert as_shown(chunks(late, "agent-m1")) == shown
     [stored] = received(late, "agent-m1")
     assert stored["content"] == "Echo: " + text
     assert [m["id"] for m in await history(late, session)] == ["m1", "agent-m1"]
+
+
+async def test_a_reconnecting_client_ends_with_the_same_reply(env):
+    alice, mod = await env.client("alice"), await env.client("mod")
+    session = new_session()
+    await join(alice, session, "slow")
+    await join(mod, session)
+    text = " ".join(f"word{i}" for i in range(30))  # about 3.5 s of streaming
+    await send(alice, session, "m1", text)
+    assert await until(lambda: len(chunks(mod, "agent-m1")) >= 3, 10)
+    await mod.sio.disconnect()
+    had = len(chunks(mod, "agent-m1"))
+    # The reply goes on while mod is away: it misses at least three chunks.
+    assert await until(lambda: len(chunks(alice, "agent-m1")) >= had + 3, 10)
+    await mod.connect(env.server.url, "websocket", auth={"token": env.tokens["mod"]})
+    await join(mod, session)
+    for client in (alice, mod):
+        await finished(client, "agent-m1")
+    [catch_up] = catch_ups(mod, "agent-m1")
+    assert catch_up["index"] >= had + 2
+    shown = as_shown(chunks(alice, "agent-m1"))
+    assert shown[0] == "".join(echo_chunks(text)) and shown[1] == list(range(shown[2]))
+    assert as_shown(chunks(mod, "agent-m1")) == shown
 
 
 async def test_cancel_mid_stream_stores_the_reply_as_far_as_it_got(env):
@@ -509,6 +557,27 @@ async def test_cancel_reaches_the_run_on_another_server_process(pair_env):
     # Stopped well before the end: the cancel crossed processes at once, not at the next lease renewal.
     assert "w39" not in text and len(chunks(alice, "agent-m1")) < 30
     assert received(alice, "agent-m1")[0]["metadata"]["cancelled"] is True
+
+
+@pytest.mark.services
+async def test_a_late_joiner_on_another_server_process_gets_the_same_reply(pair_env):
+    env, first, second = pair_env
+    alice = await env.client("alice", first)
+    late = await env.client("mod", second)
+    session = new_session()
+    await join(alice, session, "slow")
+    # The reply runs on the first process; the joiner's catch-up comes from there.
+    text = " ".join(f"word{i}" for i in range(30))
+    await send(alice, session, "m1", text)
+    assert await until(lambda: len(chunks(alice, "agent-m1")) >= 4, 10)
+    await join(late, session)
+    for client in (alice, late):
+        await finished(client, "agent-m1")
+    [catch_up] = catch_ups(late, "agent-m1")
+    assert catch_up["index"] >= 3
+    shown = as_shown(chunks(alice, "agent-m1"))
+    assert shown[0] == "".join(echo_chunks(text)) and shown[1] == list(range(shown[2]))
+    assert as_shown(chunks(late, "agent-m1")) == shown
 
 
 # --- the operator's outbound policy -------------------------------------------------------------

@@ -187,8 +187,13 @@ export class MessageStore {
     return this.list().filter((item) => item.state === MessageState.PENDING);
   }
 
-  /** One chunk of an agent's reply (`chat:agent-stream-chunk`, not complete). */
-  appendChunk({ messageId, chunk, index, timestamp, userName, agentId }) {
+  /**
+   * One chunk of an agent's reply (`chat:agent-stream-chunk`, not complete).
+   * A live chunk whose index we hold is skipped; a catch-up (`catchUp: true`:
+   * the text so far, sent to a socket that joined mid-reply) replaces the
+   * text unless we hold a higher index.
+   */
+  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp }) {
     let item = this.items.get(messageId);
     if (item && item.state !== MessageState.STREAMING) return item; // the stored reply came first
     if (!item) {
@@ -203,9 +208,11 @@ export class MessageStore {
       });
     }
     if (typeof index === "number") {
-      if (index <= item.lastIndex) return item; // a repeat
+      // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
+      if (catchUp === true ? index < item.lastIndex : index <= item.lastIndex) return item; // already held
       item.lastIndex = index;
     }
+    if (catchUp === true) return this._touch(item, { content: chunk ?? "" });
     return this._touch(item, { content: item.content + (chunk ?? "") });
   }
 

@@ -242,6 +242,8 @@ export interface AgentStreamChunk {
   inReplyTo: ClientId;
   /** Counts chunks from 0; the final one carries the count. */
   index: number;
+  /** Sent only to a socket that joined while the reply streams: chunk is the whole text so far and index the last chunk it includes. Replace the reply's text with it (unless you hold a higher index) and skip live chunks whose index is not above it. */
+  catchUp?: true;
   /** Final chunk: the stored reply's seq. */
   seq?: Seq;
   /** Final chunk: the reply was cancelled (stored as far as it got). */

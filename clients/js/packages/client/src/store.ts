@@ -258,7 +258,13 @@ export class MessageStore {
     return this.list().filter((item) => item.state === "pending");
   }
 
-  /** One chunk of an agent's reply (not the final one). */
+  /**
+   * One chunk of an agent's reply (not the final one).  A live chunk whose
+   * index we already hold is skipped; a catch-up chunk (`catchUp: true`, the
+   * text so far, sent to a socket that joined mid-reply) replaces the text
+   * unless we hold a higher index -- so every client ends with the same text
+   * (docs/protocol.md, "Resuming a streaming reply").
+   */
   appendChunk(chunk: AgentStreamChunk, userName: string): MessageItem {
     const existing = this.items.get(chunk.messageId);
     if (existing && existing.state !== "streaming") return existing; // the stored reply came first
@@ -272,9 +278,15 @@ export class MessageStore {
       error: null,
       interrupted: false,
     };
-    if (chunk.index <= stream.lastIndex) return existing!; // a repeat
-    const missed = chunk.index > stream.lastIndex + 1;
-    const next: StreamInfo = { ...stream, lastIndex: chunk.index, interrupted: stream.interrupted || missed };
+    const catchUp = chunk.catchUp === true;
+    // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
+    if (catchUp ? chunk.index < stream.lastIndex : chunk.index <= stream.lastIndex) return existing!; // already held
+    const missed = !catchUp && chunk.index > stream.lastIndex + 1;
+    const next: StreamInfo = {
+      ...stream,
+      lastIndex: chunk.index,
+      interrupted: catchUp ? false : stream.interrupted || missed,
+    };
     if (!existing) {
       return this.set({
         id: chunk.messageId,
@@ -295,7 +307,8 @@ export class MessageStore {
         order: ++arrivals,
       });
     }
-    return this.set({ ...existing, content: existing.content + chunk.chunk, stream: next }, existing);
+    const content = catchUp ? chunk.chunk : existing.content + chunk.chunk;
+    return this.set({ ...existing, content, stream: next }, existing);
   }
 
   /**

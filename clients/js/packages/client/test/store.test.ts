@@ -218,6 +218,34 @@ describe("stream assembly", () => {
     expect(store.get("reply-3")).toBeUndefined();
   });
 
+  it("skips live chunks a catch-up already covers, and reads the same as a client present from the start", () => {
+    const present = new MessageStore();
+    ["Echo:", " one", " two", " three", " four"].forEach((text, index) => present.appendChunk(chunk(index, text), "Agent"));
+
+    // A late joiner: two live chunks reach it before its catch-up (which holds them), then the rest live.
+    const joiner = new MessageStore();
+    joiner.appendChunk(chunk(1, " one"), "Agent");
+    joiner.appendChunk(chunk(2, " two"), "Agent");
+    joiner.appendChunk(chunk(2, "Echo: one two", { catchUp: true }), "Agent");
+    joiner.appendChunk(chunk(2, " two"), "Agent"); // covered by the catch-up: skipped
+    joiner.appendChunk(chunk(3, " three"), "Agent");
+    joiner.appendChunk(chunk(4, " four"), "Agent");
+
+    expect(joiner.get("reply-1")?.content).toBe(present.get("reply-1")?.content);
+    expect(joiner.get("reply-1")?.stream).toMatchObject({ lastIndex: 4, interrupted: false });
+  });
+
+  it("fills a reconnect's gap from the catch-up, and ignores a catch-up older than what it holds", () => {
+    const store = new MessageStore();
+    store.appendChunk(chunk(0, "a"), "Agent");
+    store.interruptStreams(); // disconnected; chunks 1 and 2 are missed
+    store.appendChunk(chunk(2, "abc", { catchUp: true }), "Agent");
+    expect(store.get("reply-1")).toMatchObject({ content: "abc", stream: { lastIndex: 2, interrupted: false } });
+    store.appendChunk(chunk(3, "d"), "Agent");
+    store.appendChunk(chunk(1, "ab", { catchUp: true }), "Agent"); // older than what we hold
+    expect(store.get("reply-1")).toMatchObject({ content: "abcd", stream: { lastIndex: 3 } });
+  });
+
   it("marks streams cut by a reconnect as interrupted", () => {
     const store = new MessageStore();
     store.appendChunk(chunk(0, "a"), "Agent");
