@@ -25,14 +25,15 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
 
 from tests.conftest import ServerProcess
 from tests.integration.chat_client import ChatClient, client_pool, issue_tokens, server_python, unique
-from tests.integration.hostile import HIGH_LIMITS
+from tests.integration.hostile import HIGH_LIMITS, Verifier, open_raw
+from tests.integration.test_security_login import attempt as login_attempt
 
 LATENCY_RATIO = 5.0
 FLOOR_S = 0.05
@@ -43,6 +44,9 @@ ENV = {
     **HIGH_LIMITS,
     "CHAT_PARLANT_MAX_OPEN_REQUESTS": "3",
     "CHAT_API_RATE_LIMIT": "100000/m",
+    "CHAT_AGENT_RUNS_PER_USER": "2",
+    "CHAT_PENDING_SESSIONS_PER_ADDRESS": "5",
+    "CHAT_LOGIN_RATE_LIMIT": "5/m",
 }
 
 ROLES = {"mallory": "member", "victim": "member", "mod": "moderator", "boss": "admin"}
@@ -73,8 +77,16 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(module_server_factory, module_backend) -> World:
-    server = module_server_factory(module_backend, conformance=False, server="uvicorn", **ENV)
+def verifier() -> Iterator[Verifier]:
+    server = Verifier().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(module_server_factory, module_backend, verifier) -> World:
+    env = {**ENV, "CHAT_EXTERNAL_AUTH_URL": verifier.url}
+    server = module_server_factory(module_backend, conformance=False, server="uvicorn", **env)
     ws, other_ws, suffix = unique("hws"), unique("hby"), unique("u")
     users = {name: f"{name}-{suffix}" for name in {**ROLES, **ELSEWHERE}}
     specs = [(users[name], ws, role) for name, role in ROLES.items()]
@@ -198,6 +210,17 @@ class Catcher(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
+STORE_ECHO = """
+import django, json, sys
+django.setup()
+from chat.models import Agent, Workspace
+Agent.objects.update_or_create(
+    workspace=Workspace.objects.get(slug=sys.argv[1]), key=sys.argv[2],
+    defaults={"name": "Slow echo", "backend": "echo", "config": json.loads(sys.argv[3])},
+)
+print("ok")
+"""
+
 STORE_AGENT = """
 import django, json, sys
 django.setup()
@@ -291,3 +314,131 @@ async def test_parlant_long_polls_per_user_are_capped(world, new):
 
     refused = await unharmed(world, new, attack)
     assert {(status, body["code"]) for status, body in refused} == {(429, "too_many_open_requests")}, refused
+
+
+async def test_a_polling_post_of_endless_packets_is_cut_off(world, new):
+    """One POST used to start a task per packet before any limit: past ``CHAT_MAX_PACKETS_PER_POST``
+    (500) the request is refused and the session closed (``test_security_caps.py`` in depth)."""
+
+    async def attack() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as http:
+            client = await open_raw(http, world.url, "polling")
+            try:
+                assert (await client.connect({"token": world.tokens["mallory"]})).startswith('40{"sid"')
+                return await client.send(*['42["no-such-event"]'] * 5_000)
+            finally:
+                await client.aclose()
+
+    status, body = await unharmed(world, new, attack)
+    assert status == 400 and json.loads(body)["context"]["code"] == "too_many_packets", body
+
+
+async def test_unauthenticated_engine_io_sessions_per_address_are_capped(world, new):
+    """Handshakes that never authenticate, from one address: past ``CHAT_PENDING_SESSIONS_PER_ADDRESS``
+    the next is refused with 429 ``too_many_sessions``; authenticated sockets (the bystander) are unaffected."""
+
+    async def attack() -> list[tuple[int, str]]:
+        async with aiohttp.ClientSession() as http:
+            pending = [await open_raw(http, world.url, "polling") for _ in range(5)]
+            try:
+                answers = []
+                for _ in range(20):
+                    async with http.get(f"{world.url}/socket.io/?EIO=4&transport=polling") as response:
+                        answers.append((response.status, await response.text()))
+                return answers
+            finally:
+                for client in pending:
+                    await client.aclose()
+
+    answers = await unharmed(world, new, attack)
+    assert {(status, json.loads(body)["context"]["code"]) for status, body in answers} == {(429, "too_many_sessions")}
+
+
+async def test_a_slow_external_verifier_stalls_nobody(world, new, verifier):
+    """The verifier used to be a blocking call on the thread all database work shares: connects
+    whose verifier takes its time no longer hold up anyone (``test_security_auth_limits.py`` in depth)."""
+    # Four at once: under this server's cap on unauthenticated sessions per address (5).
+    tokens = [unique("held") for _ in range(4)]
+    verifier.hold(*tokens)
+
+    async def attack() -> list[ChatClient]:
+        async def connect(token: str) -> ChatClient:
+            client = new("external")
+            try:
+                await client.sio.connect(world.url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
+            except Exception:
+                pass
+            return client
+
+        waiting = [asyncio.ensure_future(connect(token)) for token in tokens]
+        await asyncio.sleep(2.0)  # every one of them is waiting for the verifier meanwhile
+        verifier.release()
+        return await asyncio.gather(*waiting)
+
+    refused = await unharmed(world, new, attack)
+    for client in refused:
+        assert client.names() == ["connect_error"], client.stream
+        error = client.events("connect_error")[0]
+        assert isinstance(error, dict) and error["data"]["code"] == "unauthenticated", client.stream
+
+
+async def test_monitoring_shows_no_tenant_another_tenants_figures(world, new):
+    """Any staff user used to read every workspace's counts: the metrics API and the health
+    figures are for superusers and the ops token only (``test_monitoring_endpoints.py``)."""
+
+    async def attack() -> list[tuple[int, Any]]:
+        return [await world.api(who, "GET", f"{API}/metrics/") for who in ("boss", "mod", "mallory")]
+
+    for status, body in await unharmed(world, new, attack):
+        assert status == 403, body
+
+
+async def test_agent_runs_per_user_are_capped(world, new):
+    """One user could hold every agent slot of a worker: past ``CHAT_AGENT_RUNS_PER_USER`` the next
+    reply fails at once with ``agent_run_limit`` (``test_agents_runner.py`` in depth)."""
+    config = {"delay_ms": 150}
+    await asyncio.to_thread(server_python, world.server, "-c", STORE_ECHO, world.ws, "slowecho", json.dumps(config))
+    mallory = await new("mallory").connect(world.url, world.tokens["mallory"], ["websocket"])
+    sessions = [unique("run") for _ in range(3)]
+    for session in sessions:
+        await mallory.join(world.ws, session, agentId="slowecho")
+    words = " ".join(f"w{n}" for n in range(30))
+
+    async def attack() -> list[dict[str, Any]]:
+        for session in sessions:
+            assert (await mallory.send(session, words))["ok"] is True
+            await asyncio.sleep(0.3)  # the first two are streaming before the third asks
+        return [
+            await mallory.wait_for(
+                "chat:agent-stream-chunk", lambda c, s=session: c.get("isComplete") and c["sessionId"] == s, timeout=30
+            )
+            for session in sessions
+        ]
+
+    finals = await unharmed(world, new, attack)
+    assert [final.get("error", {}).get("code") for final in finals] == [None, None, "agent_run_limit"], finals
+
+
+async def test_agent_reply_ids_cannot_be_squatted(world, new):
+    """A member who sent ``agent-<m>`` before ``m`` owned the id of the agent's reply to it: refused."""
+    mallory = await new("mallory").connect(world.url, world.tokens["mallory"], ["websocket"])
+    session = unique("sq")
+    await mallory.join(world.ws, session)
+
+    async def attack() -> list[dict[str, Any]]:
+        return [await mallory.send(session, "mine now", f"agent-{unique('m')}") for _ in range(20)]
+
+    for answer in await unharmed(world, new, attack):
+        assert answer["ok"] is False and answer["code"] == "invalid_payload", answer
+
+
+async def test_login_pages_are_throttled(world, new):
+    """Password guessing on ``/login/`` and ``/admin/login/``: past ``CHAT_LOGIN_RATE_LIMIT`` per address, 429."""
+
+    async def attack() -> list[tuple[int, str | None]]:
+        async with aiohttp.ClientSession() as http:
+            return [await login_attempt(http, f"{world.url}/login/", f"guess{n}") for n in range(12)]
+
+    answers = await unharmed(world, new, attack)
+    assert [status for status, _ in answers[:5]] == [200] * 5, answers
+    assert all(status == 429 and retry for status, retry in answers[5:]), answers
