@@ -130,7 +130,7 @@ class Config:
     #: A joined socket re-reads its access (membership, role, sharing, ban)
     #: before an event when it last did longer ago than this; an access change
     #: reaches it at once anyway, so this bounds only a lost notice (0: every event).
-    access_recheck_s: int = 5
+    access_recheck_s: int = 30
     #: When set, tokens we did not issue are POSTed here as {"token": ...}; a
     #: 2xx answer in Better Auth's shape ({user: {id, name}, session:
     #: {activeOrganizationId}}) maps to a local user and membership.

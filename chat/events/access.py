@@ -14,7 +14,8 @@ and acts on it:
   cancelling others' agent replies).
 
 A lost notice cannot keep access: every event on a joined session re-reads
-it first when it was last read over ``CHAT_ACCESS_RECHECK_S`` ago, a
+it first when it was last read over ``CHAT_ACCESS_RECHECK_S`` ago (half to
+all of it, spread over the sockets), a
 history request always does, and each worker's housekeeping sends the
 notice again to its sockets still in a session they lost
 (:func:`chat.services.access.revoked_sockets`, every third of
@@ -80,13 +81,19 @@ async def current_joined(socket: Socket, payload: dict[str, Any], *, fresh: bool
     Raises ``banned`` or ``access_revoked`` when the socket lost it (and has been told so).
     """
     entry = find_joined(socket, payload)
-    if fresh or time.monotonic() - entry.checked_at >= settings.CHAT.access_recheck_s:
+    if fresh or time.monotonic() - entry.checked_at >= settings.CHAT.access_recheck_s * _spread(entry):
         await recheck(socket, entry.workspace_slug)
         if not socket.connected:
             raise Banned("You are banned from this workspace.", sessionId=entry.session_key)
         if joined(socket).get((entry.workspace_slug, entry.session_key)) is not entry:
             raise AccessRevoked(sessionId=entry.session_key)
     return entry
+
+
+def _spread(entry: JoinedSession) -> float:
+    """Between 0.5 and 1, fixed for each joined session: sockets that joined together (a reconnect
+    storm, a bench) re-read their access at different moments, not all in the same event-loop turn."""
+    return 0.5 + (id(entry) % 1024) / 2048
 
 
 def register(namespace: Namespace) -> None:
