@@ -93,6 +93,3 @@ class OpenRequests:
                 self._open[user_id] = left
             else:
                 del self._open[user_id]
-
-    def count(self, user_id: Any) -> int:
-        return self._open.get(user_id, 0)
