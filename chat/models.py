@@ -143,6 +143,15 @@ class ChatMessage(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     hidden_at = models.DateTimeField(null=True, blank=True)
+    #: Starts at 1 and grows with every change of the content (an edit, a
+    #: deletion, a regenerated agent reply); events about the message carry it,
+    #: so a late or reordered event never rolls a client back.  The versions a
+    #: change replaced are kept in :class:`MessageVersion`.
+    version = models.PositiveIntegerField(default=1)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    #: Set when the author (or a moderator) deleted it: members see a tombstone,
+    #: moderators still see the content in the admin.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -153,6 +162,42 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.session_id}"
+
+
+class VersionReason(models.TextChoices):
+    """Why a message's content changed (what replaced the kept version)."""
+
+    EDIT = "edit"
+    DELETE = "delete"
+    REGENERATE = "regenerate"
+
+
+class MessageVersion(models.Model):
+    """A version of a message that a later change replaced; the current one is the message itself.
+
+    ``version`` is the number the message had while this was its content;
+    ``reason`` and ``changed_by`` say what replaced it and who did.
+    """
+
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    content = models.TextField()
+    content_type = models.CharField(max_length=8, choices=ContentType.choices, default=ContentType.TEXT)
+    html = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=16, choices=VersionReason.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: When this version stopped being current.
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "version"], name="one_row_per_message_version")]
+        ordering = ["message", "version"]
+
+    def __str__(self) -> str:
+        return f"v{self.version} of {self.message_id}"
 
 
 class PresenceStatus(models.TextChoices):
