@@ -90,6 +90,21 @@ class MetadataTooLarge(ChatError):
     default_message = "The message metadata is too large or too deeply nested."
 
 
+class InvalidEmoji(ChatError):
+    code = "invalid_emoji"
+    default_message = "A reaction is one emoji (flags, keycaps, skin tones and ZWJ sequences included)."
+
+
+class ReactionEmojiLimit(ChatError):
+    code = "reaction_emoji_limit"
+    default_message = "This message already has as many different reactions as allowed."
+
+
+class ReactionUserLimit(ChatError):
+    code = "reaction_user_limit"
+    default_message = "You already reacted to this message as many times as allowed."
+
+
 class StoreFailed(ChatError):
     """Storing failed; nothing was confirmed or broadcast, so the client may retry."""
 
@@ -130,6 +145,9 @@ WIRE_ERRORS: dict[str, WireError] = {
     "agent_run_not_found": WireError(404, 1008),
     "agent_run_finished": WireError(409, 1008),
     "agent_config_invalid": WireError(400, 1008),
+    "invalid_emoji": WireError(400, 1008),
+    "reaction_emoji_limit": WireError(409, 1008),
+    "reaction_user_limit": WireError(409, 1008),
 }
 DEFAULT_WIRE_ERROR = engine.DEFAULT_WIRE_ERROR
 

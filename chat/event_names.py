@@ -17,9 +17,23 @@ REQUEST_HISTORY = "chat:request-history"
 TYPING = "chat:typing"
 UPDATE_PRESENCE = "chat:update-presence"
 CANCEL_AGENT = "chat:cancel-agent"
+ADD_REACTION = "chat:add-reaction"
+REMOVE_REACTION = "chat:remove-reaction"
+MARK_READ = "chat:mark-read"
 
 CLIENT_EVENTS = frozenset(
-    {JOIN_SESSION, LEAVE_SESSION, SEND_MESSAGE, REQUEST_HISTORY, TYPING, UPDATE_PRESENCE, CANCEL_AGENT}
+    {
+        JOIN_SESSION,
+        LEAVE_SESSION,
+        SEND_MESSAGE,
+        REQUEST_HISTORY,
+        TYPING,
+        UPDATE_PRESENCE,
+        CANCEL_AGENT,
+        ADD_REACTION,
+        REMOVE_REACTION,
+        MARK_READ,
+    }
 )
 
 # --- server -> client ---
@@ -39,6 +53,8 @@ SESSION_UPDATED = "chat:session-updated"
 SESSION_CLOSED = "chat:session-closed"
 SESSION_LEFT = "chat:session-left"
 BANNED = "chat:banned"
+REACTIONS_UPDATED = "chat:reactions-updated"
+READ_UPDATED = "chat:read-updated"
 
 
 def error_event(name: str) -> str:
@@ -63,6 +79,8 @@ SERVER_EVENTS = frozenset(
         SESSION_CLOSED,
         SESSION_LEFT,
         BANNED,
+        REACTIONS_UPDATED,
+        READ_UPDATED,
         *(error_event(name) for name in CLIENT_EVENTS),
     }
 )

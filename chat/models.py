@@ -200,6 +200,64 @@ class MessageVersion(models.Model):
         return f"v{self.version} of {self.message_id}"
 
 
+class Reaction(models.Model):
+    """One member's emoji on one message (``chat.actions.reactions``); adding it twice stores it once."""
+
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    #: One emoji grapheme, validated by ``chat.services.emoji`` (at most 32 code points).
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="one_reaction_per_user_and_emoji")
+        ]
+        indexes = [models.Index(fields=["message", "user"])]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} on {self.message_id} by {self.user_id}"
+
+
+class MessageReactions(models.Model):
+    """A message's reactions, aggregated: what every client is sent, and its counter.
+
+    Written under this row's lock by every change of the message's reactions,
+    so changes of one message are serialised, the caps hold, and ``version``
+    (1, 2, 3... per message) orders the aggregates clients receive: a client
+    keeps the one with the highest version, whatever order they arrive in.
+    """
+
+    message = models.OneToOneField(
+        ChatMessage, on_delete=models.CASCADE, primary_key=True, related_name="reaction_totals"
+    )
+    version = models.PositiveBigIntegerField(default=0)
+    #: ``[{"emoji", "count", "users"}]`` in order of first use (``chat.services.reactions.aggregate``).
+    summary = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"reactions v{self.version} of {self.message_id}"
+
+
+class ReadState(models.Model):
+    """How far one member has read one session: the ``seq`` of the last message they saw.
+
+    It only moves forward (``chat.actions.read_state``); unread counts are the
+    visible messages after it that others sent.
+    """
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="read_states")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "user"], name="one_read_state_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.session_id} to #{self.last_read_seq}"
+
+
 class PresenceStatus(models.TextChoices):
     ACTIVE = "active"
     IDLE = "idle"

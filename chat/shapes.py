@@ -45,6 +45,55 @@ def message_shape(
         "html": rendered_html(message),
         "metadata": message.metadata,
         "timestamp": to_ms(message.created_at),
+        **reactions_fields(message),
+    }
+
+
+def reactions_fields(message: ChatMessage) -> dict[str, Any]:
+    """A message's reactions and their version, as ``chat.services.reactions.attach`` left them on it.
+
+    A message nobody attached them to is a new one (just stored): no reactions, version 0.
+    """
+    aggregate = getattr(message, "reaction_aggregate", None)
+    if aggregate is None:
+        return {"reactions": [], "reactionsVersion": 0}
+    return {"reactions": aggregate.reactions, "reactionsVersion": aggregate.version}
+
+
+def reactions_updated_shape(
+    message: ChatMessage,
+    session_key: str,
+    workspace_slug: str,
+    *,
+    actor: str,
+    emoji: str,
+    added: bool,
+) -> dict[str, Any]:
+    """``chat:reactions-updated``: the message's whole aggregate, its version, and the change that made it."""
+    return {
+        "sessionId": session_key,
+        "workspaceId": workspace_slug,
+        "messageId": message.key,
+        "seq": message.seq,
+        **reactions_fields(message),
+        "userId": actor,
+        "emoji": emoji,
+        "added": added,
+        "timestamp": now_ms(),
+    }
+
+
+def read_updated_shape(
+    session_key: str, workspace_slug: str, user_name: str, seq: int, unread_count: int
+) -> dict[str, Any]:
+    """``chat:read-updated``: a member's read pointer moved (read receipts; their other devices' badges)."""
+    return {
+        "sessionId": session_key,
+        "workspaceId": workspace_slug,
+        "userId": user_name,
+        "seq": seq,
+        "unreadCount": unread_count,
+        "timestamp": now_ms(),
     }
 
 

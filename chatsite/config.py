@@ -157,6 +157,16 @@ class Config:
     presence_rate_limit: int = 30
     #: History pages are database reads of up to 200 rows.
     history_rate_limit: int = 60
+    #: Adding or removing a reaction: a click each, so a little above sending.
+    reaction_rate_limit: int = 60
+    #: Marking a session read: clients send one per message they show (debounced), so generous.
+    read_rate_limit: int = 120
+    #: Distinct emoji on one message (``reaction_emoji_limit``): keeps the aggregate every member is sent small.
+    reaction_emoji_per_message: int = 20
+    #: Reactions by one member on one message (``reaction_user_limit``).
+    reaction_per_user_per_message: int = 10
+    #: Usernames listed per emoji in a message's reactions (the first to react); counts are always exact.
+    reaction_users_shown: int = 100
     #: Adaptive thresholds: this many strikes (exceeded limits, blocked
     #: content) within the window raise a user's penalty level by one; each
     #: level halves their limits; each quiet period without a strike lowers it.
@@ -292,6 +302,15 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         typing_rate_limit=_int(env, "CHAT_TYPING_RATE_LIMIT", defaults.typing_rate_limit, minimum=1),
         presence_rate_limit=_int(env, "CHAT_PRESENCE_RATE_LIMIT", defaults.presence_rate_limit, minimum=1),
         history_rate_limit=_int(env, "CHAT_HISTORY_RATE_LIMIT", defaults.history_rate_limit, minimum=1),
+        reaction_rate_limit=_int(env, "CHAT_REACTION_RATE_LIMIT", defaults.reaction_rate_limit, minimum=1),
+        read_rate_limit=_int(env, "CHAT_READ_RATE_LIMIT", defaults.read_rate_limit, minimum=1),
+        reaction_emoji_per_message=_int(
+            env, "CHAT_REACTION_EMOJI_PER_MESSAGE", defaults.reaction_emoji_per_message, minimum=1
+        ),
+        reaction_per_user_per_message=_int(
+            env, "CHAT_REACTION_PER_USER_PER_MESSAGE", defaults.reaction_per_user_per_message, minimum=1
+        ),
+        reaction_users_shown=_int(env, "CHAT_REACTION_USERS_SHOWN", defaults.reaction_users_shown, minimum=1),
         penalty_strikes=_int(env, "CHAT_PENALTY_STRIKES", defaults.penalty_strikes, minimum=1),
         penalty_strike_window_s=_int(env, "CHAT_PENALTY_STRIKE_WINDOW_S", defaults.penalty_strike_window_s, minimum=1),
         penalty_quiet_s=_int(env, "CHAT_PENALTY_QUIET_S", defaults.penalty_quiet_s, minimum=1),

@@ -70,6 +70,8 @@ LIMIT_SETTINGS: Mapping[str, str] = {
     "typing": "typing_rate_limit",
     "presence": "presence_rate_limit",
     "history": "history_rate_limit",
+    "react": "reaction_rate_limit",
+    "read": "read_rate_limit",
 }
 
 

@@ -30,6 +30,7 @@ from chat.models import (
     SessionStatus,
     WorkspaceBan,
 )
+from chat.services import reactions
 from chat.services.moderation import MUTE_MAX_SECONDS
 from chat.shapes import message_shape, to_ms
 from security.models import SecurityEvent, SecurityEventType
@@ -276,6 +277,17 @@ class SessionSerializer(serializers.Serializer):
         return sorted(user.username for user in session.shared_with.all())
 
 
+class SessionWithUnreadSerializer(SessionSerializer):
+    """A session in the caller's list: with how far they read it (``chat.services.read_state``)."""
+
+    lastReadSeq = serializers.IntegerField(
+        source="last_read_seq", help_text="The seq the caller marked read (`chat:mark-read`); 0: nothing."
+    )
+    unreadCount = serializers.IntegerField(
+        source="unread_count", help_text="Visible messages after `lastReadSeq` that others sent."
+    )
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -304,6 +316,9 @@ class SessionFilterSerializer(serializers.Serializer):
     participant = Username(
         required=False, help_text="Only sessions this user created, was shared with, or wrote in."
     )
+    unread = serializers.BooleanField(
+        required=False, default=False, help_text="Only sessions with messages the caller has not read."
+    )
 
 
 @extend_schema_serializer(examples=[OpenApiExample("share", value={"username": "bob"}, request_only=True)])
@@ -329,12 +344,35 @@ MESSAGE_EXAMPLE = {
     "hidden": False,
     "hiddenBy": None,
     "hiddenAt": None,
+    "reactions": [{"emoji": "👍", "count": 2, "users": ["alice", "bob"]}],
+    "reactionsVersion": 3,
 }
+
+
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField(help_text="One emoji.")
+    count = serializers.IntegerField(help_text="How many members reacted with it (exact).")
+    users = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Who reacted (usernames), the first `CHAT_REACTION_USERS_SHOWN`; `me` is your name in it.",
+    )
+
+
+class MessageListSerializer(serializers.ListSerializer):
+    """A page of messages: their reactions read in one query."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        messages = list(data.all() if hasattr(data, "all") else data)
+        reactions.attach([message for message in messages if not hasattr(message, "reaction_aggregate")])
+        return super().to_representation(messages)
 
 
 @extend_schema_serializer(examples=[OpenApiExample("message", value=MESSAGE_EXAMPLE, response_only=True)])
 class MessageSerializer(serializers.Serializer):
-    """The socket protocol's ``ChatMessage``, plus its moderation state."""
+    """The socket protocol's ``ChatMessage``, plus its moderation state and reactions."""
+
+    class Meta:
+        list_serializer_class = MessageListSerializer
 
     id = serializers.CharField(help_text="The client's id, unique within the session; the idempotency key.")
     sessionId = serializers.CharField()
@@ -355,8 +393,14 @@ class MessageSerializer(serializers.Serializer):
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")
     hiddenBy = serializers.CharField(allow_null=True, help_text="Moderators only: who hid it.")
     hiddenAt = serializers.IntegerField(allow_null=True, help_text="Moderators only: when (ms).")
+    reactions = ReactionSerializer(many=True, help_text="In order of first use; see `chat:reactions-updated`.")
+    reactionsVersion = serializers.IntegerField(
+        help_text="The reactions' version: 0 never reacted to, then +1 per change. Keep the highest seen."
+    )
 
     def to_representation(self, message: ChatMessage) -> dict[str, Any]:
+        if not hasattr(message, "reaction_aggregate"):
+            reactions.attach([message])
         data = message_shape(message)
         data["hidden"] = message.hidden
         data["hiddenBy"] = message.hidden_by.username if message.hidden and message.hidden_by else None

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from chat.actions import access
 from chat.models import ChatSession, Presence
-from chat.services import announce
+from chat.services import announce, read_state
 from chat.services import sessions as service
 from chat.shapes import presence_shape
 
@@ -31,6 +31,7 @@ from .serializers import (
     SessionFilterSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    SessionWithUnreadSerializer,
     ShareSerializer,
 )
 
@@ -43,25 +44,31 @@ def _with_sharees(sessions: QuerySet[ChatSession]) -> QuerySet[ChatSession]:
 
 @extend_schema(tags=TAG, parameters=[WORKSPACE])
 class SessionList(ApiView):
-    serializer_class = SessionSerializer
+    serializer_class = SessionWithUnreadSerializer
     pagination_class = NewestFirst
 
     def get_queryset(self) -> QuerySet[ChatSession]:
         if getattr(self, "swagger_fake_view", False):
             return ChatSession.objects.none()
         query = self.validated_query(SessionFilterSerializer)
-        return _with_sharees(service.list_sessions(self.membership, service.SessionFilters(**query)))
+        unread_only = query.pop("unread", False)
+        sessions = service.list_sessions(self.membership, service.SessionFilters(**query))
+        sessions = read_state.with_unread(sessions, self.membership.user_id)
+        if unread_only:
+            sessions = sessions.filter(unread_count__gt=0)
+        return _with_sharees(sessions)
 
     @extend_schema(
         summary="List sessions",
         description="The sessions the caller may see (created, shared with them, or any as a moderator), "
-        "newest first, filtered by status, agent, creation time and participant.",
+        "newest first, filtered by status, agent, creation time and participant, each with the caller's "
+        "read pointer and unread count; `unread=true`: only those with unread messages.",
         parameters=[SessionFilterSerializer],
-        responses={200: SessionSerializer(many=True), **errors(*LIST, "not_a_member")},
+        responses={200: SessionWithUnreadSerializer(many=True), **errors(*LIST, "not_a_member")},
     )
     def get(self, request: Request, workspace: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(SessionSerializer(page, many=True).data)
+        return self.get_paginated_response(SessionWithUnreadSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Create a session",

@@ -17,7 +17,7 @@ from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
 from chat.events.typing_state import stop_typing
-from chat.services import access, messages, moderation, presence
+from chat.services import access, messages, moderation, presence, read_state
 from chat.services.access import Standing
 from chat.shapes import message_shape, now_ms, presence_shape, user_left_shape
 from monitoring import metrics
@@ -29,6 +29,8 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
     session, _created = access.open_session(membership, session_key, agent_key)
     row = presence.enter(session, socket_id, user)
     session.workspace = membership.workspace
+    session.last_read_seq = read_state.pointer(session.pk, user.pk)
+    session.unread_count = read_state.unread_count(session.pk, user.pk, session.last_read_seq)
     return JoinedSession(
         session_id=session.pk,
         session_key=session.key,
@@ -106,6 +108,8 @@ def register(namespace: Namespace) -> None:
             "workspaceRoomId": f"chat:workspace:{workspace_slug}",
             "status": session.status,
             "lastSeq": last_seq,
+            "lastReadSeq": session.last_read_seq,
+            "unreadCount": session.unread_count,
             "timestamp": now_ms(),
             "presence": presence_payload,
         }

@@ -24,6 +24,7 @@ from django.db import transaction
 from channels_socketio.protocol.emitter import socket_room
 from chat import event_names, notify
 from chat.models import ChatMessage, ChatSession
+from chat.services import reactions
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def message_hidden(message: ChatMessage, session: ChatSession) -> None:
 
 def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
     """Clients that dropped the message get it back whole."""
+    reactions.attach([message])
     payload = {
         "sessionId": session.key,
         "messageId": message.key,

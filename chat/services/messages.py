@@ -28,7 +28,7 @@ from chat.errors import (
     StoreFailed,
 )
 from chat.models import Agent, ChatMessage, ContentType, SenderType, SessionStatus
-from chat.services import message_rows
+from chat.services import message_rows, reactions
 from chat.services.moderation import Muted
 from security.render import html_for
 
@@ -342,7 +342,7 @@ def visible_between(session_id: int, first: int, last: int | None) -> list[ChatM
     rows = ChatMessage.objects.filter(session_id=session_id, seq__gte=first, hidden=False)
     if last is not None:
         rows = rows.filter(seq__lte=last)
-    return list(rows.select_related("session__workspace").order_by("seq")[:GAP_FILL_MAX])
+    return reactions.attach(list(rows.select_related("session__workspace").order_by("seq")[:GAP_FILL_MAX]))
 
 
 @dataclass(frozen=True)
@@ -388,4 +388,4 @@ def history(
         rows = list(messages.order_by("-seq")[offset : offset + limit + 1])
         has_more = len(rows) > limit
         page = rows[:limit][::-1]
-    return HistoryPage(page, limit, offset, after_seq, has_more)
+    return HistoryPage(reactions.attach(page), limit, offset, after_seq, has_more)

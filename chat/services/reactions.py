@@ -1,0 +1,101 @@
+"""Storing reactions and their per-message aggregate.
+
+Layer: chat services (rows only; :mod:`chat.actions.reactions` checks,
+calls these and announces).
+
+Every change of one message's reactions runs in a transaction holding that
+message's :class:`~chat.models.MessageReactions` row locked, so changes of
+one message are serialised on every database: the caps are checked against
+what is really stored, and each effective change gets the next ``version``
+with the aggregate it produced.  A change that changes nothing (adding a
+reaction that exists, removing one that does not) writes nothing and keeps
+the version: clients already have that aggregate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from chat.errors import ReactionEmojiLimit, ReactionUserLimit
+from chat.models import ChatMessage, MessageReactions, Reaction
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A message's reactions as every client is sent them, and their version (0: never reacted to)."""
+
+    version: int
+    reactions: list[dict[str, Any]]
+    #: False when the change asked for was already the state (nothing written, nothing to announce).
+    changed: bool = True
+
+
+def summarise(rows: Iterable[tuple[str, str]], users_shown: int) -> list[dict[str, Any]]:
+    """``(emoji, username)`` pairs in the order they were added -> ``[{emoji, count, users}]``, first use first."""
+    summary: dict[str, dict[str, Any]] = {}
+    for emoji, username in rows:
+        entry = summary.setdefault(emoji, {"emoji": emoji, "count": 0, "users": []})
+        entry["count"] += 1
+        if len(entry["users"]) < users_shown:
+            entry["users"].append(username)
+    return list(summary.values())
+
+
+def _locked(message: ChatMessage) -> MessageReactions:
+    MessageReactions.objects.get_or_create(message=message)
+    return MessageReactions.objects.select_for_update().get(message=message)
+
+
+def _save(totals: MessageReactions) -> Aggregate:
+    rows = Reaction.objects.filter(message_id=totals.message_id).order_by("pk").values_list("emoji", "user__username")
+    totals.summary = summarise(rows, settings.CHAT.reaction_users_shown)
+    totals.version += 1
+    totals.save(update_fields=["summary", "version"])
+    return Aggregate(totals.version, totals.summary)
+
+
+def add(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
+    """Add ``user``'s ``emoji`` to ``message`` (once); raises the caps' errors."""
+    with transaction.atomic():
+        totals = _locked(message)
+        mine = Reaction.objects.filter(message=message, user=user)
+        if mine.filter(emoji=emoji).exists():
+            return Aggregate(totals.version, totals.summary, changed=False)
+        if mine.count() >= settings.CHAT.reaction_per_user_per_message:
+            raise ReactionUserLimit(limit=settings.CHAT.reaction_per_user_per_message)
+        emojis = {entry["emoji"] for entry in totals.summary}
+        if emoji not in emojis and len(emojis) >= settings.CHAT.reaction_emoji_per_message:
+            raise ReactionEmojiLimit(limit=settings.CHAT.reaction_emoji_per_message)
+        try:
+            with transaction.atomic():
+                Reaction.objects.create(message=message, user=user, emoji=emoji)
+        except IntegrityError:  # pragma: no cover - the lock above makes this unreachable but for a bug
+            return Aggregate(totals.version, totals.summary, changed=False)
+        return _save(totals)
+
+
+def remove(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
+    """Remove ``user``'s ``emoji`` from ``message``; removing one that is not there changes nothing."""
+    with transaction.atomic():
+        totals = _locked(message)
+        deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        if not deleted:
+            return Aggregate(totals.version, totals.summary, changed=False)
+        return _save(totals)
+
+
+def attach(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Give each message its stored aggregate (one query), for :func:`chat.shapes.message_shape`."""
+    totals = {
+        row.message_id: row
+        for row in MessageReactions.objects.filter(message_id__in=[message.pk for message in messages])
+    }
+    for message in messages:
+        row = totals.get(message.pk)
+        message.reaction_aggregate = Aggregate(row.version, row.summary) if row else Aggregate(0, [])
+    return messages
