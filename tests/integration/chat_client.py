@@ -39,6 +39,8 @@ RELAXED_SECURITY = {
     "CHAT_TYPING_RATE_LIMIT": "100000",
     "CHAT_PRESENCE_RATE_LIMIT": "100000",
     "CHAT_HISTORY_RATE_LIMIT": "100000",
+    "CHAT_REACTION_RATE_LIMIT": "100000",
+    "CHAT_READ_RATE_LIMIT": "100000",
     "CHAT_CONNECTION_LIMIT": "1000",
     "CHAT_SPAM_MAX_CHAR_RUN": "100000",
     "CHAT_SPAM_MAX_REPEATS": "100000",
@@ -61,6 +63,8 @@ MESSAGE_FIELDS = {
     "html",
     "metadata",
     "timestamp",
+    "reactions",
+    "reactionsVersion",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}
