@@ -45,6 +45,12 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:typing-error": (p) => `${p.code}`,
   "chat:update-presence-error": (p) => `${p.code}`,
   "chat:cancel-agent-error": (p) => `${p.code}`,
+  "chat:reactions-updated": (p) =>
+    `${p.messageId} ${p.reactionsVersion.toFixed()} ${p.reactions.map((r) => `${r.emoji}${r.count.toFixed()}${r.users.join()}`).join()} ${p.userId} ${String(p.added)}`,
+  "chat:read-updated": (p) => `${p.userId} ${p.seq.toFixed()} ${p.unreadCount.toFixed()}`,
+  "chat:add-reaction-error": (p) => `${p.code} ${p.limit ?? 0}`,
+  "chat:remove-reaction-error": (p) => `${p.code}`,
+  "chat:mark-read-error": (p) => `${p.code}`,
 };
 
 export function listen(socket: ChatSocket): void {
@@ -66,6 +72,9 @@ const requests: Exhaustive<ClientEventName, { [E in ClientEventName]: ClientToSe
   "chat:typing": { sessionId: "s-1", isTyping: true },
   "chat:update-presence": { sessionId: "s-1", status: "idle" },
   "chat:cancel-agent": { sessionId: "s-1", messageId: "r-1" },
+  "chat:add-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
+  "chat:remove-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
+  "chat:mark-read": { sessionId: "s-1", seq: 3 },
 };
 
 const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
@@ -76,6 +85,9 @@ const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
   "chat:typing": (a) => (a.ok ? String(a.isTyping) : a.code),
   "chat:update-presence": (a) => (a.ok ? a.status : a.code),
   "chat:cancel-agent": (a) => (a.ok ? `${a.status} ${a.inReplyTo}` : a.code),
+  "chat:add-reaction": (a) => (a.ok ? `${a.reactionsVersion.toFixed()} ${a.reactions.length.toFixed()}` : a.code),
+  "chat:remove-reaction": (a) => (a.ok ? a.emoji : a.code),
+  "chat:mark-read": (a) => (a.ok ? `${a.lastReadSeq.toFixed()} ${a.unreadCount.toFixed()}` : a.code),
 };
 
 export async function sendAll(socket: ChatSocket, client: ChatClient): Promise<string[]> {

@@ -101,6 +101,8 @@ const SESSION_EVENTS = [
   "chat:session-closed",
   "chat:session-updated",
   "chat:session-left",
+  "chat:reactions-updated",
+  "chat:read-updated",
 ] as const satisfies readonly ServerEventName[];
 
 type Listener<E extends ServerEventName> = (payload: ServerToClientPayloads[E]) => void;

@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "message_not_found" | "invalid_emoji" | "reaction_emoji_limit" | "reaction_user_limit" | "unknown_event" | "too_many_pending_events" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -43,6 +43,10 @@ export interface ChatMessage {
   /** At most 16 KiB of JSON, nested at most 8 deep. */
   metadata: Record<string, unknown>;
   timestamp: Millis;
+  /** Its reactions, in order of first use; absent: none. */
+  reactions?: Reaction[];
+  /** The reactions' version (0: never reacted to); keep the reactions with the highest one. */
+  reactionsVersion?: number;
 }
 
 /** One socket of a user in a session. */
@@ -74,6 +78,8 @@ export interface ChatError {
   maxLength?: number;
   /** muted: when the mute ends. */
   mutedUntil?: Millis;
+  /** reaction_emoji_limit, reaction_user_limit: the cap reached. */
+  limit?: number;
   /** message_blocked, spam_detected: which rule. */
   reason?: string;
 }
@@ -105,6 +111,10 @@ export interface JoinSessionSuccess {
   status: SessionStatus;
   /** The session's highest seq: catch up with afterSeq from what you hold. */
   lastSeq: number;
+  /** How far this member marked the session read (chat:mark-read); 0: nothing yet. */
+  lastReadSeq?: number;
+  /** Visible messages after lastReadSeq that others sent. */
+  unreadCount?: number;
   timestamp: Millis;
   presence: ChatPresence;
 }
@@ -221,6 +231,73 @@ export interface CancelAgentAck {
   status: "cancelled" | "cancelling";
 }
 
+/** One emoji grapheme (flags, keycaps, skin tones and ZWJ sequences included), at most 16 code points. */
+export type Emoji = string;
+
+/** One emoji on a message: how many members reacted with it and (the first CHAT_REACTION_USERS_SHOWN of) who. Reacted by me: your userId is in users. */
+export interface Reaction {
+  emoji: Emoji;
+  count: number;
+  users: string[];
+}
+
+export interface ReactionRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  emoji: Emoji;
+}
+
+/** The message's reactions after the request (also when it changed nothing: adding twice, removing an absent one). */
+export interface ReactionAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  emoji: Emoji;
+  reactions: Reaction[];
+  reactionsVersion: number;
+}
+
+/** A message's whole reaction aggregate after a change. Keep the one with the highest reactionsVersion per message: repeated or reordered events converge. */
+export interface ReactionsUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  reactions: Reaction[];
+  reactionsVersion: number;
+  /** Who made the change. */
+  userId: string;
+  emoji: Emoji;
+  /** true: userId added emoji; false: removed it. */
+  added: boolean;
+  timestamp: Millis;
+}
+
+export interface MarkReadRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** The seq of the newest message read; beyond the session's newest it is clamped to it. */
+  seq: number;
+}
+
+export interface MarkReadAck {
+  sessionId: ClientId;
+  /** The pointer now (never lower than before). */
+  lastReadSeq: number;
+  unreadCount: number;
+}
+
+/** A member's read pointer moved forward: to the session (read receipts) and to the member's other sockets (unread badges). May arrive twice; pointers only move forward. */
+export interface ReadUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  userId: string;
+  seq: number;
+  /** userId's unread messages in the session now. */
+  unreadCount: number;
+  timestamp: Millis;
+}
+
 export interface AgentStreamError {
   /** timeout, worker_lost, empty_reply, backend_error, upstream_error... */
   code: string;
@@ -316,6 +393,8 @@ export interface ServerToClientPayloads {
   "chat:session-updated": SessionUpdated;
   "chat:banned": Banned;
   "chat:session-left": SessionLeft;
+  "chat:reactions-updated": ReactionsUpdated;
+  "chat:read-updated": ReadUpdated;
   "chat:join-session-error": ChatError;
   "chat:leave-session-error": ChatError;
   "chat:send-message-error": ChatError;
@@ -323,6 +402,9 @@ export interface ServerToClientPayloads {
   "chat:typing-error": ChatError;
   "chat:update-presence-error": ChatError;
   "chat:cancel-agent-error": ChatError;
+  "chat:add-reaction-error": ChatError;
+  "chat:remove-reaction-error": ChatError;
+  "chat:mark-read-error": ChatError;
 }
 
 /** Events a client emits; each takes one payload and may ask for an acknowledgement. */
@@ -334,6 +416,9 @@ export interface ClientToServerPayloads {
   "chat:typing": TypingRequest;
   "chat:update-presence": UpdatePresenceRequest;
   "chat:cancel-agent": CancelAgentRequest;
+  "chat:add-reaction": ReactionRequest;
+  "chat:remove-reaction": ReactionRequest;
+  "chat:mark-read": MarkReadRequest;
 }
 
 /** The body of each client event's successful acknowledgement, without its `ok: true`. */
@@ -345,4 +430,7 @@ export interface AckBodies {
   "chat:typing": TypingAck;
   "chat:update-presence": ChatPresence;
   "chat:cancel-agent": CancelAgentAck;
+  "chat:add-reaction": ReactionAck;
+  "chat:remove-reaction": ReactionAck;
+  "chat:mark-read": MarkReadAck;
 }

@@ -19,6 +19,12 @@
  * - typing: `noteInput(text)` on every edit; `isTyping: true` when typing
  *   starts and every 2 s while it goes on, `false` 3 s after the last edit,
  *   when the text is emptied or sent.
+ * - reactions: `react`/`unreact`/`toggleReaction`; every message keeps the
+ *   reactions with the highest version (`reactions.ts`), from the ack, the
+ *   broadcast or a history page, whichever order they come in.
+ * - read state: `markRead()` moves our pointer to the newest message held
+ *   (the server never moves it back); `lastReadSeq`/`unreadCount` are the
+ *   server's, and `readReceipts` every member's pointer (`readstate.ts`).
  *
  * Views read `getSnapshot()` (a new object after every change) and
  * `subscribe()` to changes: the shape React's `useSyncExternalStore` wants.
@@ -38,6 +44,7 @@ import type {
 } from "./events.js";
 import { newId } from "./ids.js";
 import { type Person, PresenceTracker, type Typer } from "./presence.js";
+import { ReadState } from "./readstate.js";
 import { type ChatErrorInfo, type Identity, type MessageItem, MessageStore } from "./store.js";
 
 export interface SessionOptions {
@@ -74,6 +81,11 @@ export interface SessionSnapshot {
   readonly error: SessionError | null;
   /** Sends wait until then (ms since the epoch) after `rate_limited`. */
   readonly sendBlockedUntil: number;
+  /** The seq we marked read, and what others wrote after it (the server's count). */
+  readonly lastReadSeq: number;
+  readonly unreadCount: number;
+  /** userId -> the seq each member read up to (read receipts), as far as we heard. */
+  readonly readReceipts: Readonly<Record<string, number>>;
 }
 
 type SessionEventName =
@@ -88,7 +100,9 @@ type SessionEventName =
   | "chat:message-unhidden"
   | "chat:session-closed"
   | "chat:session-updated"
-  | "chat:session-left";
+  | "chat:session-left"
+  | "chat:reactions-updated"
+  | "chat:read-updated";
 
 const DEFAULT_PAGE = 30;
 const CATCH_UP_PAGE = 200;
@@ -106,6 +120,7 @@ const DEFAULT_PRESENCE_TTL_MS = 30_000;
 export class ChatSession {
   readonly store = new MessageStore();
   readonly presence = new PresenceTracker();
+  readonly read = new ReadState();
   private status: SessionStatus = "idle";
   private joined = false;
   private closed = false;
@@ -179,6 +194,9 @@ export class ChatSession {
         presence: this.presence.list(),
         error: this.error,
         sendBlockedUntil: this.sendBlockedUntil,
+        lastReadSeq: this.read.lastReadSeq,
+        unreadCount: this.read.unreadCount,
+        readReceipts: this.read.receiptList(),
       };
     }
     return this.snapshot;
@@ -324,6 +342,8 @@ export class ChatSession {
     if (this.error?.scope === "join") this.error = null;
     if (rejoin) this.presence.markUnconfirmed(Date.now());
     this.presence.put(ack.presence);
+    this.read.ownPointer(ack.lastReadSeq ?? 0, ack.unreadCount ?? 0, ack.lastSeq);
+    this.read.receipt(ack.presence.userId, ack.lastReadSeq ?? 0);
     this.scheduleExpiry();
     this.changed();
     this.loadPresence();
@@ -624,6 +644,57 @@ export class ChatSession {
     }, Math.max(0, at - Date.now()) + 1);
   }
 
+  // --- reactions and read state ----------------------------------------------------------------
+
+  /** Add our `emoji` to a message; resolves with the error info when refused (null when it worked). */
+  react(messageId: string, emoji: string): Promise<ChatErrorInfo | null> {
+    return this.reaction("chat:add-reaction", messageId, emoji);
+  }
+
+  unreact(messageId: string, emoji: string): Promise<ChatErrorInfo | null> {
+    return this.reaction("chat:remove-reaction", messageId, emoji);
+  }
+
+  /** Add it if we have not reacted with it, remove it if we have. */
+  toggleReaction(messageId: string, emoji: string): Promise<ChatErrorInfo | null> {
+    const mine = this.store.get(messageId)?.reactions.reactions.some((r) => r.emoji === emoji && r.me) ?? false;
+    return mine ? this.unreact(messageId, emoji) : this.react(messageId, emoji);
+  }
+
+  private async reaction(
+    event: "chat:add-reaction" | "chat:remove-reaction",
+    messageId: string,
+    emoji: string,
+  ): Promise<ChatErrorInfo | null> {
+    let ack: AckResult<typeof event>;
+    try {
+      ack = await this.client.request(event, { ...this.ids(), messageId, emoji }, SMALL_TIMEOUT_MS);
+    } catch (error) {
+      return error instanceof ChatRequestError ? error.info : { code: "internal", message: String(error), retryable: true };
+    }
+    if (!ack.ok) {
+      const info = errorInfo(ack);
+      this.setError(info, "session");
+      return info;
+    }
+    if (this.store.applyReactions({ messageId, reactions: ack.reactions, reactionsVersion: ack.reactionsVersion })) this.changed();
+    return null;
+  }
+
+  /** Mark read up to `seq` (default: the newest message held); nothing is sent if we already read that far. */
+  async markRead(seq: number = this.store.maxSeq): Promise<void> {
+    if (!this.joined || seq <= this.read.lastReadSeq) return;
+    try {
+      const ack = await this.client.request("chat:mark-read", { ...this.ids(), seq }, SMALL_TIMEOUT_MS);
+      if (ack.ok && this.read.ownPointer(ack.lastReadSeq, ack.unreadCount, Math.max(seq, this.store.maxSeq))) {
+        if (this.store.self.userId) this.read.receipt(this.store.self.userId, ack.lastReadSeq);
+        this.changed();
+      }
+    } catch {
+      // offline: the next markRead (or join) sends it
+    }
+  }
+
   // --- server events ---------------------------------------------------------------------------
 
   receive<E extends SessionEventName>(event: E, payload: ServerToClientPayloads[E]): void {
@@ -680,6 +751,16 @@ export class ChatSession {
         this.changed();
         return;
       }
+      case "chat:reactions-updated":
+        if (this.store.applyReactions(payload as ServerToClientPayloads["chat:reactions-updated"])) this.changed();
+        return;
+      case "chat:read-updated": {
+        const read = payload as ServerToClientPayloads["chat:read-updated"];
+        let news = this.read.receipt(read.userId, read.seq);
+        if (read.userId === this.store.self.userId) news = this.read.ownPointer(read.seq, read.unreadCount, this.store.maxSeq) || news;
+        if (news) this.changed();
+        return;
+      }
       case "chat:session-left": {
         // The server took us out: our access ended (unshared, removed, demoted).  A later connect tries again.
         const left = payload as ServerToClientPayloads["chat:session-left"];
@@ -694,6 +775,7 @@ export class ChatSession {
 
   private onMessage(message: ChatMessage): void {
     this.store.putStored(message);
+    if (!this.store.isMine(message)) this.read.noteMessage(message.seq);
     if (message.senderType === "user") {
       this.presence.confirmUser(message.userId);
       this.presence.stopTyping(`user:${message.userId}`);

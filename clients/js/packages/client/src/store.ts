@@ -17,7 +17,8 @@
  * `afterSeq: syncedSeq` fills (`applyCatchUp`).
  */
 
-import type { AgentStreamChunk, ChatMessage, ContentType, SenderType } from "./events.generated.js";
+import type { AgentStreamChunk, ChatMessage, ContentType, ReactionsUpdated, SenderType } from "./events.generated.js";
+import { NO_REACTIONS, newer, type ReactionState, reactionState } from "./reactions.js";
 
 export type MessageState = "pending" | "sent" | "failed" | "streaming" | "stored";
 
@@ -32,6 +33,8 @@ export interface ChatErrorInfo {
   maxLength?: number;
   mutedUntil?: number;
   reason?: string;
+  /** reaction_emoji_limit, reaction_user_limit: the cap reached. */
+  limit?: number;
 }
 
 /** An agent's reply while (and after) it streams. */
@@ -71,6 +74,8 @@ export interface MessageItem {
   readonly stream: StreamInfo | null;
   /** Local arrival order, for entries without a seq. */
   readonly order: number;
+  /** Its reactions, the newest version seen (`reactions.ts`). */
+  readonly reactions: ReactionState;
 }
 
 export interface Identity {
@@ -79,6 +84,8 @@ export interface Identity {
 }
 
 let arrivals = 0;
+/** Reactions kept for messages not held; beyond it the oldest go (their page brings them again). */
+const MAX_EARLY_REACTIONS = 500;
 
 export class MessageStore {
   self: Identity = { userId: null, userName: null };
@@ -86,6 +93,8 @@ export class MessageStore {
   syncedSeq = 0;
   private readonly items = new Map<string, MessageItem>();
   private readonly bySeq = new Map<number, string>();
+  /** Reactions of messages not held yet (an update overtook the message, or it is on an older page). */
+  private readonly earlyReactions = new Map<string, ReactionState>();
   private cached: readonly MessageItem[] | null = null;
   private version = 0;
 
@@ -166,6 +175,12 @@ export class MessageStore {
   putStored(message: ChatMessage): { item: MessageItem; added: boolean } {
     const existing = this.items.get(message.id);
     const mine = (existing?.mine ?? false) || this.isMine(message);
+    const early = this.earlyReactions.get(message.id) ?? NO_REACTIONS;
+    this.earlyReactions.delete(message.id);
+    const reactions = newer(
+      newer(existing?.reactions ?? NO_REACTIONS, early),
+      reactionState(message.reactions, message.reactionsVersion, this.self.userId),
+    );
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -180,9 +195,11 @@ export class MessageStore {
       mine,
       queued: false,
       error: null,
+      reactions,
     };
     if (existing) {
       const same =
+        existing.reactions === fields.reactions &&
         existing.seq === fields.seq &&
         existing.state === fields.state &&
         existing.content === fields.content &&
@@ -215,7 +232,29 @@ export class MessageStore {
       error: null,
       stream: null,
       order: ++arrivals,
+      reactions: NO_REACTIONS,
     });
+  }
+
+  /**
+   * A message's reactions (`chat:reactions-updated`, or a reaction's ack): kept
+   * when newer than what is held; true when something changed.
+   */
+  applyReactions(update: Pick<ReactionsUpdated, "messageId" | "reactions" | "reactionsVersion">): boolean {
+    const incoming = reactionState(update.reactions, update.reactionsVersion, this.self.userId);
+    const item = this.items.get(update.messageId);
+    if (!item) {
+      const held = this.earlyReactions.get(update.messageId) ?? NO_REACTIONS;
+      this.earlyReactions.set(update.messageId, newer(held, incoming));
+      if (this.earlyReactions.size > MAX_EARLY_REACTIONS) {
+        this.earlyReactions.delete(this.earlyReactions.keys().next().value!);
+      }
+      return false;
+    }
+    const reactions = newer(item.reactions, incoming);
+    if (reactions === item.reactions) return false;
+    this.update(item.id, { reactions });
+    return true;
   }
 
   /** About to go out (again): pending, not queued. */
@@ -305,6 +344,7 @@ export class MessageStore {
         error: null,
         stream: next,
         order: ++arrivals,
+        reactions: NO_REACTIONS,
       });
     }
     const content = catchUp ? chunk.chunk : existing.content + chunk.chunk;

@@ -30,6 +30,10 @@ export interface ChatSessionActions {
   stopTyping: () => void;
   setStatus: (status: PresenceStatus) => void;
   dismissError: () => void;
+  /** Add our reaction if we have not reacted with `emoji`, remove it if we have. */
+  toggleReaction: (messageId: string, emoji: string) => Promise<unknown>;
+  /** Mark read up to `seq` (default: the newest message held). */
+  markRead: (seq?: number) => Promise<void>;
 }
 
 export type ChatSessionState = SessionSnapshot & ChatSessionActions & { session: ChatSession | null };
@@ -53,6 +57,9 @@ function placeholder(sessionId: string, workspaceId: string): SessionSnapshot {
     presence: [],
     error: null,
     sendBlockedUntil: 0,
+    lastReadSeq: 0,
+    unreadCount: 0,
+    readReceipts: {},
   };
 }
 
@@ -96,6 +103,8 @@ export function useChatSession(sessionId: string, workspaceId: string, options: 
       stopTyping: () => current?.stopTyping(),
       setStatus: (status) => current?.setStatus(status),
       dismissError: () => current?.dismissError(),
+      toggleReaction: (id, emoji) => current?.toggleReaction(id, emoji) ?? Promise.resolve(null),
+      markRead: (seq) => current?.markRead(seq) ?? Promise.resolve(),
     }),
     [current],
   );
