@@ -5,6 +5,11 @@
  * REST API (same cookie, CSRF header on writes) lists sessions, creates one
  * with a title, tells who is already in a session, and carries the
  * moderation actions: hide a message, close a session, share it.
+ *
+ * Unread badges in the session list are the server's counts (the REST list's
+ * `unreadCount`, so they survive a reload and agree on every device), kept
+ * live by the open room's read state and by `chat:read-updated` for our own
+ * pointer in the other sessions (another tab or device read them).
  */
 
 import { ActivityMonitor } from "./activity.js";
@@ -137,6 +142,15 @@ function renderSessions() {
       label.className = "sessions__label";
       label.textContent = sessionLabel(session);
       a.append(label);
+      const unread = state.room?.sessionId === session.id ? 0 : session.unreadCount ?? 0;
+      if (unread > 0) {
+        const badge = document.createElement("span");
+        badge.className = "sessions__unread";
+        badge.dataset.unread = String(unread);
+        badge.textContent = unread > 99 ? "99+" : String(unread);
+        badge.setAttribute("aria-label", `${unread} unread`);
+        a.append(" ", badge);
+      }
       if (session.status === "closed") {
         const badge = document.createElement("span");
         badge.className = "badge";
@@ -224,6 +238,14 @@ async function openSession(sessionId, { agentId = null, push = false, created = 
   state.session = created ?? state.sessions.find((s) => s.id === sessionId) ?? null;
   room.setOwnStatus(activity.status);
   room.addEventListener("change", (event) => {
+    if (event.detail.kind === "read") {
+      const listed = state.sessions.find((s) => s.id === room.sessionId);
+      if (listed && (listed.unreadCount !== room.unreadCount || listed.lastReadSeq !== room.lastReadSeq)) {
+        listed.unreadCount = room.unreadCount;
+        listed.lastReadSeq = room.lastReadSeq;
+        renderSessions();
+      }
+    }
     if (event.detail.kind === "status") {
       renderChatHeader();
       const listed = state.sessions.find((s) => s.id === room.sessionId);
@@ -310,6 +332,18 @@ window.addEventListener("popstate", () => {
   if (sessionId) openSession(sessionId);
   else closeSession();
 });
+
+// Our pointer moved in another session (another tab or device read it): its badge follows.
+connection.on("chat:read-updated", (read) => {
+  if (read?.userId !== boot.user.userId || read.workspaceId !== state.workspace?.id) return;
+  const listed = state.sessions.find((s) => s.id === read.sessionId);
+  if (listed && (listed.lastReadSeq ?? 0) <= read.seq) {
+    listed.lastReadSeq = read.seq;
+    listed.unreadCount = read.unreadCount;
+    renderSessions();
+  }
+});
+document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && loadSessions());
 
 // --- start --------------------------------------------------------------------------------------
 

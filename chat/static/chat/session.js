@@ -19,6 +19,13 @@
  * - typing: `isTyping: true` when typing starts and renewed every 2 s while
  *   it goes on (never once per key), `false` 3 s after the last key, when
  *   the box is emptied, or when the message is sent.
+ * - reactions: `toggleReaction(id, emoji)` adds or removes ours; every
+ *   member's change arrives as `chat:reactions-updated` and the store keeps
+ *   the newest version of each message's reactions.
+ * - read state: `markRead()` (the view calls it while the newest messages
+ *   are on screen) moves our pointer to the newest seq held; the server
+ *   never moves it back.  `lastReadSeq`/`unreadCount` are the server's, and
+ *   `readBy` every member's pointer (read receipts, `chat:read-updated`).
  */
 
 import { RequestError } from "./connection.js";
@@ -82,6 +89,11 @@ export class ChatRoom extends EventTarget {
     this.error = null;
     this.sendBlockedUntil = 0;
     this.ownStatus = "active";
+    this.lastReadSeq = 0;
+    this.unreadCount = 0;
+    /** userId -> the seq they read up to. */
+    this.readBy = new Map();
+    this._markingRead = 0;
 
     this._people = new Map();
     this._typers = new Map();
@@ -186,6 +198,7 @@ export class ChatRoom extends EventTarget {
     }
     this.joined = true;
     this.status = "joined";
+    this._ownPointer(ack.lastReadSeq ?? 0, ack.unreadCount ?? 0);
     if (ack.status) this.closed = ack.status === "closed";
     if (ack.agentId !== undefined) this.agentId = ack.agentId;
     if (this.error?.scope === "join") this.error = null;
@@ -571,6 +584,57 @@ export class ChatRoom extends EventTarget {
     this.connection.request("chat:update-presence", { ...this._ids(), status }, 5_000).catch(() => {});
   }
 
+  // --- reactions and read state --------------------------------------------------------------
+
+  /** Add our `emoji` to message `id`, or remove it if we reacted with it; resolves with the error or null. */
+  async toggleReaction(id, emoji) {
+    const event = this.store.reactedWith(id, emoji) ? "chat:remove-reaction" : "chat:add-reaction";
+    let ack;
+    try {
+      ack = await this.connection.request(event, { ...this._ids(), messageId: id, emoji }, 5_000);
+    } catch (error) {
+      const failure = { code: error.code ?? "internal", message: error.message, retryable: true };
+      this._setError(failure, "session");
+      return failure;
+    }
+    if (!ack.ok) {
+      const failure = errorFrom(ack);
+      this._setError(failure, "session");
+      return failure;
+    }
+    if (this.store.applyReactions({ messageId: id, ...ack })) this._changed("messages", { id });
+    return null;
+  }
+
+  /** Mark read up to the newest message held (nothing is sent when we already read that far). */
+  async markRead() {
+    const seq = this.store.maxSeq;
+    if (!this.joined || seq <= this.lastReadSeq || seq <= this._markingRead) return;
+    this._markingRead = seq;
+    try {
+      const ack = await this.connection.request("chat:mark-read", { ...this._ids(), seq }, 5_000);
+      if (ack.ok) this._ownPointer(ack.lastReadSeq, ack.unreadCount);
+    } catch {
+      // offline: the next markRead (after the rejoin) sends it
+    } finally {
+      if (this._markingRead === seq) this._markingRead = 0;
+    }
+  }
+
+  _ownPointer(seq, unreadCount) {
+    if (seq < this.lastReadSeq) return;
+    this.lastReadSeq = seq;
+    this.unreadCount = unreadCount;
+    if (this.store.self.userId != null) this._receipt(this.store.self.userId, seq);
+    this._changed("read");
+  }
+
+  _receipt(userId, seq) {
+    if (seq <= (this.readBy.get(userId) ?? 0)) return false;
+    this.readBy.set(userId, seq);
+    return true;
+  }
+
   // --- server events ----------------------------------------------------------------------
 
   _makeHandlers() {
@@ -615,6 +679,15 @@ export class ChatRoom extends EventTarget {
         this.store.putStored(unhidden.message);
         this._changed("messages");
       },
+      "chat:reactions-updated": (updated) => {
+        if (!this._ours(updated)) return;
+        if (this.store.applyReactions(updated)) this._changed("messages", { id: updated.messageId });
+      },
+      "chat:read-updated": (read) => {
+        if (!this._ours(read)) return;
+        if (read.userId === this.store.self.userId) this._ownPointer(read.seq, read.unreadCount);
+        else if (this._receipt(read.userId, read.seq)) this._changed("read");
+      },
       "chat:session-closed": (closed) => {
         if (!this._ours(closed)) return;
         this.closed = true;
@@ -646,6 +719,10 @@ export class ChatRoom extends EventTarget {
     const { item, added } = this.store.putStored(message);
     if (message.senderType === "user") this._stopTypingOf(`user:${message.userId}`);
     const fresh = (added || wasStreaming) && !item.mine;
+    if (added && !item.mine && typeof message.seq === "number" && message.seq > this.lastReadSeq) {
+      this.unreadCount += 1;
+      this._changed("read");
+    }
     this._changed("messages", { incoming: fresh, id: item.id });
     if (fresh) {
       const text = plainText(message);

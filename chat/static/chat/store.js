@@ -16,6 +16,11 @@
  *   streaming -- an agent's reply arriving chunk by chunk
  *   stored    -- anything else the server has stored (history, others' messages)
  * Every change bumps `rev`, so a view re-renders only what changed.
+ *
+ * Reactions: each entry keeps the aggregate with the highest
+ * `reactionsVersion` it has seen (from history, `chat:message-received`,
+ * `chat:reactions-updated` or a reaction's ack), so repeated or reordered
+ * updates end in the server's state (docs/protocol.md, "Reactions").
  */
 
 export const MessageState = Object.freeze({
@@ -27,12 +32,16 @@ export const MessageState = Object.freeze({
 });
 
 let localOrder = 0;
+/** Reactions kept for messages not held yet (an update that overtook its message); the oldest go first. */
+const MAX_EARLY_REACTIONS = 500;
 
 export class MessageStore {
   constructor() {
     /** @type {Map<string, object>} */
     this.items = new Map();
     this.self = { userId: null, userName: null };
+    /** @type {Map<string, {reactions: object[], reactionsVersion: number}>} */
+    this._earlyReactions = new Map();
   }
 
   get size() {
@@ -95,6 +104,8 @@ export class MessageStore {
       error: null,
       order: ++localOrder,
       rev: 0,
+      reactions: [],
+      reactionsVersion: 0,
       ...fields,
     };
     this.items.set(item.id, item);
@@ -122,9 +133,19 @@ export class MessageStore {
     };
     const existing = this.items.get(message.id);
     const mine = this.isMine(message);
+    const reactions = [existing, this._earlyReactions.get(message.id), message].reduce(
+      (best, source) => ((source?.reactionsVersion ?? 0) > best.reactionsVersion ? source : best),
+      { reactions: [], reactionsVersion: 0 },
+    );
+    this._earlyReactions.delete(message.id);
+    fields.reactions = reactions.reactions ?? [];
+    fields.reactionsVersion = reactions.reactionsVersion;
     if (existing) {
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
-      const same = existing.content === fields.content && existing.html === fields.html;
+      const same =
+        existing.content === fields.content &&
+        existing.html === fields.html &&
+        existing.reactionsVersion === fields.reactionsVersion;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -132,6 +153,34 @@ export class MessageStore {
     }
     const item = this._create({ id: message.id, ...fields, mine, state: MessageState.STORED });
     return { item, added: true };
+  }
+
+  /**
+   * A message's reactions (`{messageId, reactions, reactionsVersion}`): kept when
+   * newer than what is held.  Returns the entry when it changed, else null.
+   */
+  applyReactions({ messageId, reactions, reactionsVersion }) {
+    if (typeof reactionsVersion !== "number" || !Array.isArray(reactions)) return null;
+    const item = this.items.get(messageId);
+    if (!item) {
+      const held = this._earlyReactions.get(messageId);
+      if (!held || held.reactionsVersion < reactionsVersion) {
+        this._earlyReactions.delete(messageId);
+        this._earlyReactions.set(messageId, { reactions, reactionsVersion });
+        if (this._earlyReactions.size > MAX_EARLY_REACTIONS) {
+          this._earlyReactions.delete(this._earlyReactions.keys().next().value);
+        }
+      }
+      return null;
+    }
+    if (reactionsVersion <= item.reactionsVersion) return null;
+    return this._touch(item, { reactions, reactionsVersion });
+  }
+
+  /** Did we react to message `id` with `emoji`?  (Our userId is among those listed.) */
+  reactedWith(id, emoji) {
+    const reaction = this.items.get(id)?.reactions.find((r) => r.emoji === emoji);
+    return Boolean(reaction && this.self.userId != null && reaction.users.includes(this.self.userId));
   }
 
   /** Our own new message, shown at once (the optimistic bubble). */

@@ -14,6 +14,7 @@
 
 import { ConnectionState } from "./connection.js";
 import { copyCode, renderBody } from "./message_body.js";
+import { openPicker, reactionBar } from "./reactions_view.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -38,6 +39,10 @@ const ERROR_TEXT = {
     `A moderator muted you in this workspace${e.mutedUntil ? ` until ${new Date(e.mutedUntil).toLocaleString()}` : ""}.`,
   banned: () => "You are banned from this workspace.",
   message_blocked: () => "This workspace does not accept messages that look like code injection.",
+  invalid_emoji: () => "A reaction is a single emoji.",
+  reaction_emoji_limit: (e) => `This message already has ${e.limit ?? "too many"} different reactions.`,
+  reaction_user_limit: (e) => `You can add at most ${e.limit ?? "a few"} reactions to one message.`,
+  message_not_found: () => "That message is no longer available.",
   spam_detected: (e) =>
     e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
@@ -181,6 +186,7 @@ export class ChatView {
       input.focus();
     });
     bannerRetry.addEventListener("click", () => this.connection.retryNow());
+    document.addEventListener("visibilitychange", () => this._markRead());
     list.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
       if (!button || !this.room) return;
@@ -202,6 +208,14 @@ export class ChatView {
         }
       }
       else if (button.dataset.action === "hide") this._hide(id, button);
+      else if (button.dataset.action === "react") {
+        this.room.toggleReaction(id, button.dataset.emoji);
+        return; // keep the focus on the reaction
+      } else if (button.dataset.action === "react-picker") {
+        const room = this.room;
+        openPicker(button, (emoji) => room.toggleReaction(id, emoji));
+        return;
+      }
       input.focus();
     });
   }
@@ -281,6 +295,12 @@ export class ChatView {
       this._renderJump();
     }
     if (this._nearTop() && room.hasOlder && !room.loadingOlder && room.initialLoaded) room.loadOlder();
+    this._markRead();
+  }
+
+  /** The newest messages are on screen in a visible page: tell the server we read them. */
+  _markRead() {
+    if (this.room?.initialLoaded && document.visibilityState === "visible" && this._nearBottom()) this.room.markRead();
   }
 
   _renderMessages() {
@@ -310,7 +330,8 @@ export class ChatView {
         previous.userName === item.userName &&
         item.senderType !== "system" &&
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
-      const key = `${item.rev}|${continued}|${moderator}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
+      const reactable = this.room.joined && !this.room.closed;
+      const key = `${item.rev}|${continued}|${moderator}|${reactable}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
       if (element._key !== key) {
         this._fillMessage(element, item, continued, moderator, blockedFor);
         element._key = key;
@@ -365,6 +386,9 @@ export class ChatView {
     }
     main.append(bubble);
 
+    if (item.seq != null && item.senderType !== "system" && (item.reactions.length || this.room.joined)) {
+      main.append(reactionBar(item, this.room.store.self.userId, { canReact: this.room.joined && !this.room.closed }));
+    }
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
     li.append(main);
@@ -574,6 +598,7 @@ export class ChatView {
       this._unseen = 0;
       this._renderJump();
     }
+    this._markRead();
     const room = this.room;
     if (room && this._nearTop() && room.hasOlder && !room.loadingOlder && room.initialLoaded) room.loadOlder();
   }
