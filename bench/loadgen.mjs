@@ -14,6 +14,12 @@
 //          chat:send-message {message: {id, sessionId, content, metadata: {t}}};
 //          a delivery is chat:message-received at another member of the session,
 //          the sender's confirmation is chat:message-sent.
+//          With --with-reactions, every message sent also makes one reaction
+//          and one mark-read in its room, at the same rate: another member
+//          toggles its emoji (add, then remove next time) on the room's newest
+//          confirmed message, and a third marks the room read up to it.  Their
+//          error events fail the step like a send's; chat:reactions-updated and
+//          chat:read-updated are counted (reactionUpdates, readUpdates).
 //   plain  the reference: "join" {room} (acked), "broadcast" {room, id, t, content};
 //          the server forwards "broadcast" to the room except the sender and
 //          answers the sender with "sent" {id}.
@@ -58,6 +64,7 @@ const DEFAULTS = {
   workers: 2,
   transports: ["websocket"], // or ["polling"]: long-polling only, never upgraded
   connectOnly: false, // connect and join, time it, disconnect (no steps)
+  withReactions: false, // chat: a reaction and a mark-read per message sent (see Modes)
   tokens: [], // chat/idle-chat: one per client, reused round-robin if fewer
   tokensFile: null,
   idleAuth: false, // idle mode: send auth {token} (our server needs it)
@@ -185,6 +192,10 @@ async function workerMain() {
     late: 0,
     confirmed: 0,
     disconnects: 0,
+    reactionsSent: 0,
+    readsSent: 0,
+    reactionUpdates: 0,
+    readUpdates: 0,
   });
   let c = counters();
   const latencies = new Samples();
@@ -192,7 +203,7 @@ async function workerMain() {
   const errorSamples = [];
 
   for (const r of workerData.rooms) {
-    const room = { r, name: `${cfg.sessionPrefix}-r${r}`, members: [], next: 0, sent: 0, phase: 0 };
+    const room = { r, name: `${cfg.sessionPrefix}-r${r}`, members: [], next: 0, sent: 0, phase: 0, lastSeq: 0, lastId: null };
     for (let pos = 0; pos < workerData.roomSizes[r]; pos++) {
       const globalIndex = r * K + pos;
       const client = { globalIndex, pos, room, socket: null, connectMs: null, joinMs: null, connectJoinMs: null };
@@ -237,9 +248,13 @@ async function workerMain() {
     if (rec.count === rec.expected && rec.acked) pending.delete(id);
   }
 
-  function onConfirm(id) {
+  function onConfirm(id, seqNo) {
     const rec = pending.get(id);
     if (rec === undefined || rec.acked) return;
+    if (typeof seqNo === "number" && seqNo > rec.room.lastSeq) {
+      rec.room.lastSeq = seqNo;
+      rec.room.lastId = id;
+    }
     rec.acked = true;
     c.confirmed++;
     confirmLatencies.push(nowAbs() - rec.t);
@@ -280,9 +295,16 @@ async function workerMain() {
       });
       if (mode === "chat") {
         socket.on("chat:message-received", (shape) => onDelivery(client, shape?.id));
-        socket.on("chat:message-sent", (conf) => onConfirm(conf?.messageId));
+        socket.on("chat:message-sent", (conf) => onConfirm(conf?.messageId, conf?.seq));
         socket.on("chat:send-message-error", onError);
         socket.on("chat:join-session-error", onError);
+        if (cfg.withReactions) {
+          socket.on("chat:add-reaction-error", onError);
+          socket.on("chat:remove-reaction-error", onError);
+          socket.on("chat:mark-read-error", onError);
+          socket.on("chat:reactions-updated", () => c.reactionUpdates++);
+          socket.on("chat:read-updated", () => c.readUpdates++);
+        }
       } else if (mode === "plain") {
         socket.on("broadcast", (data) => onDelivery(client, data?.id));
         socket.on("sent", (data) => onConfirm(data?.id));
@@ -342,9 +364,28 @@ async function workerMain() {
       sender.socket.emit("chat:send-message", {
         message: { id, sessionId: room.name, content: contentFor(id), metadata: { t, bench: 1 } },
       });
+      if (cfg.withReactions) reactAndRead(room);
     } else {
       sender.socket.emit("broadcast", { room: room.name, id, t, content: contentFor(id) });
     }
+  }
+
+  // --with-reactions: the two members after the sender react to and read the room's newest confirmed message.
+  const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀", "🙏", "🔥"];
+  function reactAndRead(room) {
+    if (room.lastId === null || room.members.length < 2) return;
+    const n = room.members.length;
+    const reactor = room.members[room.next % n];
+    const reader = room.members[(room.next + 1) % n];
+    const emoji = EMOJI[reactor.pos % EMOJI.length];
+    // Toggle, so no member ever nears the per-message caps: add on this message, remove on the next turn.
+    const add = reactor.reacted !== room.lastId;
+    const messageId = add ? room.lastId : reactor.reacted;
+    reactor.reacted = add ? room.lastId : null;
+    reactor.socket.emit(add ? "chat:add-reaction" : "chat:remove-reaction", { sessionId: room.name, messageId, emoji });
+    reader.socket.emit("chat:mark-read", { sessionId: room.name, seq: room.lastSeq });
+    c.reactionsSent++;
+    c.readsSent++;
   }
 
   // Sends `rate` msgs/s per room for durationMs from startAt, then waits for
@@ -501,6 +542,7 @@ function parseArgs(argv) {
     throw new Error(`transports must be websocket and/or polling, not ${cfg.transports}`);
   }
   if (typeof cfg.connectOnly === "string") cfg.connectOnly = cfg.connectOnly === "true" || cfg.connectOnly === "1";
+  if (typeof cfg.withReactions === "string") cfg.withReactions = cfg.withReactions === "true" || cfg.withReactions === "1";
   return cfg;
 }
 

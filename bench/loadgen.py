@@ -161,6 +161,7 @@ def loadgen_config(args: Any, url: str, mode: str, tokens: list[str], **override
         "drainMs": args.drain_ms,
         "thresholdMs": args.threshold_ms,
         "maxRunS": args.max_run_s,
+        "withReactions": bool(getattr(args, "with_reactions", False)) and mode == "chat",
     }
     config.update(overrides)
     return config

@@ -131,6 +131,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-ms", type=int, help="how long after a step a message may still arrive")
     parser.add_argument("--workers", type=int, help="load generator worker threads")
     parser.add_argument("--content-bytes", type=int, default=100)
+    parser.add_argument(
+        "--with-reactions",
+        action="store_true",
+        help="ours: every message sent also makes a reaction and a mark-read in its room (compare the best rates)",
+    )
     parser.add_argument("--idle-connections", type=int, help="sockets for the memory measurement (0: skip)")
     parser.add_argument("--idle-warmup", type=int, help="connections opened and closed before measuring")
     parser.add_argument("--settle", type=float, help="seconds to let RSS settle around the idle measurement")
@@ -211,6 +216,7 @@ def config_record(args: argparse.Namespace) -> dict[str, Any]:
         "connectClients": args.connect_clients,
         "redisSkipSteps": args.redis_skip_steps,
         "thresholdMs": args.threshold_ms,
+        "withReactions": args.with_reactions,
         "drainMs": args.drain_ms,
         "workers": args.workers,
         "contentBytes": args.content_bytes,
