@@ -53,6 +53,8 @@ def test_default_rules() -> None:
         "typing": Rule(60, 60),
         "presence": Rule(30, 60),
         "history": Rule(60, 60),
+        "react": Rule(60, 60),
+        "read": Rule(120, 60),
     }
 
 
