@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from chat.admin.scoping import ReadOnly, ScopedRelatedFilter, WorkspaceScoped
-from chat.models import ChatMessage, ChatSession, Presence
+from chat.models import ChatMessage, ChatSession, MessageReactions, Presence
 from chat.services import announce, moderation
 from chat.services import sessions as session_service
 
@@ -154,6 +154,7 @@ class ChatMessageAdmin(WorkspaceScoped):
         "hidden",
         "hidden_by",
         "hidden_at",
+        "reactions_shown",
     )
     actions = ("hide", "unhide")
 
@@ -166,6 +167,12 @@ class ChatMessageAdmin(WorkspaceScoped):
     @admin.display(description="workspace", ordering="session__workspace__slug")
     def workspace(self, message: ChatMessage) -> str:
         return message.session.workspace.slug
+
+    @admin.display(description="reactions")
+    def reactions_shown(self, message: ChatMessage) -> str:
+        """Each emoji with its count and who (as every member of the session sees them)."""
+        totals = MessageReactions.objects.filter(message=message).values_list("summary", flat=True).first() or []
+        return ", ".join(f"{r['emoji']} {r['count']} ({', '.join(r['users'])})" for r in totals) or "-"
 
     @admin.display(description="content")
     def short_content(self, message: ChatMessage) -> str:
