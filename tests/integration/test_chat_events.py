@@ -55,6 +55,8 @@ JOIN_FIELDS = {
     "workspaceRoomId",
     "status",
     "lastSeq",
+    "lastReadSeq",
+    "unreadCount",
     "timestamp",
     "presence",
 }
@@ -371,6 +373,8 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "html": "<p><strong>hello</strong></p>\n",
         "metadata": metadata,
         "timestamp": sent["timestamp"],
+        "reactions": [],
+        "reactionsVersion": 0,
     }
     for other in (a2, bob):
         received = await other.wait_for("chat:message-received", since=marks[other])
