@@ -22,6 +22,8 @@ not announced; its caller still gets the current aggregate.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -57,7 +59,12 @@ def check_reaction(
     return message
 
 
-def add_reaction(user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, moderates: bool = False):
+Change = Callable[[ChatMessage, AbstractBaseUser, str], reactions.Aggregate]
+
+
+def add_reaction(
+    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, moderates: bool = False
+) -> ChatMessage:
     """Add the member's reaction; the message with its aggregate attached (``reaction_aggregate``)."""
     message = check_reaction(user, where, message_key, emoji, adding=True, moderates=moderates)
     return _change(reactions.add, user, where, message, str(emoji), added=True)
@@ -70,7 +77,9 @@ def remove_reaction(
     return _change(reactions.remove, user, where, message, str(emoji), added=False)
 
 
-def _change(change, user: AbstractBaseUser, where: SessionRef, message: ChatMessage, emoji: str, *, added: bool):
+def _change(
+    change: Change, user: AbstractBaseUser, where: SessionRef, message: ChatMessage, emoji: str, *, added: bool
+) -> ChatMessage:
     with transaction.atomic():
         message.reaction_aggregate = aggregate = change(message, user, emoji)
         if aggregate.changed:

@@ -47,8 +47,13 @@ def summarise(rows: Iterable[tuple[str, str]], users_shown: int) -> list[dict[st
 
 
 def _locked(message: ChatMessage) -> MessageReactions:
-    MessageReactions.objects.get_or_create(message=message)
-    return MessageReactions.objects.select_for_update().get(message=message)
+    """The message's aggregate row, locked until the transaction ends (created on the first reaction)."""
+    locked = MessageReactions.objects.select_for_update()
+    totals = locked.filter(message=message).first()
+    if totals is None:
+        MessageReactions.objects.get_or_create(message=message)  # a concurrent first reaction may win: either row
+        totals = locked.get(message=message)
+    return totals
 
 
 def _save(totals: MessageReactions) -> Aggregate:
