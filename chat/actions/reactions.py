@@ -7,7 +7,9 @@ Layer: chat actions (synchronous; socket handlers call them through
 :func:`check_reaction` (writes nothing): the emoji is one emoji
 (``invalid_emoji``, :mod:`chat.services.emoji`); the message is a visible
 one of the session (``message_not_found``, also for another session's or
-workspace's message: the session was found within the member's workspace);
+workspace's message: the session was found within the member's workspace;
+hidden and deleted messages take no reactions, from moderators neither, so
+no broadcast ever names a message members cannot see);
 the session is open (``session_closed``); a muted member cannot add one
 (``muted``).  Then the change (:mod:`chat.services.reactions`): idempotent
 (adding twice stores once, removing an absent one succeeds), capped per
@@ -40,14 +42,14 @@ from chat.shapes import reactions_updated_shape
 
 
 def check_reaction(
-    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, adding: bool, moderates: bool
+    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, adding: bool
 ) -> ChatMessage:
     """The message to react to, or the error that refuses the reaction."""
     if not is_emoji(emoji):
         raise InvalidEmoji(messageId=message_key)
-    messages = ChatMessage.objects.filter(session_id=where.session_id, key=message_key, deleted_at__isnull=True)
-    if not moderates:
-        messages = messages.filter(hidden=False)
+    messages = ChatMessage.objects.filter(
+        session_id=where.session_id, key=message_key, hidden=False, deleted_at__isnull=True
+    )
     message = messages.first()
     if message is None:
         raise MessageNotFound(messageId=message_key)
@@ -63,17 +65,17 @@ Change = Callable[[ChatMessage, AbstractBaseUser, str], reactions.Aggregate]
 
 
 def add_reaction(
-    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, moderates: bool = False
+    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object
 ) -> ChatMessage:
     """Add the member's reaction; the message with its aggregate attached (``reaction_aggregate``)."""
-    message = check_reaction(user, where, message_key, emoji, adding=True, moderates=moderates)
+    message = check_reaction(user, where, message_key, emoji, adding=True)
     return _change(reactions.add, user, where, message, str(emoji), added=True)
 
 
 def remove_reaction(
-    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object, *, moderates: bool = False
+    user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object
 ) -> ChatMessage:
-    message = check_reaction(user, where, message_key, emoji, adding=False, moderates=moderates)
+    message = check_reaction(user, where, message_key, emoji, adding=False)
     return _change(reactions.remove, user, where, message, str(emoji), added=False)
 
 

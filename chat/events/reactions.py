@@ -35,7 +35,5 @@ def _register(namespace: Namespace, event: str, change: Any) -> None:
         if not isinstance(emoji, str) or len(emoji) > EMOJI_MAX_CHARS:
             raise InvalidEmoji(messageId=message_key)
         where = SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug)
-        message = await database_sync_to_async(change)(
-            socket.user, where, message_key, emoji, moderates=entry.moderates
-        )
+        message = await database_sync_to_async(change)(socket.user, where, message_key, emoji)
         return {"sessionId": entry.session_key, "messageId": message_key, "emoji": emoji, **reactions_fields(message)}

@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from tests.integration.chat_client import RELAXED_SECURITY, assert_error, client_pool, unique
+from tests.integration.chat_client import RELAXED_SECURITY, assert_error, client_pool, hide_message, unique
 from tests.integration.reactions_support import make_world, member, newest, react, stored_reactions
 
 UPDATED = "chat:reactions-updated"
@@ -145,7 +145,15 @@ async def test_hostile_reactions_are_refused_with_their_code_and_store_nothing(w
     for emoji in (None, 5, True, ["👍"], {"e": "👍"}):
         since = alice.mark()
         assert_error(await react(alice, session, mine, emoji), "invalid_emoji", alice, "chat:add-reaction", since)
-    touched = {mine, foreign, missing}
+    # A hidden message takes no reaction, not even a moderator's: no broadcast may name it.
+    hidden = unique("m")
+    assert (await alice.send(session, "to hide", hidden))["ok"]
+    hide_message(world.server, world.a, session, (await alice.call("chat:request-history", {"sessionId": session}))[
+        "messages"][-1]["seq"])
+    mod = await member(world, new, "mod", session)
+    since = mod.mark()
+    assert_error(await react(mod, session, hidden, "👍"), "message_not_found", mod, "chat:add-reaction", since)
+    touched = {mine, foreign, missing, hidden}
     assert [row for row in stored_reactions(world.server, world.a) if row[0] in touched] == []
     assert [row for row in stored_reactions(world.server, world.b) if row[0] in touched] == []
     await bmod.assert_no_events([UPDATED], since=0, within=0.2)
