@@ -500,8 +500,10 @@ class AgentRunner:
             if not active.lost:
                 # A tool call still open ends with the reply: completed with it, failed with a failure.
                 ended = steps.COMPLETED if outcome.status == AgentRunStatus.COMPLETED else steps.FAILED
-                for event in active.reply.close_open(ended):
-                    await self._relay_step(ticket, event, len(active.reply.items) - 1)
+                closing = active.reply.close_open(ended)
+                first = len(active.reply.items) - len(closing)
+                for offset, event in enumerate(closing):
+                    await self._relay_step(ticket, event, first + offset)
         finally:
             renewal.cancel()
             saving.cancel()
