@@ -315,7 +315,9 @@ class AgentRunner:
                 await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
             except ChannelFull:
                 metrics.messages_dropped("channel_full", 1)
-                logger.warning("the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id)
+                logger.warning(
+                    "the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id
+                )
             except Exception:
                 # The worker's lease renewal reads the flag too: it stops within a third of a lease.
                 logger.warning(
@@ -623,7 +625,9 @@ class AgentRunner:
             if count == active.saved:
                 continue
             try:
-                held = await database_sync_to_async(runs.save_stream)(run_id, self.worker_id, active.reply.items[:count])
+                held = await database_sync_to_async(runs.save_stream)(
+                    run_id, self.worker_id, active.reply.items[:count]
+                )
             except Exception:
                 logger.exception("could not save the chunks of agent run %s; retrying", run_id)
                 continue

@@ -99,8 +99,13 @@ def fold(stream: list[Any]) -> list[dict[str, Any]]:
         if item.get("type") == TOOL:
             step = tools.get(item.get("toolCallId", ""))
             if step is None:
-                step = {"type": TOOL, "toolCallId": item.get("toolCallId", ""), "name": item.get("name", ""),
-                        "arguments": "", "status": STARTED}
+                step = {
+                    "type": TOOL,
+                    "toolCallId": item.get("toolCallId", ""),
+                    "name": item.get("name", ""),
+                    "arguments": "",
+                    "status": STARTED,
+                }
                 tools[step["toolCallId"]] = step
                 steps.append(step)
             step["arguments"] += item.get("argumentsDelta", "")

@@ -18,21 +18,15 @@ import pytest
 from chat.agents.backends import BackendError, make_backend
 from chat.agents.relay import Reply
 from chat.agents.steps import ReasoningDelta, ToolCallDelta
-from tests.integration.test_agents_backends import (  # noqa: F401 - fixtures
-    FakeOpenAI,
-    FakeParlant,
-    _fresh_rotation,
-    _loopback_allowed,
-    collect,
-    context,
-    fake_openai,
-    fake_parlant,
-    openai_config,
-    parlant_config,
-)
+from tests.integration import test_agents_backends
+from tests.integration.test_agents_backends import collect, context, openai_config, parlant_config
+
+# Fixtures shared with the backends' tests.
+_loopback_allowed, _fresh_rotation = test_agents_backends._loopback_allowed, test_agents_backends._fresh_rotation
+fake_openai, fake_parlant = test_agents_backends.fake_openai, test_agents_backends.fake_parlant
 
 #: Arguments with escapes, non-ASCII and nesting, cut at awkward places (inside an escape, a word, a number).
-ARGUMENTS = json.dumps({"city": "Zürich \"Altstadt\"", "days": [1, 2, 3], "units": {"temp": "°C"}}, ensure_ascii=False)
+ARGUMENTS = json.dumps({"city": 'Zürich "Altstadt"', "days": [1, 2, 3], "units": {"temp": "°C"}}, ensure_ascii=False)
 PIECES = [ARGUMENTS[:1], ARGUMENTS[1:9], ARGUMENTS[9:10], ARGUMENTS[10:23], ARGUMENTS[23:24], ARGUMENTS[24:]]
 
 
@@ -74,7 +68,11 @@ async def test_openai_tool_call_deltas_are_reassembled_exactly(fake_openai):
     assert [s["type"] for s in steps] == ["reasoning", "tool", "tool"]
     assert steps[0]["text"] == "Need the weather and the time."
     assert steps[1] == {
-        "type": "tool", "toolCallId": "call_w1", "name": "get_weather", "arguments": ARGUMENTS, "status": "completed"
+        "type": "tool",
+        "toolCallId": "call_w1",
+        "name": "get_weather",
+        "arguments": ARGUMENTS,
+        "status": "completed",
     }
     assert reply.content == ""
 

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -330,7 +331,6 @@ class FakeParlant(FakeServer):
                 )
         return web.json_response(event)
 
-
     async def _event_stream(self, request: web.Request, event: dict[str, Any]) -> web.StreamResponse:
         """Parlant's ``read_event`` with ``sse=true``: the event now and after every change, until its chunks end."""
         self.event_streams += 1
@@ -342,14 +342,17 @@ class FakeParlant(FakeServer):
             await response.write(f"data: {json.dumps(event)}\n\n".encode())
             if not isinstance(chunks, list) or (chunks and chunks[-1] is None):
                 break
-            count = len(chunks)
             try:
                 async with self.changed:
-                    await asyncio.wait_for(self.changed.wait_for(lambda: len(event["data"]["chunks"]) > count), wait)
+                    await asyncio.wait_for(self.changed.wait_for(partial(_grew, event, len(chunks))), wait)
             except asyncio.TimeoutError:
                 break
         await response.write_eof()
         return response
+
+
+def _grew(event: dict[str, Any], count: int) -> bool:
+    return len(event["data"]["chunks"]) > count
 
 
 # --- helpers -------------------------------------------------------------------------------

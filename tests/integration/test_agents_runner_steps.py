@@ -16,9 +16,14 @@ from chat import notify
 from chat.agents import runner as runner_module
 from chat.agents.backends.echo import echo_chunks
 from chat.models import AgentRunStatus, ChatMessage
-from tests.integration.test_agents_backends import FakeOpenAI, _loopback_allowed  # noqa: F401 - fixture
+from tests.integration import test_agents_backends, test_agents_runner
 from tests.integration.test_agents_backend_steps import ARGUMENTS, tool_script
-from tests.integration.test_agents_runner import history, run_of, runner, say, told, until, world  # noqa: F401
+from tests.integration.test_agents_backends import FakeOpenAI
+from tests.integration.test_agents_runner import history, run_of, say, until
+
+# Fixtures shared with the runner's and the backends' tests.
+world, told, runner = test_agents_runner.world, test_agents_runner.told, test_agents_runner.runner
+_loopback_allowed = test_agents_backends._loopback_allowed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +89,9 @@ async def test_a_catch_up_carries_the_steps_so_far(world, told, runner, monkeypa
     # Exactly what the session had been told up to that index: the text and the folded steps.
     assert catch_up["chunk"] == "".join(p["chunk"] for e, p in events if e == KINDS[0] and p in before)
     [tool] = [s for s in catch_up["steps"] if s["type"] == "tool"]
-    assert tool["status"] == "completed" and tool["arguments"] == json.dumps({"text": "one two three four five six seven eight"})
+    assert tool["status"] == "completed" and tool["arguments"] == json.dumps(
+        {"text": "one two three four five six seven eight"}
+    )
     assert catch_up["steps"][0]["type"] == "reasoning"
 
 
@@ -113,7 +120,11 @@ async def test_a_stream_cut_mid_tool_call_fails_and_stores_nothing_as_complete(w
     assert run.status == AgentRunStatus.FAILED
     statuses = [i["status"] for i in run.stream if isinstance(i, dict) and i["type"] == "tool"]
     assert "completed" not in statuses and statuses[-2:] == ["failed", "failed"]
-    arguments = "".join(i.get("argumentsDelta", "") for i in run.stream if isinstance(i, dict) and i.get("toolCallId") == "call_w1")
+    arguments = "".join(
+        i.get("argumentsDelta", "") for i in run.stream if isinstance(i, dict) and i.get("toolCallId") == "call_w1"
+    )
     assert ARGUMENTS.startswith(arguments) and arguments != ARGUMENTS
-    keys = await database_sync_to_async(lambda: list(ChatMessage.objects.filter(session=session).values_list("key", flat=True)))()
+    keys = await database_sync_to_async(
+        lambda: list(ChatMessage.objects.filter(session=session).values_list("key", flat=True))
+    )()
     assert "agent-m1" not in keys and "agent-m1-error" in keys

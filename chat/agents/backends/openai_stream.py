@@ -30,8 +30,8 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
-from chat.agents.backends.sse import events as sse_events
 from chat.agents.backends.base import BackendError
+from chat.agents.backends.sse import events as sse_events
 from chat.agents.steps import COMPLETED, RUNNING, STARTED, ReasoningDelta, ToolCallDelta
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")

@@ -239,13 +239,17 @@ class ParlantBackend(AgentBackend):
         params = {"sse": "true", "wait_for_data": str(wait_s)}
         async with http.get(path, params=params, allow_redirects=False) as response:
             if response.status != 200:
-                raise BackendError(f"Parlant failed to stream a message (HTTP {response.status}).", code="upstream_error")
+                raise BackendError(
+                    f"Parlant failed to stream a message (HTTP {response.status}).", code="upstream_error"
+                )
             if response.content_type == "text/event-stream":
                 async for data in sse_events(response):
                     try:
                         update = json.loads(data)
                     except json.JSONDecodeError:
-                        raise BackendError("Parlant streamed something that is not JSON.", code="upstream_error") from None
+                        raise BackendError(
+                            "Parlant streamed something that is not JSON.", code="upstream_error"
+                        ) from None
                     for text in message.update(update):
                         yield text
                     if message.complete:
