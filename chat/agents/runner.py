@@ -17,7 +17,9 @@ so on every worker):
 1. ``chat:typing-indicator`` ``{isTyping: true, senderType: "agent", agentId, ...}``;
 2. ``chat:agent-stream-chunk`` ``{sessionId, messageId, chunk, isComplete: false,
    timestamp, workspaceId, agentId, inReplyTo, index}`` for every chunk, as
-   the backend yields it (``index`` counts from 0);
+   the backend yields it, and ``chat:agent-tool-call`` / ``chat:agent-reasoning``
+   for every step event (:mod:`chat.agents.steps`, :mod:`chat.agents.relay`):
+   ``index`` counts all of them from 0, in the order they are produced;
 3. ``chat:typing-indicator`` ``{isTyping: false, ...}``;
 4. a last ``chat:agent-stream-chunk`` with ``chunk: ""`` and ``isComplete: true``,
    plus ``seq`` of the stored reply, or ``cancelled: true``, or
@@ -54,7 +56,8 @@ flag its lease renewal reads).
 Catching up.  A socket that joins a session (or rejoins it after a
 reconnect) while a reply streams gets, after it subscribed to the session,
 one ``chat:agent-stream-chunk`` with ``catchUp: true`` whose ``chunk`` is
-the whole text so far and whose ``index`` is the last chunk it includes
+the whole text so far, ``steps`` the tool calls and reasoning so far, and
+whose ``index`` is the last event it includes
 (:func:`catch_up`).  Only the worker running the reply knows that text
 exactly, so the joiner's worker asks it (a ``chat.agent.catch-up`` message
 on its channel) and it sends the catch-up straight to the socket, between
