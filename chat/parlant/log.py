@@ -244,11 +244,13 @@ def _run_entries(run: AgentRun, done: set[str], trigger_at: datetime | None, lin
     if run.started_at is not None:
         at = _later(run.started_at, at)
         phases.append(("processing", at))
+    tools: list[dict[str, Any]] = []
     if run.stream or reply is not None:
         phases.append(("typing", at))
         tools = [s for s in agent_steps.fold(run.stream or []) if s["type"] == agent_steps.TOOL]
         phases += [(f"tool:{n}", at) for n, step in enumerate(tools) if step["status"] in agent_steps.ENDED]
-        phases.append((REPLY, at))
+        if reply is not None or any(isinstance(item, str) for item in run.stream or []):
+            phases.append((REPLY, at))  # steps alone are no message
         if reply is not None:
             links[run.reply_key] = reply.pk
     terminal = TERMINAL_PHASES.get(run.status)
