@@ -507,8 +507,12 @@ class AgentRunner:
                 ended = steps.COMPLETED if outcome.status == AgentRunStatus.COMPLETED else steps.FAILED
                 closing = active.reply.close_open(ended)
                 first = len(active.reply.items) - len(closing)
-                for offset, event in enumerate(closing):
-                    await self._relay_step(ticket, event, first + offset)
+                try:
+                    for offset, event in enumerate(closing):
+                        await self._relay_step(ticket, event, first + offset)
+                except Exception:
+                    # The reply is still stored with them ended; clients see it so in the stored message.
+                    logger.exception("could not relay the end of agent run %s's tool calls", ticket.run_id)
         finally:
             renewal.cancel()
             saving.cancel()
