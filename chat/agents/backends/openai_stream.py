@@ -32,9 +32,11 @@ import aiohttp
 
 from chat.agents.backends.base import BackendError
 from chat.agents.backends.sse import events as sse_events
-from chat.agents.steps import COMPLETED, RUNNING, STARTED, ReasoningDelta, ToolCallDelta
+from chat.agents.steps import COMPLETED, MAX_STEPS, RUNNING, STARTED, ReasoningDelta, ToolCallDelta
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+#: Tool calls tracked at once (a provider numbering calls without end costs no more memory than this).
+MAX_OPEN_CALLS = 2 * MAX_STEPS
 
 Item = str | ReasoningDelta | ToolCallDelta
 
@@ -85,6 +87,8 @@ class ChunkReader:
         piece = function.get("arguments")
         piece = piece if isinstance(piece, str) else ""
         if index not in self.calls:
+            if len(self.calls) >= MAX_OPEN_CALLS:
+                return []  # beyond what a reply may show anyway (steps.MAX_STEPS): not tracked
             call_id = call.get("id")
             call_id = call_id if isinstance(call_id, str) and call_id else f"call_{index}"
             name = function.get("name")
