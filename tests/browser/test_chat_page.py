@@ -335,8 +335,10 @@ def test_keyboard_only_use(chat_server, open_user):
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("line two")
     assert page.input_value("#composer-input") == "line one\nline two"
-    # From the message box backwards: the message's own control (a moderator's "Hide"), then the
-    # message region itself (focusable, for keyboard scrolling).
+    # From the message box backwards: the message's own controls (its reaction button, a moderator's
+    # "Hide"), then the message region itself (focusable, for keyboard scrolling).
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Add a reaction"
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Hide message from demo"
     page.keyboard.press("Shift+Tab")
