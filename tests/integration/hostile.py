@@ -46,6 +46,8 @@ HIGH_LIMITS = {
     "CHAT_TYPING_RATE_LIMIT": "100000",
     "CHAT_PRESENCE_RATE_LIMIT": "100000",
     "CHAT_HISTORY_RATE_LIMIT": "100000",
+    "CHAT_REACTION_RATE_LIMIT": "100000",
+    "CHAT_READ_RATE_LIMIT": "100000",
     "CHAT_SPAM_MAX_REPEATS": "100000",
     "CHAT_CONNECTION_LIMIT": "1000",
     "CHAT_CONNECT_FAILURE_LIMIT": "100000",
@@ -74,6 +76,10 @@ CATALOGUE = {
     "internal",
     "agent_run_not_found",
     "agent_run_finished",
+    "message_not_found",
+    "invalid_emoji",
+    "reaction_emoji_limit",
+    "reaction_user_limit",
 }
 
 CHAT_EVENTS = [
@@ -84,6 +90,9 @@ CHAT_EVENTS = [
     "chat:update-presence",
     "chat:request-history",
     "chat:cancel-agent",
+    "chat:add-reaction",
+    "chat:remove-reaction",
+    "chat:mark-read",
 ]
 
 RS = "\x1e"

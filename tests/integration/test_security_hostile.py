@@ -751,6 +751,7 @@ def payloads(world: World, own: str) -> st.SearchStrategy[tuple[str, Any]]:
         st.sampled_from([world.ws, world.other_ws]) | st.from_regex(r"[-a-zA-Z0-9_]{1,64}", fullmatch=True) | JSON
     )
     number = st.integers(-5, 10**6) | st.integers(-(2**60), 2**60) | JSON
+    emoji = st.sampled_from(["👍", "🇫🇷", "👨‍👩‍👧", "x", "<b>", "\ud800"]) | st.text(max_size=40) | JSON
     message = _fields(
         id=CLIENT_ID | JSON,
         sessionId=session,
@@ -771,6 +772,11 @@ def payloads(world: World, own: str) -> st.SearchStrategy[tuple[str, Any]]:
         "chat:request-history": _fields(
             sessionId=session, workspaceId=workspace, limit=number, offset=number, afterSeq=number
         ),
+        **{
+            event: _fields(sessionId=session, workspaceId=workspace, messageId=CLIENT_ID | JSON, emoji=emoji)
+            for event in ("chat:add-reaction", "chat:remove-reaction")
+        },
+        "chat:mark-read": _fields(sessionId=session, workspaceId=workspace, seq=number),
     }
     events = st.sampled_from(list(by_event))
     shaped = events.flatmap(lambda event: st.tuples(st.just(event), by_event[event]))
