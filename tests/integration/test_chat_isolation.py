@@ -133,6 +133,9 @@ async def test_cross_workspace_and_cross_session_attempts_fail_and_nothing_leaks
         ("chat:update-presence", lambda s, ws: {"sessionId": s, "status": "away", **ws}),
         ("chat:request-history", lambda s, ws: {"sessionId": s, **ws}),
         ("chat:leave-session", lambda s, ws: {"sessionId": s, **ws}),
+        ("chat:add-reaction", lambda s, ws: {"sessionId": s, "messageId": unique("m"), "emoji": "👍", **ws}),
+        ("chat:remove-reaction", lambda s, ws: {"sessionId": s, "messageId": unique("m"), "emoji": "👍", **ws}),
+        ("chat:mark-read", lambda s, ws: {"sessionId": s, "seq": 1, **ws}),
     ]
     targets = [
         (bmod, shared, {}),
@@ -167,7 +170,9 @@ async def test_cross_workspace_and_cross_session_attempts_fail_and_nothing_leaks
     ]:
         actor = await member(spaces, new, actor_name, transports, f"actor {workspace}/{session}")
         await actor.join(workspace, session)
-        await actor.send(session, f"hello {workspace}/{session}")
+        sent = await actor.send(session, f"hello {workspace}/{session}")
+        ack = await actor.call("chat:add-reaction", {"sessionId": session, "messageId": sent["messageId"], "emoji": "👍"})
+        assert ack["ok"] and ack["reactionsVersion"] == 1, ack
         await actor.call("chat:typing", {"sessionId": session, "isTyping": True})
         await actor.call("chat:update-presence", {"sessionId": session, "status": "idle"})
         await actor.call("chat:typing", {"sessionId": session, "isTyping": False})
@@ -177,6 +182,7 @@ async def test_cross_workspace_and_cross_session_attempts_fail_and_nothing_leaks
     expected = [
         "chat:user-joined",
         "chat:message-received",
+        "chat:reactions-updated",
         "chat:typing-indicator",
         "chat:presence-updated",
         "chat:typing-indicator",
