@@ -32,7 +32,7 @@ from django.db import transaction
 from chat import event_names, notify
 from chat.actions.messages import SessionRef
 from chat.errors import InvalidEmoji, SessionClosed
-from chat.models import ChatMessage, ChatSession, SessionStatus
+from chat.models import ChatMessage, SessionStatus
 from chat.services import reactions
 from chat.services.announce import after_commit
 from chat.services.emoji import is_emoji
@@ -50,11 +50,10 @@ def check_reaction(
     messages = ChatMessage.objects.filter(
         session_id=where.session_id, key=message_key, hidden=False, deleted_at__isnull=True
     )
-    message = messages.first()
+    message = messages.select_related("session").first()
     if message is None:
         raise MessageNotFound(messageId=message_key)
-    status = ChatSession.objects.filter(pk=where.session_id).values_list("status", flat=True).first()
-    if status != SessionStatus.OPEN:
+    if message.session.status != SessionStatus.OPEN:
         raise SessionClosed(sessionId=where.session_key)
     if adding:
         check_user_can_send(user.pk, where.workspace_id)

@@ -7,7 +7,10 @@ Every change of one message's reactions runs in a transaction holding that
 message's :class:`~chat.models.MessageReactions` row locked, so changes of
 one message are serialised on every database: the caps are checked against
 what is really stored, and each effective change gets the next ``version``
-with the aggregate it produced.  A change that changes nothing (adding a
+with the aggregate it produced.  The aggregate is updated from the stored
+one (an emoji keeps its place while it has reactions; a new one goes last),
+and read again from the rows only when a user leaves an emoji whose list of
+users is capped.  A change that changes nothing (adding a
 reaction that exists, removing one that does not) writes nothing and keeps
 the version: clients already have that aggregate.
 """
@@ -19,7 +22,7 @@ from typing import Any, Iterable
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from chat.errors import ReactionEmojiLimit, ReactionUserLimit
 from chat.models import ChatMessage, MessageReactions, Reaction
@@ -56,9 +59,30 @@ def _locked(message: ChatMessage) -> MessageReactions:
     return totals
 
 
-def _save(totals: MessageReactions) -> Aggregate:
-    rows = Reaction.objects.filter(message_id=totals.message_id).order_by("pk").values_list("emoji", "user__username")
-    totals.summary = summarise(rows, settings.CHAT.reaction_users_shown)
+def _summary_after(totals: MessageReactions, emoji: str, username: str, added: bool) -> list[dict[str, Any]]:
+    """The aggregate after one change: from the stored one, or read again when it cannot tell (a capped list)."""
+    shown = settings.CHAT.reaction_users_shown
+    summary = [{**entry, "users": list(entry["users"])} for entry in totals.summary]
+    entry = next((e for e in summary if e["emoji"] == emoji), None)
+    if added and entry is None:
+        summary.append({"emoji": emoji, "count": 1, "users": [username]})
+    elif added:
+        entry["count"] += 1
+        if len(entry["users"]) < shown:
+            entry["users"].append(username)
+    elif entry is not None and entry["count"] == len(entry["users"]) and username in entry["users"]:
+        entry["count"] -= 1
+        entry["users"].remove(username)
+        if not entry["count"]:
+            summary.remove(entry)
+    else:  # a removal from an emoji whose list is capped: who moves into the list is in the rows only
+        rows = Reaction.objects.filter(message_id=totals.message_id).order_by("pk")
+        summary = summarise(rows.values_list("emoji", "user__username"), shown)
+    return summary
+
+
+def _save(totals: MessageReactions, emoji: str, user: AbstractBaseUser, *, added: bool) -> Aggregate:
+    totals.summary = _summary_after(totals, emoji, user.get_username(), added)
     totals.version += 1
     totals.save(update_fields=["summary", "version"])
     return Aggregate(totals.version, totals.summary)
@@ -68,20 +92,16 @@ def add(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
     """Add ``user``'s ``emoji`` to ``message`` (once); raises the caps' errors."""
     with transaction.atomic():
         totals = _locked(message)
-        mine = Reaction.objects.filter(message=message, user=user)
-        if mine.filter(emoji=emoji).exists():
+        mine = list(Reaction.objects.filter(message=message, user=user).values_list("emoji", flat=True))
+        if emoji in mine:
             return Aggregate(totals.version, totals.summary, changed=False)
-        if mine.count() >= settings.CHAT.reaction_per_user_per_message:
+        if len(mine) >= settings.CHAT.reaction_per_user_per_message:
             raise ReactionUserLimit(limit=settings.CHAT.reaction_per_user_per_message)
         emojis = {entry["emoji"] for entry in totals.summary}
         if emoji not in emojis and len(emojis) >= settings.CHAT.reaction_emoji_per_message:
             raise ReactionEmojiLimit(limit=settings.CHAT.reaction_emoji_per_message)
-        try:
-            with transaction.atomic():
-                Reaction.objects.create(message=message, user=user, emoji=emoji)
-        except IntegrityError:  # pragma: no cover - the lock above makes this unreachable but for a bug
-            return Aggregate(totals.version, totals.summary, changed=False)
-        return _save(totals)
+        Reaction.objects.create(message=message, user=user, emoji=emoji)  # unique, and we hold the message's lock
+        return _save(totals, emoji, user, added=True)
 
 
 def remove(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
@@ -91,7 +111,7 @@ def remove(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregat
         deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
         if not deleted:
             return Aggregate(totals.version, totals.summary, changed=False)
-        return _save(totals)
+        return _save(totals, emoji, user, added=False)
 
 
 def attach(messages: list[ChatMessage]) -> list[ChatMessage]:
