@@ -21,6 +21,7 @@ import type { ConnectionStatus, MessageItem, Person, SessionError, Typer } from 
 import { useEffect, useId, useLayoutEffect, useRef, useState } from "react";
 import type { CSSProperties, FormEvent, KeyboardEvent } from "react";
 
+import { Reactions } from "./Reactions.js";
 import { useChatSession } from "./useChatSession.js";
 
 export interface RealTimeChatProps {
@@ -217,6 +218,8 @@ export function RealTimeChat({
               onRetry={chat.retry}
               onDiscard={chat.discard}
               onCancel={chat.cancelAgent}
+              onReact={chat.toggleReaction}
+              canReact={chat.joined && !chat.closed}
             />
           ))}
         </ol>
@@ -289,6 +292,8 @@ interface MessageRowProps {
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
   onCancel: (id: string) => Promise<unknown>;
+  onReact: (id: string, emoji: string) => Promise<unknown>;
+  canReact: boolean;
 }
 
 function statusOf(message: MessageItem): string {
@@ -303,7 +308,7 @@ function statusOf(message: MessageItem): string {
   return "";
 }
 
-function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel }: MessageRowProps) {
+function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact, canReact }: MessageRowProps) {
   const streaming = message.state === "streaming" && !message.stream?.done;
   const status = statusOf(message);
   const showHtml = renderHtml && message.html !== null && (message.state === "stored" || message.state === "sent");
@@ -329,6 +334,9 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel }: Messa
         <div className="rtc-msg__body">{message.content}</div>
       )}
       {streaming && <span className="rtc-msg__caret" aria-hidden="true" />}
+      {message.seq !== null && message.senderType !== "system" && (canReact || message.reactions.reactions.length > 0) && (
+        <Reactions message={message} disabled={!canReact} onToggle={onReact} />
+      )}
       {(status || streaming || message.state === "failed") && (
         <p className="rtc-msg__status">
           {status && <span>{status}</span>}

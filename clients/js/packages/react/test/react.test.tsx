@@ -148,3 +148,34 @@ describe("rendering messages", () => {
     expect(server.sentOf("chat:cancel-agent")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "r-1" }]);
   });
 });
+
+describe("reactions", () => {
+  it("shows a message's reactions, ours pressed, and toggles one", async () => {
+    const server = chatServer([message(1, { reactions: [{ emoji: "👍", count: 1, users: ["bob"] }], reactionsVersion: 1 })]);
+    server.handle("chat:add-reaction", () => ({
+      ok: true, sessionId: SID, messageId: "m-1", emoji: "👍",
+      reactions: [{ emoji: "👍", count: 2, users: ["bob", "ann"] }], reactionsVersion: 2,
+    }));
+    const view = await render(
+      <ChatSocketProvider url="http://chat.test" token="chat_x" io={server.io} user={{ id: "ann", name: "Ann" }}>
+        <RealTimeChat sessionId={SID} workspaceId={WS} userId="ann" userName="Ann" />
+      </ChatSocketProvider>,
+    );
+    const thumb = () => view.querySelector<HTMLButtonElement>('[data-id="m-1"] .rtc-reaction[data-emoji="👍"]')!;
+    expect(thumb().getAttribute("aria-pressed")).toBe("false");
+    expect(thumb().textContent).toBe("👍 1");
+    await act(async () => thumb().click());
+    await settle();
+    expect(server.sentOf("chat:add-reaction")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "m-1", emoji: "👍" }]);
+    expect(thumb().getAttribute("aria-pressed")).toBe("true");
+    expect(thumb().textContent).toBe("👍 2");
+    // A late, older broadcast changes nothing.
+    await act(async () =>
+      server.push("chat:reactions-updated", {
+        sessionId: SID, workspaceId: WS, messageId: "m-1", seq: 1, reactions: [], reactionsVersion: 1,
+        userId: "bob", emoji: "👍", added: false, timestamp: 1,
+      }),
+    );
+    expect(thumb().textContent).toBe("👍 2");
+  });
+});
