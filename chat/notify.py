@@ -54,9 +54,11 @@ async def to_workspace(workspace_slug: str, event: str, payload: dict[str, Any])
     await emitter.emit(event, payload, room=workspace_room(workspace_slug))
 
 
-async def to_user(workspace_slug: str, user_id: int, event: str, payload: dict[str, Any]) -> None:
+async def to_user(
+    workspace_slug: str, user_id: int, event: str, payload: dict[str, Any], *, exclude: Iterable[str] = ()
+) -> None:
     """Send ``event`` to every socket of one user in one workspace (their other devices), on every worker."""
-    await emitter.emit(event, payload, room=workspace_user_room(workspace_slug, user_id))
+    await emitter.emit(event, payload, room=workspace_user_room(workspace_slug, user_id), exclude=exclude)
 
 
 async def disconnect_session_sockets(workspace_slug: str, session_key: str) -> None:

@@ -25,5 +25,5 @@ def register(namespace: Namespace) -> None:
         if seq is None:
             raise InvalidPayload("seq must be a whole number.", sessionId=entry.session_key)
         where = SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug)
-        pointer = await database_sync_to_async(mark_read)(socket.user, where, seq)
+        pointer = await database_sync_to_async(mark_read)(socket.user, where, seq, exclude=[socket.id])
         return {"sessionId": entry.session_key, "lastReadSeq": pointer.seq, "unreadCount": pointer.unread_count}

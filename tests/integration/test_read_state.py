@@ -61,6 +61,9 @@ async def test_mark_read_moves_forward_only_and_every_member_and_device_hears_it
         got = await client.wait_for(READ, since=marks[client])
         assert got["userId"] == world.users["carol"] and (got["sessionId"], got["seq"]) == (session, 2)
         assert (got["workspaceId"], got["unreadCount"]) == (world.a, 1)
+    # The marking socket hears it once (in the session); carol's other socket there may hear it twice.
+    await alice.assert_no_events(["chat:nothing"], within=0.2)
+    assert len(carol.events(READ, marks[carol])) == 1 and len(alice.events(READ, marks[alice])) == 1
     # Never back, and a repeat changes (and announces) nothing.
     marks = {c: c.mark() for c in (alice, carol, carol_phone)}
     assert (await mark(carol, session, 1))["lastReadSeq"] == 2
