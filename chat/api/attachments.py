@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import unquote
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -133,7 +134,8 @@ class AttachmentUpload(ApiView):
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidPayload("Send the file as the multipart part named 'file'.", fields={"file": ["Required."]})
-        name = request.data.get("name") or upload.name or ""
+        # Some clients percent-encode the part's filename (RFC 7578 allows it): what it names is the decoded form.
+        name = request.data.get("name") or unquote(upload.name or "")
         stored = attachments.store_upload(membership, row, upload, name)
         return Response(attachments.shape_for(stored, request.user.pk), status=status.HTTP_201_CREATED)
 
