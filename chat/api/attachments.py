@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
 from django.http import FileResponse, HttpRequest
 from django.utils.http import content_disposition_header
@@ -132,6 +133,10 @@ class AttachmentUpload(ApiView):
         attachments.check_pending(request.user.pk)
         self.upload_limit = attachments.max_bytes(membership.workspace)
         upload = request.FILES.get("file")
+        if upload is None and isinstance(request.data.get("file"), str) and request.data["file"]:
+            # A part without a filename (``curl -F "file=<notes.txt"``) is a form field to Django: its content
+            # is the file all the same (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE, as every field is).
+            upload = SimpleUploadedFile("file", request.data["file"].encode())
         if upload is None:
             raise InvalidPayload("Send the file as the multipart part named 'file'.", fields={"file": ["Required."]})
         # Some clients percent-encode the part's filename (RFC 7578 allows it): what it names is the decoded form.

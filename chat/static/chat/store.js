@@ -89,6 +89,7 @@ export class MessageStore {
       html: null,
       timestamp: Date.now(),
       metadata: {},
+      attachments: [],
       state: MessageState.STORED,
       mine: false,
       queued: false,
@@ -116,6 +117,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: Array.isArray(message.attachments) ? message.attachments : [],
       timestamp: message.timestamp ?? Date.now(),
       queued: false,
       error: null,
@@ -124,7 +126,10 @@ export class MessageStore {
     const mine = this.isMine(message);
     if (existing) {
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
-      const same = existing.content === fields.content && existing.html === fields.html;
+      const same =
+        existing.content === fields.content &&
+        existing.html === fields.html &&
+        existing.attachments.length === fields.attachments.length;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -135,11 +140,12 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once (the optimistic bubble). */
-  addLocal({ id, content, contentType = "text" }) {
+  addLocal({ id, content, contentType = "text", attachments = [] }) {
     return this._create({
       id,
       content,
       contentType,
+      attachments,
       senderType: "user",
       userId: this.self.userId,
       userName: this.self.userName ?? "",
