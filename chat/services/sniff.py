@@ -41,7 +41,7 @@ class Sniffed:
 
 
 _MARKUP = re.compile(
-    rb"<(?:!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|svg|\?xml|!--)[\s>/]",
+    rb"<(?:!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|svg|!--)[\s>/]",
     re.IGNORECASE,
 )
 #: Control characters that never occur in text (tab, line feed, form feed and carriage return do).
@@ -64,10 +64,10 @@ def sniff(head: bytes) -> Sniffed:
     if head[:3] in (b"FWS", b"CWS", b"ZWS"):
         return Sniffed("application/x-shockwave-flash")
     stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n\x0c")
-    if _MARKUP.match(stripped[:512]):
-        return Sniffed("image/svg+xml" if b"<svg" in stripped[:4096].lower() else "text/html")
     if stripped.startswith(b"<"):
-        return Sniffed("application/xml")
+        if b"<svg" in stripped[:4096].lower():
+            return Sniffed("image/svg+xml")
+        return Sniffed("text/html" if _MARKUP.match(stripped[:512]) else "application/xml")
     check = TextCheck()
     return Sniffed(TEXT) if check.feed(head) else Sniffed(OCTET_STREAM)
 

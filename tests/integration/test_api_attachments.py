@@ -282,3 +282,27 @@ def test_membership_is_checked_at_download_time(world, session):
     body = upload(world, "alice", files.png(), "mine.png").json()
     Membership.objects.filter(user=world.users["alice"]).delete()
     error_of(world.client(None).get(body["url"]), 404, "attachment_not_found")
+
+
+def test_the_admin_lists_attachments_scoped_and_deletes_their_files(world, session, store):
+    from django.test import Client
+
+    mine = upload(world, "alice", files.png(), "acme-photo.png").json()["id"]
+    world.session(world.b, "bs", "bob")
+    upload(world, "bob", files.png(), "beta-secret.png", url=f"{API}/workspaces/beta/sessions/bs")
+    moderator = world.users["mod"]
+    moderator.is_staff = True
+    moderator.save()
+    client = Client()
+    client.force_login(moderator)
+    listing = client.get("/admin/chat/attachment/")
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert "acme-photo.png" in html and "beta-secret.png" not in html
+    theirs = Attachment.objects.get(name="beta-secret.png")
+    assert client.get(f"/admin/chat/attachment/{theirs.pk}/change/").status_code in (302, 403, 404)
+    ours = Attachment.objects.get(public_id=mine)
+    response = client.post(f"/admin/chat/attachment/{ours.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Attachment.objects.filter(public_id=mine).exists()
+    assert [path.name for path in stored_files(store)] == [theirs.public_id]
