@@ -31,12 +31,11 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import Signal
 
 from chat import event_names, notify
-from channels.db import database_sync_to_async
-
 from chat.errors import InvalidPayload
 from chat.ids import AGENT_REPLY_PREFIX, is_reserved_message_id
 from chat.models import ContentType, SenderType

@@ -23,8 +23,8 @@ from django.db import transaction
 
 from channels_socketio.protocol.emitter import socket_room
 from chat import event_names, notify
-from chat.services import attachments
 from chat.models import ChatMessage, ChatSession
+from chat.services import attachments
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)

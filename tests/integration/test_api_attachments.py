@@ -6,6 +6,7 @@ signed downloads and who may use them, housekeeping.  Live servers: ``test_attac
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -250,7 +251,8 @@ def test_links_bind_the_user_and_expire(world, session, monkeypatch):
     other_salt = TimestampSigner(salt="something-else").sign_object({"a": body["id"], "u": world.users["carol"].pk})
     error_of(world.client(None).get(f"{API}/attachments/{other_salt}/"), 403, "attachment_link_invalid")
     chat_config(monkeypatch, attachment_url_ttl_s=1)
-    monkeypatch.setattr("time.time", lambda real=__import__("time").time: real() + 5)
+    real_time = time.time
+    monkeypatch.setattr("time.time", lambda: real_time() + 5)
     error_of(world.client(None).get(url), 403, "attachment_link_expired")
 
 
