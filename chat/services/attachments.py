@@ -68,9 +68,13 @@ def allowed_types(workspace: Workspace) -> frozenset[str]:
     return frozenset(listed or settings.CHAT.attachment_types) - sniff.SCRIPTABLE
 
 
+#: Characters that reorder what follows them: ``evil\u202egnp.exe`` shows as ``evilexe.png``.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def display_name(raw: str) -> str:
     """The name shown for an upload: its last path segment, NFC; control and bidi characters are refused."""
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in raw):
+    if any(char in BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") for char in raw):
         raise AttachmentNameInvalid()
     name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1].strip())
     if len(name) > NAME_MAX_LENGTH:
