@@ -15,6 +15,7 @@
 import { ConnectionState } from "./connection.js";
 import { renderAttachments } from "./attachments.js";
 import { copyCode, renderBody } from "./message_body.js";
+import { renderSteps, stepsOf } from "./steps.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -401,6 +402,10 @@ export class ChatView {
     li.dataset.senderType = item.senderType;
     if (item.seq != null) li.dataset.seq = String(item.seq);
     else delete li.dataset.seq;
+    // Steps stay open, and a focused step keeps focus, while the reply re-renders chunk by chunk.
+    const openSteps = new Set([...li.querySelectorAll("details[open]")].map((d) => d.dataset.stepKey));
+    const focused = li.ownerDocument.activeElement?.closest?.("details")?.dataset.stepKey;
+    const hadFocus = focused != null && li.contains(li.ownerDocument.activeElement);
     li.replaceChildren();
 
     if (kind !== "mine" && kind !== "system") {
@@ -427,6 +432,14 @@ export class ChatView {
     main.append(meta);
 
     const bubble = el("div", "msg__bubble");
+    const steps = stepsOf(item);
+    if (steps.length) {
+      const list = el("div", "msg__steps");
+      list.setAttribute("role", "group");
+      list.setAttribute("aria-label", "Agent steps");
+      renderSteps(list, steps, openSteps);
+      bubble.append(list);
+    }
     const body = el("div", "msg__body");
     renderBody(body, item);
     bubble.append(body);
@@ -442,6 +455,7 @@ export class ChatView {
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
     li.append(main);
+    if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
   }
 
   _statusLine(item, blockedFor) {
