@@ -75,6 +75,7 @@ LIMIT_SETTINGS: Mapping[str, str] = {
     "history": "history_rate_limit",
     "react": "reaction_rate_limit",
     "read": "read_rate_limit",
+    "upload": "upload_rate_limit",
 }
 
 

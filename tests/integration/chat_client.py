@@ -65,6 +65,7 @@ MESSAGE_FIELDS = {
     "timestamp",
     "reactions",
     "reactionsVersion",
+    "attachments",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}

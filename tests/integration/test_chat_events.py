@@ -375,6 +375,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "timestamp": sent["timestamp"],
         "reactions": [],
         "reactionsVersion": 0,
+        "attachments": [],
     }
     for other in (a2, bob):
         received = await other.wait_for("chat:message-received", since=marks[other])

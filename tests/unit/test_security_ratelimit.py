@@ -55,6 +55,7 @@ def test_default_rules() -> None:
         "history": Rule(60, 60),
         "react": Rule(60, 60),
         "read": Rule(120, 60),
+        "upload": Rule(20, 60),
     }
 
 

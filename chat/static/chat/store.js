@@ -100,6 +100,7 @@ export class MessageStore {
       html: null,
       timestamp: Date.now(),
       metadata: {},
+      attachments: [],
       state: MessageState.STORED,
       mine: false,
       queued: false,
@@ -129,6 +130,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: Array.isArray(message.attachments) ? message.attachments : [],
       timestamp: message.timestamp ?? Date.now(),
       queued: false,
       error: null,
@@ -147,7 +149,8 @@ export class MessageStore {
       const same =
         existing.content === fields.content &&
         existing.html === fields.html &&
-        existing.reactionsVersion === fields.reactionsVersion;
+        existing.reactionsVersion === fields.reactionsVersion &&
+        existing.attachments.length === fields.attachments.length;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -186,11 +189,12 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once (the optimistic bubble). */
-  addLocal({ id, content, contentType = "text" }) {
+  addLocal({ id, content, contentType = "text", attachments = [] }) {
     return this._create({
       id,
       content,
       contentType,
+      attachments,
       senderType: "user",
       userId: this.self.userId,
       userName: this.self.userName ?? "",

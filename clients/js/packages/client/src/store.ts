@@ -22,6 +22,7 @@ import type {
   AgentStep,
   AgentStreamChunk,
   AgentToolCall,
+  ChatAttachment,
   ChatMessage,
   ContentType,
   ReactionsUpdated,
@@ -109,6 +110,8 @@ export interface MessageItem {
   /** The server's sanitised HTML of a stored message, when it sent one; never set from anything else. */
   readonly html: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** The files it carries (uploaded through REST); `url` is null for those received live. */
+  readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
   readonly state: MessageState;
   /** Written by this user (this tab or another). */
@@ -235,6 +238,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: existing && !message.attachments ? existing.attachments : (message.attachments ?? []),
       timestamp: message.timestamp ?? Date.now(),
       state: (mine ? "sent" : "stored") as MessageState,
       mine,
@@ -249,6 +253,7 @@ export class MessageStore {
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
+        existing.attachments.length === fields.attachments.length &&
         existing.userName === fields.userName;
       if (same) return { item: existing, added: false };
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
@@ -259,7 +264,13 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once. */
-  addLocal(fields: { id: string; content: string; contentType?: ContentType; metadata?: Record<string, unknown> }): MessageItem {
+  addLocal(fields: {
+    id: string;
+    content: string;
+    contentType?: ContentType;
+    metadata?: Record<string, unknown>;
+    attachments?: readonly ChatAttachment[];
+  }): MessageItem {
     return this.set({
       id: fields.id,
       seq: null,
@@ -270,6 +281,7 @@ export class MessageStore {
       contentType: fields.contentType ?? "text",
       html: null,
       metadata: fields.metadata ?? {},
+      attachments: fields.attachments ?? [],
       timestamp: Date.now(),
       state: "pending",
       mine: true,
@@ -403,6 +415,7 @@ export class MessageStore {
         contentType: "text",
         html: null,
         metadata: {},
+        attachments: [],
         timestamp: event.timestamp ?? Date.now(),
         state: "streaming",
         mine: false,
