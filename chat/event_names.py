@@ -17,9 +17,21 @@ REQUEST_HISTORY = "chat:request-history"
 TYPING = "chat:typing"
 UPDATE_PRESENCE = "chat:update-presence"
 CANCEL_AGENT = "chat:cancel-agent"
+EDIT_MESSAGE = "chat:edit-message"
+DELETE_MESSAGE = "chat:delete-message"
 
 CLIENT_EVENTS = frozenset(
-    {JOIN_SESSION, LEAVE_SESSION, SEND_MESSAGE, REQUEST_HISTORY, TYPING, UPDATE_PRESENCE, CANCEL_AGENT}
+    {
+        JOIN_SESSION,
+        LEAVE_SESSION,
+        SEND_MESSAGE,
+        REQUEST_HISTORY,
+        TYPING,
+        UPDATE_PRESENCE,
+        CANCEL_AGENT,
+        EDIT_MESSAGE,
+        DELETE_MESSAGE,
+    }
 )
 
 # --- server -> client ---
@@ -35,6 +47,8 @@ PRESENCE_UPDATED = "chat:presence-updated"
 AGENT_STREAM_CHUNK = "chat:agent-stream-chunk"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
+MESSAGE_UPDATED = "chat:message-updated"
+MESSAGE_DELETED = "chat:message-deleted"
 SESSION_UPDATED = "chat:session-updated"
 SESSION_CLOSED = "chat:session-closed"
 SESSION_LEFT = "chat:session-left"
@@ -59,6 +73,8 @@ SERVER_EVENTS = frozenset(
         AGENT_STREAM_CHUNK,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
+        MESSAGE_UPDATED,
+        MESSAGE_DELETED,
         SESSION_UPDATED,
         SESSION_CLOSED,
         SESSION_LEFT,

@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "message_not_found" | "not_author" | "edit_window_closed" | "version_conflict" | "message_deleted" | "too_many_edits" | "unknown_event" | "too_many_pending_events" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -43,7 +43,15 @@ export interface ChatMessage {
   /** At most 16 KiB of JSON, nested at most 8 deep. */
   metadata: Record<string, unknown>;
   timestamp: Millis;
+  version?: Version;
+  /** When the content was last edited (ms); null if never. */
+  editedAt?: number | null;
+  /** A tombstone: the message was deleted; content, html and metadata are empty. */
+  deleted?: boolean;
 }
+
+/** A message's version: 1 when sent, one more with every edit or deletion. Keep the highest you have seen: an event with a version at or below it is late and changes nothing. */
+export type Version = number;
 
 /** One socket of a user in a session. */
 export interface ChatPresence {
@@ -205,6 +213,58 @@ export interface UpdatePresenceRequest {
   status: PresenceStatus;
 }
 
+export interface EditMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** The version being edited; another current version is version_conflict (a repeat of this very edit is acknowledged with duplicate: true). */
+  version: Version;
+  content: string;
+  /** Default: the message's own. */
+  contentType?: ContentType;
+  /** Default: the message's own. */
+  metadata?: Record<string, unknown>;
+}
+
+export interface DeleteMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** Optional: delete only if this is still the current version (otherwise version_conflict). */
+  version?: Version;
+}
+
+/** An edit or deletion is stored with this version. */
+export interface MessageChangeAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** True when nothing new was stored (a repeat, the same text, or already deleted). */
+  duplicate: boolean;
+}
+
+/** A message was edited: apply it if its version is higher than the one you have. */
+export interface MessageUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** The message as it is now, whole. */
+  message: ChatMessage;
+}
+
+/** A message was deleted: show a tombstone in its place if its version is higher than the one you have. */
+export interface MessageDeleted {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  timestamp: Millis;
+}
+
 export interface CancelAgentRequest {
   sessionId: ClientId;
   workspaceId?: WorkspaceSlug;
@@ -312,6 +372,8 @@ export interface ServerToClientPayloads {
   "chat:agent-stream-chunk": AgentStreamChunk;
   "chat:message-hidden": MessageHidden;
   "chat:message-unhidden": MessageUnhidden;
+  "chat:message-updated": MessageUpdated;
+  "chat:message-deleted": MessageDeleted;
   "chat:session-closed": SessionClosed;
   "chat:session-updated": SessionUpdated;
   "chat:banned": Banned;
@@ -323,6 +385,8 @@ export interface ServerToClientPayloads {
   "chat:typing-error": ChatError;
   "chat:update-presence-error": ChatError;
   "chat:cancel-agent-error": ChatError;
+  "chat:edit-message-error": ChatError;
+  "chat:delete-message-error": ChatError;
 }
 
 /** Events a client emits; each takes one payload and may ask for an acknowledgement. */
@@ -334,6 +398,8 @@ export interface ClientToServerPayloads {
   "chat:typing": TypingRequest;
   "chat:update-presence": UpdatePresenceRequest;
   "chat:cancel-agent": CancelAgentRequest;
+  "chat:edit-message": EditMessageRequest;
+  "chat:delete-message": DeleteMessageRequest;
 }
 
 /** The body of each client event's successful acknowledgement, without its `ok: true`. */
@@ -345,4 +411,6 @@ export interface AckBodies {
   "chat:typing": TypingAck;
   "chat:update-presence": ChatPresence;
   "chat:cancel-agent": CancelAgentAck;
+  "chat:edit-message": MessageChangeAck;
+  "chat:delete-message": MessageChangeAck;
 }
