@@ -61,6 +61,9 @@ MESSAGE_FIELDS = {
     "html",
     "metadata",
     "timestamp",
+    "version",
+    "editedAt",
+    "deleted",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}

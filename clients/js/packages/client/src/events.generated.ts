@@ -84,6 +84,12 @@ export interface ChatError {
   mutedUntil?: Millis;
   /** message_blocked, spam_detected: which rule. */
   reason?: string;
+  /** version_conflict: the message's current version. */
+  currentVersion?: Version;
+  /** edit_window_closed: the workspace's edit window. */
+  editWindowSeconds?: number;
+  /** too_many_edits: the most versions a message can have. */
+  maxVersions?: number;
 }
 
 /** The `data` of a `connect_error` the server refused with (not a chat:* event). */
