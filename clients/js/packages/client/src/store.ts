@@ -11,13 +11,25 @@
  * Entries are immutable: a change replaces the entry, and `list()` returns
  * a new array only after a change, so a view can compare by identity.
  *
+ * Edits and deletions carry the message's `version`: an entry keeps the
+ * highest version it has seen, and anything older (a late event, a stale
+ * history page) leaves it as it is, so reordered or repeated events
+ * converge (`applyUpdate`, `applyDelete`).
+ *
  * `syncedSeq` is the catch-up cursor: every message up to it that the
  * server shows us is held.  A live message right after it moves it on; one
  * further on leaves a gap (`hasGap`) that a catch-up with
  * `afterSeq: syncedSeq` fills (`applyCatchUp`).
  */
 
-import type { AgentStreamChunk, ChatMessage, ContentType, SenderType } from "./events.generated.js";
+import type {
+  AgentStreamChunk,
+  ChatMessage,
+  ContentType,
+  MessageDeleted,
+  MessageUpdated,
+  SenderType,
+} from "./events.generated.js";
 
 export type MessageState = "pending" | "sent" | "failed" | "streaming" | "stored";
 
@@ -32,6 +44,8 @@ export interface ChatErrorInfo {
   maxLength?: number;
   mutedUntil?: number;
   reason?: string;
+  /** version_conflict: the message's current version. */
+  currentVersion?: number;
 }
 
 /** An agent's reply while (and after) it streams. */
@@ -62,6 +76,12 @@ export interface MessageItem {
   readonly html: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly timestamp: number;
+  /** 1 when sent, one more with every edit or deletion (the server's). */
+  readonly version: number;
+  /** When last edited (ms), or null. */
+  readonly editedAt: number | null;
+  /** A tombstone: deleted by its author or a moderator; content, html and metadata are empty. */
+  readonly deleted: boolean;
   readonly state: MessageState;
   /** Written by this user (this tab or another). */
   readonly mine: boolean;
@@ -166,6 +186,10 @@ export class MessageStore {
   putStored(message: ChatMessage): { item: MessageItem; added: boolean } {
     const existing = this.items.get(message.id);
     const mine = (existing?.mine ?? false) || this.isMine(message);
+    const version = message.version ?? 1;
+    if (existing && existing.seq !== null && existing.version > version) {
+      return { item: existing, added: false }; // we hold a newer version (an edit arrived before this page)
+    }
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -176,6 +200,9 @@ export class MessageStore {
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
       timestamp: message.timestamp ?? Date.now(),
+      version,
+      editedAt: message.editedAt ?? null,
+      deleted: message.deleted === true,
       state: (mine ? "sent" : "stored") as MessageState,
       mine,
       queued: false,
@@ -187,6 +214,8 @@ export class MessageStore {
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
+        existing.version === fields.version &&
+        existing.deleted === fields.deleted &&
         existing.userName === fields.userName;
       if (same) return { item: existing, added: false };
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
@@ -209,6 +238,9 @@ export class MessageStore {
       html: null,
       metadata: fields.metadata ?? {},
       timestamp: Date.now(),
+      version: 1,
+      editedAt: null,
+      deleted: false,
       state: "pending",
       mine: true,
       queued: true,
@@ -299,6 +331,9 @@ export class MessageStore {
         html: null,
         metadata: {},
         timestamp: chunk.timestamp ?? Date.now(),
+        version: 1,
+        editedAt: null,
+        deleted: false,
         state: "streaming",
         mine: false,
         queued: false,
@@ -346,6 +381,31 @@ export class MessageStore {
       }
     }
     return count;
+  }
+
+  /**
+   * `chat:message-updated`: the message as it is now, if its version is
+   * newer than ours.  Null when nothing changed (a late or repeated event,
+   * or a message we do not hold: history brings it as it is).
+   */
+  applyUpdate(event: MessageUpdated): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.putStored({ ...event.message, version: event.version }).item;
+  }
+
+  /** `chat:message-deleted`: a tombstone in its place, if the deletion is newer than what we hold. */
+  applyDelete(event: MessageDeleted): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.update(item.id, {
+      version: event.version,
+      deleted: true,
+      content: "",
+      contentType: "text",
+      html: null,
+      metadata: {},
+    });
   }
 
   /** A message a moderator hid (or a failed one we discard). */
