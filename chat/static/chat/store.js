@@ -16,6 +16,11 @@
  *   streaming -- an agent's reply arriving chunk by chunk
  *   stored    -- anything else the server has stored (history, others' messages)
  * Every change bumps `rev`, so a view re-renders only what changed.
+ *
+ * Edits and deletions carry the message's `version`: an entry keeps the
+ * highest it has seen and ignores anything older (a late event, a stale
+ * history page), so reordered or repeated events converge.  A deleted
+ * message is a tombstone (`deleted: true`, empty content) in its place.
  */
 
 export const MessageState = Object.freeze({
@@ -89,6 +94,9 @@ export class MessageStore {
       html: null,
       timestamp: Date.now(),
       metadata: {},
+      version: 1,
+      editedAt: null,
+      deleted: false,
       state: MessageState.STORED,
       mine: false,
       queued: false,
@@ -107,6 +115,9 @@ export class MessageStore {
    * `{item, added}`; `added` is true only for a message not seen before.
    */
   putStored(message) {
+    const version = message.version ?? 1;
+    const held = this.items.get(message.id);
+    if (held && held.seq != null && held.version > version) return { item: held, added: false }; // we hold newer
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -117,6 +128,9 @@ export class MessageStore {
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
       timestamp: message.timestamp ?? Date.now(),
+      version,
+      editedAt: message.editedAt ?? null,
+      deleted: message.deleted === true,
       queued: false,
       error: null,
     };
@@ -124,7 +138,11 @@ export class MessageStore {
     const mine = this.isMine(message);
     if (existing) {
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
-      const same = existing.content === fields.content && existing.html === fields.html;
+      const same =
+        existing.content === fields.content &&
+        existing.html === fields.html &&
+        existing.version === fields.version &&
+        existing.deleted === fields.deleted;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -225,6 +243,20 @@ export class MessageStore {
       return null;
     }
     return this._touch(item, { streamDone: true, streamError: error, cancelled });
+  }
+
+  /** `chat:message-updated`: the message as it is now, if newer than ours (null: nothing changed). */
+  applyUpdate({ messageId, version, message }) {
+    const item = this.items.get(messageId);
+    if (!item || item.seq == null || !message || version <= item.version) return null;
+    return this.putStored({ ...message, version }).item;
+  }
+
+  /** `chat:message-deleted`: a tombstone in its place, if newer than ours (null: nothing changed). */
+  applyDelete({ messageId, version }) {
+    const item = this.items.get(messageId);
+    if (!item || item.seq == null || version <= item.version) return null;
+    return this._touch(item, { version, deleted: true, content: "", contentType: "text", html: null, metadata: {} });
   }
 
   remove(id) {
