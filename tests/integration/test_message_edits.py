@@ -20,6 +20,7 @@ from tests.integration.chat_client import (
     RELAXED_SECURITY,
     assert_error,
     client_pool,
+    create_agent,
     db_execute,
     db_rows,
     issue_tokens,
@@ -40,6 +41,7 @@ def live(module_server_factory, module_backend) -> Live:
     other_ws = unique("ws")
     specs.append((f"eve-{suffix}", other_ws, "member"))
     tokens = issue_tokens(server, specs)
+    create_agent(server, ws, "helper")  # the built-in echo backend
     result = Live(server, ws, {name: tokens[users[name]] for name in users}, users)
     result.tokens["eve"] = tokens[f"eve-{suffix}"]
     result.users["eve"] = f"eve-{suffix}"
@@ -330,3 +332,55 @@ async def test_a_workspace_without_edits(live, new):
     finally:
         status, body = await live.api("boss", "PATCH", "", {"editWindowSeconds": 900})
         assert status == 200, body
+
+
+async def test_an_edit_does_not_ask_the_agent_again(live, new):
+    session = unique("s")
+    status, body = await live.api("alice", "POST", "sessions/", {"id": session, "agentId": "helper"})
+    assert status == 201, body
+    alice = await new("alice").connect(live.server.url, live.tokens["alice"], ["websocket"])
+    await alice.join(live.ws, session)
+    await alice.send(session, "ping", message_id="ask")
+    reply = await alice.wait_for("chat:message-received", lambda m: m["senderType"] == "agent", timeout=15)
+    mark = alice.mark()
+    ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "ask", "version": 1, "content": "pong"})
+    assert ack["ok"] is True, ack
+    await alice.wait_for("chat:message-updated", since=mark)
+    await alice.assert_no_events(["chat:agent-stream-chunk", "chat:message-received"], within=1.5, since=mark)
+    history = (await alice.call("chat:request-history", {"sessionId": session}))["messages"]
+    assert [(m["id"], m["content"]) for m in history] == [("ask", "pong"), (reply["id"], reply["content"])]
+
+
+async def test_hidden_closed_and_muted(live, new):
+    """A hidden message does not exist for its author; unhiding a deleted one brings back its tombstone;
+    a closed session or a mute stops edits."""
+    session, alice, carol, _ = await shared_session(live, new)
+    await alice.send(session, "hide me", message_id="h")
+    await alice.send(session, "mute me", message_id="m")
+    status, _ = await live.api("mod", "POST", f"sessions/{session}/messages/h/hide/")
+    assert status == 200
+    mark = alice.mark()
+    ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "h", "version": 1, "content": "x"})
+    assert_error(ack, "message_not_found", alice, "chat:edit-message", mark)
+    status, body = await live.api("mod", "DELETE", f"sessions/{session}/messages/h/")
+    assert status == 200 and body["deleted"] is True and body["hidden"] is True
+    await carol.assert_no_events(["chat:message-deleted"], within=0.3, since=0)  # members never had it
+    status, _ = await live.api("mod", "POST", f"sessions/{session}/messages/h/unhide/")
+    unhidden = await carol.wait_for("chat:message-unhidden")
+    assert (unhidden["message"]["deleted"], unhidden["message"]["content"], unhidden["message"]["version"]) == (True, "", 2)
+
+    status, _ = await live.api("mod", "POST", f"members/{live.users['alice']}/mute/", {"durationSeconds": 60})
+    assert status == 200
+    try:
+        mark = alice.mark()
+        ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"})
+        assert_error(ack, "muted", alice, "chat:edit-message", mark)
+    finally:
+        status, _ = await live.api("mod", "POST", f"members/{live.users['alice']}/unmute/")
+        assert status == 200
+    status, _ = await live.api("mod", "POST", f"sessions/{session}/close/")
+    assert status == 200
+    mark = alice.mark()
+    ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"})
+    assert_error(ack, "session_closed", alice, "chat:edit-message", mark)
+    assert stored(live, session, "m") == ("mute me", 1, False)
