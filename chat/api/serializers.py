@@ -451,6 +451,16 @@ class MessageEditSerializer(serializers.Serializer):
     def validate_metadata(self, value: dict) -> dict:
         return storable_json(value)
 
+    # An edit replaces the content: ``version`` and ``content`` are required even though the method is PATCH
+    # (the view validates it whole; drf-spectacular would otherwise document a PATCH body as all-optional).
+    @property
+    def partial(self) -> bool:
+        return False
+
+    @partial.setter
+    def partial(self, value: bool) -> None:
+        pass
+
 
 class MessageDeleteParamsSerializer(serializers.Serializer):
     version = serializers.IntegerField(
