@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from tests.browser.support import shot
+import json
+
+from tests.browser.support import check_accessibility, shot
 from tests.browser.test_chat_page import share_with
+from tests.browser.test_widget import host_site, wait_frame, wait_frame_message, widget_frame  # noqa: F401 (fixture)
 
 
 def li(page, message_id: str):
@@ -62,3 +65,43 @@ def test_edit_and_delete_own_message_live_with_the_keyboard(chat_server, open_us
     assert [m["text"] for m in guest.messages()] == ["See you at 6", "This message was deleted."]
     for page in (demo, guest):
         assert not page.errors, page.errors
+
+
+def test_in_the_embedded_widget(chat_server, open_user, new_context, host_site):  # noqa: F811
+    """A visitor edits and deletes in the widget on another site; support staff on the chat page see it live."""
+    page = new_context().new_page()
+    page.set_default_timeout(30_000)
+    host_site.open(
+        page,
+        'data-workspace="demo" data-session="widget-edits" data-mode="inline" data-target="#chat-here" '
+        f'data-height="560px" data-token="{chat_server.socket_token("guest")}"',
+    )
+    frame = widget_frame(page)
+    wait_frame(frame, "() => window.chatApp?.room?.status === 'joined' && window.chatApp.room.initialLoaded")
+    for text in ("My order is 7781", "Oops, wrong chat"):
+        frame.fill("#composer-input", text)
+        frame.press("#composer-input", "Enter")
+        wait_frame_message(frame, text, "sent")
+    demo = open_user("demo")
+    demo.open_session("widget-edits")
+    demo.wait_message("Oops, wrong chat", state="stored")
+
+    order_id = frame.locator("[data-message-list] > li", has_text="My order is 7781").get_attribute("data-id")
+    order = frame.locator(f"[data-message-list] > li[data-id='{order_id}']")
+    order.locator("button[data-action=edit-message]").focus()
+    frame.page.keyboard.press("Enter")
+    violations = check_accessibility(frame, "widget-editing")
+    assert not violations, json.dumps(violations, indent=2)
+    box = order.locator("textarea")
+    box.fill("My order is 7782")
+    frame.page.keyboard.press("Enter")
+    demo.wait_message("My order is 7782", state="stored")
+    assert demo.message("My order is 7782").locator(".msg__edited").inner_text() == "(edited)"
+
+    wrong = frame.locator("[data-message-list] > li", has_text="Oops, wrong chat")
+    wrong_id = wrong.get_attribute("data-id")
+    wrong.locator("button[data-action=delete-message]").click()
+    li(demo, wrong_id).locator(".msg__tombstone").wait_for()
+    wait_frame(frame, "(id) => !!document.querySelector(`li[data-id='${id}'] .msg__tombstone`)", wrong_id)
+    assert [m["text"] for m in demo.messages()] == ["My order is 7782", "This message was deleted."]
+    shot(page, "widget-edited-and-deleted")
