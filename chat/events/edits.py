@@ -64,6 +64,8 @@ def register(namespace: Namespace) -> None:
     async def delete(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = await current_joined(socket, payload)
         version = optional_int(payload, "version")
+        if version is not None and version < 1:
+            raise InvalidPayload("version must be at least 1.")
         change = await delete_message(
             Author.member_of(socket.user, socket.scope, "socket"),
             _where(entry),
