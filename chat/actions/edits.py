@@ -28,6 +28,7 @@ it the edited text as context.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from chat.services import edits
 from chat.services.edits import Change, NewContent
 from chat.shapes import message_shape, now_ms
 
+logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Edit:
@@ -94,12 +96,20 @@ async def delete_message(
 
 async def announce_updated(where: SessionRef, message: ChatMessage) -> None:
     shape = message_shape(message, workspace_slug=where.workspace_slug, session_key=where.session_key)
-    await notify.to_session(where.workspace_slug, where.session_key, event_names.MESSAGE_UPDATED, updated_payload(shape))
+    await _announce(where, event_names.MESSAGE_UPDATED, updated_payload(shape))
 
 
 async def announce_deleted(where: SessionRef, message: ChatMessage) -> None:
-    payload = deleted_payload(where.workspace_slug, where.session_key, message)
-    await notify.to_session(where.workspace_slug, where.session_key, event_names.MESSAGE_DELETED, payload)
+    await _announce(where, event_names.MESSAGE_DELETED, deleted_payload(where.workspace_slug, where.session_key, message))
+
+
+async def _announce(where: SessionRef, event: str, payload: dict[str, Any]) -> None:
+    """The change is committed whatever happens here: a failed broadcast is logged, never the caller's error
+    (clients that missed it get the message as it is from history; a repeat of the change announces it again)."""
+    try:
+        await notify.to_session(where.workspace_slug, where.session_key, event, payload)
+    except Exception:
+        logger.exception("announcing %s failed", event)
 
 
 def updated_payload(shape: dict[str, Any]) -> dict[str, Any]:

@@ -236,7 +236,6 @@ class MessageDetail(ApiView):
                 "session_not_found",
                 "message_not_found",
                 "version_conflict",
-                "too_many_edits",
             ),
         },
     )

@@ -35,7 +35,8 @@ from chat.models import ChatMessage, MessageVersion, SenderType, SessionStatus, 
 from chat.services.moderation import audit, check_user_can_send
 from chat.services.sessions import MessageNotFound
 
-#: The most versions one message can have (every edit adds one): a cap on what one author can store.
+#: The most versions edits can give one message (each keeps one row): a cap on what one author can store.
+#: Deleting is always possible (one more row).
 MAX_VERSIONS = 50
 
 
@@ -101,8 +102,6 @@ def _locked(pk: int) -> ChatMessage:
 
 def _keep_and_bump(locked: ChatMessage, actor: AbstractBaseUser, reason: str, **fields: object) -> None:
     """Keep the current version as a row, then write ``fields`` and the next version if it is still current."""
-    if locked.version >= MAX_VERSIONS:
-        raise TooManyEdits(maxVersions=MAX_VERSIONS)
     try:
         with transaction.atomic():
             MessageVersion.objects.create(
@@ -147,6 +146,8 @@ def apply_edit(pk: int, editor: AbstractBaseUser, expected_version: int, new: Ne
             raise VersionConflict(currentVersion=locked.version)
         if _same(locked, new):
             return Change(locked, changed=False)
+        if locked.version >= MAX_VERSIONS:
+            raise TooManyEdits(maxVersions=MAX_VERSIONS)
         _keep_and_bump(
             locked,
             editor,
