@@ -33,16 +33,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 from django.utils import timezone
 
 from chat import event_names, notify
 from chat.actions.messages import Author, Draft, SessionRef, check_message, limit_sends
+from chat.errors import StoreFailed
 from chat.models import ChatMessage
 from chat.services import edits
 from chat.services.edits import Change, NewContent
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -61,6 +64,15 @@ class Edit:
 _find = database_sync_to_async(edits.find_message)
 
 
+async def _write(func: Any, *args: Any) -> Change:
+    """Run the versioned write; a database failure rolled it back: ``internal``, retryable, nothing announced."""
+    try:
+        return await database_sync_to_async(func)(*args)
+    except DatabaseError:
+        logger.exception("storing a message change failed")
+        raise StoreFailed("The change could not be stored; please retry.") from None
+
+
 async def edit_message(author: Author, where: SessionRef, edit: Edit, *, moderates: bool) -> Change:
     """Check, store a new version, announce; the changed message (``changed`` False for a repeat)."""
     message = await _find(where.session_id, edit.key, include_hidden=moderates)
@@ -74,7 +86,7 @@ async def edit_message(author: Author, where: SessionRef, edit: Edit, *, moderat
     )
     html = await check_message(author, where, draft)
     new = NewContent(draft.content, draft.content_type, draft.metadata, html)
-    change = await database_sync_to_async(edits.apply_edit)(message.pk, author.member, edit.version, new)
+    change = await _write(edits.apply_edit, message.pk, author.member, edit.version, new)
     if not change.message.hidden and (change.changed or change.message.version > edit.version):
         await announce_updated(where, change.message)
     return change
@@ -88,7 +100,7 @@ async def delete_message(
     await limit_sends(author)
     if message.deleted_at is None:
         edits.check_may_delete(message, author.member.pk, moderates, timezone.now())
-    change = await database_sync_to_async(edits.apply_delete)(message.pk, author.member, moderates, version)
+    change = await _write(edits.apply_delete, message.pk, author.member, moderates, version)
     if not change.message.hidden:
         await announce_deleted(where, change.message)
     return change
@@ -100,7 +112,9 @@ async def announce_updated(where: SessionRef, message: ChatMessage) -> None:
 
 
 async def announce_deleted(where: SessionRef, message: ChatMessage) -> None:
-    await _announce(where, event_names.MESSAGE_DELETED, deleted_payload(where.workspace_slug, where.session_key, message))
+    await _announce(
+        where, event_names.MESSAGE_DELETED, deleted_payload(where.workspace_slug, where.session_key, message)
+    )
 
 
 async def _announce(where: SessionRef, event: str, payload: dict[str, Any]) -> None:

@@ -30,8 +30,8 @@ from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.models import ChatMessage, ChatSession
 from chat.services import announce, moderation
 from chat.services import edits as edit_service
-from chat.services.edits import Change
 from chat.services import sessions as service
+from chat.services.edits import Change
 from chat.services.messages import Sender
 
 from .base import ApiView, valid_body

@@ -56,7 +56,10 @@ def register(namespace: Namespace) -> None:
     async def edit(socket: Socket, payload: dict[str, Any]) -> dict[str, Any]:
         entry = await current_joined(socket, payload)
         change = await edit_message(
-            Author.member_of(socket.user, socket.scope, "socket"), _where(entry), _edit(payload), moderates=entry.moderates
+            Author.member_of(socket.user, socket.scope, "socket"),
+            _where(entry),
+            _edit(payload),
+            moderates=entry.moderates,
         )
         return _ack(entry, change)
 

@@ -30,7 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat.errors import EditWindowClosed, SessionClosed, MessageDeleted, NotAuthor, TooManyEdits, VersionConflict
+from chat.errors import EditWindowClosed, MessageDeleted, NotAuthor, SessionClosed, TooManyEdits, VersionConflict
 from chat.models import ChatMessage, MessageVersion, SenderType, SessionStatus, VersionReason
 from chat.services.moderation import audit, check_user_can_send
 from chat.services.sessions import MessageNotFound
@@ -181,7 +181,11 @@ def apply_delete(pk: int, actor: AbstractBaseUser, moderates: bool, expected_ver
         _keep_and_bump(locked, actor, VersionReason.DELETE, deleted_at=now)
         if not is_author(locked, actor.pk):
             session = locked.session
-            audit(actor, locked, f"Deleted message {locked.key} (#{locked.seq}) in {session.workspace.slug}/{session.key}.")
+            audit(
+                actor,
+                locked,
+                f"Deleted message {locked.key} (#{locked.seq}) in {session.workspace.slug}/{session.key}.",
+            )
     return Change(locked, changed=True)
 
 

@@ -48,7 +48,11 @@ def test_edit_and_delete_own_message_live_with_the_keyboard(chat_server, open_us
     demo.page.keyboard.type(" and more")
     demo.page.keyboard.press("Escape")
     assert li(demo, first["id"]).locator("textarea").count() == 0
-    assert li(demo, first["id"]).locator("button[data-action=edit-message]").evaluate("el => el === document.activeElement")
+    assert (
+        li(demo, first["id"])
+        .locator("button[data-action=edit-message]")
+        .evaluate("el => el === document.activeElement")
+    )
 
     # Delete: a tombstone on both sides, live.
     li(demo, second["id"]).locator("button[data-action=delete-message]").focus()

@@ -28,7 +28,9 @@ def test_edits_stop_at_the_cap_and_deleting_still_works(world, message, monkeypa
     for version in (1, 2):
         response = client.patch(f"{S}/messages/m1/", {"version": version, "content": f"v{version + 1}"}, format="json")
         assert response.status_code == 200 and response.json()["version"] == version + 1, response.json()
-    body = error_of(client.patch(f"{S}/messages/m1/", {"version": 3, "content": "v4"}, format="json"), 409, "too_many_edits")
+    body = error_of(
+        client.patch(f"{S}/messages/m1/", {"version": 3, "content": "v4"}, format="json"), 409, "too_many_edits"
+    )
     assert body["maxVersions"] == 3
     assert MessageVersion.objects.filter(message=message).count() == 2
     response = client.delete(f"{S}/messages/m1/")
@@ -53,10 +55,19 @@ def test_versions_list_and_live_effects_after_commit(world, message, emitted, co
     assert versions["version"] == 2 and versions["deleted"] is False
     [old] = versions["results"]
     assert (old["version"], old["content"], old["contentType"], old["html"], old["reason"], old["changedBy"]) == (
-        1, "first", "text", None, "edit", "alice",
+        1,
+        "first",
+        "text",
+        None,
+        "edit",
+        "alice",
     )
     error_of(world.client("carol").get(f"{S}/messages/m1/versions/"), 403, "not_author")
-    error_of(world.client("carol").patch(f"{S}/messages/m1/", {"version": 2, "content": "x"}, format="json"), 403, "not_author")
+    error_of(
+        world.client("carol").patch(f"{S}/messages/m1/", {"version": 2, "content": "x"}, format="json"),
+        403,
+        "not_author",
+    )
     error_of(client.patch(f"{S}/messages/m1/", {"content": "no version"}, format="json"), 400, "invalid_payload")
     error_of(client.patch(f"{S}/messages/m1/", {"version": "2", "content": "x"}, format="json"), 400, "invalid_payload")
     assert ChatMessage.objects.get(pk=message.pk).content == "**second**"

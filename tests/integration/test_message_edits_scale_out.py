@@ -54,7 +54,9 @@ async def test_edits_and_deletes_cross_workers_and_converge(workers):
     )
     status, body = await rest(first, tokens["alice"], "POST", f"workspaces/{ws}/sessions/", {"id": session})
     assert status == 201, body
-    status, body = await rest(first, tokens["alice"], "POST", f"workspaces/{ws}/sessions/{session}/share/", {"username": "carol"})
+    status, body = await rest(
+        first, tokens["alice"], "POST", f"workspaces/{ws}/sessions/{session}/share/", {"username": "carol"}
+    )
     assert status == 200, body
 
     async with client_pool() as new:
@@ -73,7 +75,9 @@ async def test_edits_and_deletes_cross_workers_and_converge(workers):
         # The same author on two workers, editing version 1 at the same moment: one edit is stored.
         acks = await asyncio.gather(
             *(
-                client.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": text})
+                client.call(
+                    "chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": text}
+                )
                 for client, text in ((alice1, "from worker one"), (alice2, "from worker two"))
             )
         )
@@ -90,7 +94,9 @@ async def test_edits_and_deletes_cross_workers_and_converge(workers):
         )
         assert rows == [(1, "first words")]
 
-        again = await alice2.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 2, "content": "third"})
+        again = await alice2.call(
+            "chat:edit-message", {"sessionId": session, "messageId": "m", "version": 2, "content": "third"}
+        )
         assert again["version"] == 3, again
         status, body = await rest(second, tokens["mod"], "DELETE", f"workspaces/{ws}/sessions/{session}/messages/m/")
         assert status == 200 and body["version"] == 4 and body["deleted"] is True

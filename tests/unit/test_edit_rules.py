@@ -14,8 +14,14 @@ from chat.services.edits import check_may_delete, check_may_edit
 NOW = timezone.now()
 
 
-def message(*, age_s: float = 10, window_s: int = 900, sender_type: str = SenderType.USER, user_id: int | None = 7,
-            deleted: bool = False) -> ChatMessage:
+def message(
+    *,
+    age_s: float = 10,
+    window_s: int = 900,
+    sender_type: str = SenderType.USER,
+    user_id: int | None = 7,
+    deleted: bool = False,
+) -> ChatMessage:
     session = ChatSession(workspace=Workspace(slug="w", edit_window_s=window_s), key="s")
     row = ChatMessage(session=session, key="m", seq=1, sender_type=sender_type, user_id=user_id, content="x")
     row.created_at = NOW - timedelta(seconds=age_s)
@@ -40,7 +46,11 @@ def test_a_window_of_zero_allows_no_edits_and_no_author_deletes():
 
 @pytest.mark.parametrize(
     "row",
-    [message(user_id=8), message(sender_type=SenderType.AGENT, user_id=None), message(sender_type=SenderType.SYSTEM, user_id=7)],
+    [
+        message(user_id=8),
+        message(sender_type=SenderType.AGENT, user_id=None),
+        message(sender_type=SenderType.SYSTEM, user_id=7),
+    ],
     ids=["another member's", "an agent's", "a system note"],
 )
 def test_only_the_author_edits_or_deletes(row):
