@@ -45,6 +45,8 @@ HISTORY_RESPONSE = "chat:history-response"
 TYPING_INDICATOR = "chat:typing-indicator"
 PRESENCE_UPDATED = "chat:presence-updated"
 AGENT_STREAM_CHUNK = "chat:agent-stream-chunk"
+AGENT_TOOL_CALL = "chat:agent-tool-call"
+AGENT_REASONING = "chat:agent-reasoning"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
 MESSAGE_UPDATED = "chat:message-updated"
@@ -71,6 +73,8 @@ SERVER_EVENTS = frozenset(
         TYPING_INDICATOR,
         PRESENCE_UPDATED,
         AGENT_STREAM_CHUNK,
+        AGENT_TOOL_CALL,
+        AGENT_REASONING,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
         MESSAGE_UPDATED,

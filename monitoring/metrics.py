@@ -81,6 +81,8 @@ SERVER_EVENTS = frozenset(
         "chat:user-joined",
         "chat:user-left",
         "chat:agent-stream-chunk",
+        "chat:agent-tool-call",
+        "chat:agent-reasoning",
         "chat:history-response",
         "chat:message-hidden",
         "chat:message-unhidden",

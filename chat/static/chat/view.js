@@ -14,6 +14,7 @@
 
 import { ConnectionState } from "./connection.js";
 import { copyCode, renderBody } from "./message_body.js";
+import { renderSteps, stepsOf } from "./steps.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -358,6 +359,10 @@ export class ChatView {
     li.dataset.senderType = item.senderType;
     if (item.seq != null) li.dataset.seq = String(item.seq);
     else delete li.dataset.seq;
+    // Steps stay open, and a focused step keeps focus, while the reply re-renders chunk by chunk.
+    const openSteps = new Set([...li.querySelectorAll("details[open]")].map((d) => d.dataset.stepKey));
+    const focused = li.ownerDocument.activeElement?.closest?.("details")?.dataset.stepKey;
+    const hadFocus = focused != null && li.contains(li.ownerDocument.activeElement);
     li.replaceChildren();
 
     if (kind !== "mine" && kind !== "system") {
@@ -390,6 +395,14 @@ export class ChatView {
       return;
     }
     const bubble = el("div", "msg__bubble");
+    const steps = stepsOf(item);
+    if (steps.length) {
+      const list = el("div", "msg__steps");
+      list.setAttribute("role", "group");
+      list.setAttribute("aria-label", "Agent steps");
+      renderSteps(list, steps, openSteps);
+      bubble.append(list);
+    }
     const body = el("div", "msg__body");
     if (item.deleted) body.append(el("p", "msg__tombstone", "This message was deleted."));
     else renderBody(body, item);
@@ -407,6 +420,7 @@ export class ChatView {
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
     li.append(main);
+    if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
   }
 
   /** "(edited)", and Edit / Delete on our own stored messages (Delete on any, for moderators). */

@@ -32,6 +32,9 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:presence-updated": (p) => `${p.userId} ${p.status}`,
   "chat:agent-stream-chunk": (p) =>
     `${p.messageId} ${p.chunk} ${p.index.toFixed()} ${String(p.isComplete)} ${p.seq ?? ""} ${p.error?.code ?? ""} ${String(p.cancelled ?? false)} ${p.inReplyTo}`,
+  "chat:agent-tool-call": (p) =>
+    `${p.messageId} ${p.index.toFixed()} ${p.toolCallId} ${p.name} ${p.argumentsDelta} ${p.status} ${p.result ?? ""}`,
+  "chat:agent-reasoning": (p) => `${p.messageId} ${p.index.toFixed()} ${p.text}`,
   "chat:message-hidden": (p) => `${p.messageId}`,
   "chat:message-unhidden": (p) => `${p.messageId} ${p.message.content}`,
   "chat:message-updated": (p) => `${p.messageId} ${p.seq.toFixed()} ${p.version.toFixed()} ${p.message.content} ${String(p.message.deleted ?? false)}`,

@@ -23,7 +23,10 @@
  */
 
 import type {
+  AgentReasoning,
+  AgentStep,
   AgentStreamChunk,
+  AgentToolCall,
   ChatMessage,
   ContentType,
   MessageDeleted,
@@ -61,6 +64,42 @@ export interface StreamInfo {
   error: { code: string; message: string } | null;
   /** Chunks were missed (a reconnect mid-stream): the stored reply will replace the text. */
   interrupted: boolean;
+  /** Tool calls and reasoning so far, in the order they began (docs/protocol.md, "Steps"). */
+  steps: AgentStep[];
+}
+
+/** A reply's steps: as they stream, then as stored (`metadata.steps`). Render every field as text. */
+export function messageSteps(item: MessageItem): AgentStep[] {
+  if (item.state === "streaming" && item.stream) return item.stream.steps;
+  const stored = (item.metadata as { steps?: unknown } | null | undefined)?.steps;
+  return Array.isArray(stored) ? (stored.filter((s) => s && typeof s === "object") as AgentStep[]) : [];
+}
+
+/** ``steps`` with one more tool-call or reasoning event applied (a new array; the steps it changes are copies). */
+export function applyStep(
+  steps: AgentStep[],
+  event: AgentToolCall | AgentReasoning,
+  kind: "tool" | "reasoning",
+): AgentStep[] {
+  const next = [...steps];
+  if (kind === "reasoning") {
+    const last = next[next.length - 1];
+    const text = (event as AgentReasoning).text;
+    if (last && last.type === "reasoning") next[next.length - 1] = { ...last, text: (last.text ?? "") + text };
+    else next.push({ type: "reasoning", text });
+    return next;
+  }
+  const call = event as AgentToolCall;
+  const at = next.findIndex((s) => s.type === "tool" && s.toolCallId === call.toolCallId);
+  const step: AgentStep =
+    at >= 0
+      ? { ...next[at]!, arguments: (next[at]!.arguments ?? "") + call.argumentsDelta, status: call.status }
+      : { type: "tool", toolCallId: call.toolCallId, name: call.name, arguments: call.argumentsDelta, status: call.status };
+  if (call.result !== undefined) step.result = call.result;
+  if (call.truncated) step.truncated = true;
+  if (at >= 0) next[at] = step;
+  else next.push(step);
+  return next;
 }
 
 export interface MessageItem {
@@ -298,39 +337,60 @@ export class MessageStore {
    * (docs/protocol.md, "Resuming a streaming reply").
    */
   appendChunk(chunk: AgentStreamChunk, userName: string): MessageItem {
-    const existing = this.items.get(chunk.messageId);
+    return this.applyToReply(chunk, userName, chunk.catchUp === true, (content, steps) =>
+      chunk.catchUp === true ? [chunk.chunk, chunk.steps ?? []] : [content + chunk.chunk, steps],
+    );
+  }
+
+  /**
+   * A tool-call or reasoning event of an agent's reply: by the same index
+   * rule as chunks (they share the reply's index sequence).
+   */
+  appendStep(event: AgentToolCall | AgentReasoning, kind: "tool" | "reasoning", userName: string): MessageItem {
+    return this.applyToReply(event, userName, false, (content, steps) => [content, applyStep(steps, event, kind)]);
+  }
+
+  private applyToReply(
+    event: { messageId: string; index: number; agentId?: string; inReplyTo?: string; timestamp?: number },
+    userName: string,
+    catchUp: boolean,
+    apply: (content: string, steps: AgentStep[]) => [string, AgentStep[]],
+  ): MessageItem {
+    const existing = this.items.get(event.messageId);
     if (existing && existing.state !== "streaming") return existing; // the stored reply came first
     const stream: StreamInfo = existing?.stream ?? {
-      agentId: chunk.agentId ?? null,
-      inReplyTo: chunk.inReplyTo ?? null,
+      agentId: event.agentId ?? null,
+      inReplyTo: event.inReplyTo ?? null,
       lastIndex: -1,
       done: false,
       cancelled: false,
       truncated: false,
       error: null,
       interrupted: false,
+      steps: [],
     };
-    const catchUp = chunk.catchUp === true;
-    // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
-    if (catchUp ? chunk.index < stream.lastIndex : chunk.index <= stream.lastIndex) return existing!; // already held
-    const missed = !catchUp && chunk.index > stream.lastIndex + 1;
+    // A catch-up holds every event up to its index, also live ones that reached us just before it.
+    if (catchUp ? event.index < stream.lastIndex : event.index <= stream.lastIndex) return existing!; // already held
+    const missed = !catchUp && event.index > stream.lastIndex + 1;
+    const [content, steps] = apply(existing?.content ?? "", stream.steps);
     const next: StreamInfo = {
       ...stream,
-      lastIndex: chunk.index,
+      lastIndex: event.index,
       interrupted: catchUp ? false : stream.interrupted || missed,
+      steps,
     };
     if (!existing) {
       return this.set({
-        id: chunk.messageId,
+        id: event.messageId,
         seq: null,
         senderType: "agent",
         userId: null,
         userName,
-        content: chunk.chunk,
+        content,
         contentType: "text",
         html: null,
         metadata: {},
-        timestamp: chunk.timestamp ?? Date.now(),
+        timestamp: event.timestamp ?? Date.now(),
         version: 1,
         editedAt: null,
         deleted: false,
@@ -342,7 +402,6 @@ export class MessageStore {
         order: ++arrivals,
       });
     }
-    const content = catchUp ? chunk.chunk : existing.content + chunk.chunk;
     return this.set({ ...existing, content, stream: next }, existing);
   }
 
@@ -354,7 +413,7 @@ export class MessageStore {
   finishStream(chunk: AgentStreamChunk): MessageItem | null {
     const item = this.items.get(chunk.messageId);
     if (!item || item.state !== "streaming" || !item.stream) return null;
-    if (!item.content && (chunk.error || chunk.cancelled)) {
+    if (!item.content && !item.stream.steps.length && (chunk.error || chunk.cancelled)) {
       this.remove(item.id);
       return null;
     }
