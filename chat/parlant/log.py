@@ -385,10 +385,10 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
         data: dict[str, Any] = {"message": text, "participant": _agent_participant(run)}
         if html is not None:
             data["html"] = html
-        if chunks:
+        removed = message is not None and message.deleted_at is not None
+        if chunks and not removed:
             data["chunks"] = chunks + ([None] if run.status not in AGENT_RUN_OPEN_STATES else [])
         metadata = message.metadata if message is not None and isinstance(message.metadata, dict) else {}
-        removed = message is not None and message.deleted_at is not None
         return data, ({} if removed else metadata), bool(message is not None and message.hidden) or removed
     if message is None:  # deleted since
         return {"message": "", "participant": {"id": None, "display_name": ""}}, {}, True
