@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from chat.models import ChatMessage, ChatSession, ContentType, Presence
+from chat.models import Attachment, ChatMessage, ChatSession, ContentType, Presence
 
 
 def now_ms() -> int:
@@ -55,6 +55,9 @@ def message_shape(
         "version": message.version,
         "editedAt": to_ms(message.edited_at) if message.edited_at else None,
         "deleted": False,
+        # Set by whoever loaded the message with its attachments (``chat.services.attachments.attach_shapes``,
+        # or the send that claimed them); a message nobody gave any has none, with no query on the hot path.
+        "attachments": getattr(message, "attachment_shapes", []),
     }
 
 
@@ -76,6 +79,21 @@ def tombstone(message: ChatMessage, workspace_slug: str, session_key: str) -> di
         "version": message.version,
         "editedAt": to_ms(message.edited_at) if message.edited_at else None,
         "deleted": True,
+        "attachments": [],
+    }
+
+
+def attachment_shape(attachment: Attachment, url: str | None) -> dict[str, Any]:
+    """An attachment on the wire.  ``url``: a signed download link for one user (``None`` in broadcasts,
+    which every member receives alike: ask ``GET .../attachments/<id>/`` for a link of your own)."""
+    return {
+        "id": attachment.public_id,
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "url": url,
     }
 
 

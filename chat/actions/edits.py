@@ -40,7 +40,7 @@ from chat import event_names, notify
 from chat.actions.messages import Author, Draft, SessionRef, check_message, limit_sends
 from chat.errors import StoreFailed
 from chat.models import ChatMessage
-from chat.services import edits
+from chat.services import attachments, edits
 from chat.services.edits import Change, NewContent
 from chat.shapes import message_shape, now_ms
 
@@ -87,6 +87,8 @@ async def edit_message(author: Author, where: SessionRef, edit: Edit, *, moderat
     html = await check_message(author, where, draft)
     new = NewContent(draft.content, draft.content_type, draft.metadata, html)
     change = await _write(edits.apply_edit, message.pk, author.member, edit.version, new)
+    # An edit changes the text, not the files: the broadcast carries them as they are (no one's links).
+    await database_sync_to_async(attachments.attach_shapes)([change.message], user_id=None)
     if not change.message.hidden and (change.changed or change.message.version > edit.version):
         await announce_updated(where, change.message)
     return change

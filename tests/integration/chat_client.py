@@ -64,6 +64,7 @@ MESSAGE_FIELDS = {
     "version",
     "editedAt",
     "deleted",
+    "attachments",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}

@@ -374,6 +374,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "version": 1,
         "editedAt": None,
         "deleted": False,
+        "attachments": [],
     }
     for other in (a2, bob):
         received = await other.wait_for("chat:message-received", since=marks[other])

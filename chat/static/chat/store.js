@@ -99,6 +99,7 @@ export class MessageStore {
       version: 1,
       editedAt: null,
       deleted: false,
+      attachments: [],
       state: MessageState.STORED,
       mine: false,
       queued: false,
@@ -129,6 +130,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: Array.isArray(message.attachments) ? message.attachments : [],
       timestamp: message.timestamp ?? Date.now(),
       version,
       editedAt: message.editedAt ?? null,
@@ -144,7 +146,8 @@ export class MessageStore {
         existing.content === fields.content &&
         existing.html === fields.html &&
         existing.version === fields.version &&
-        existing.deleted === fields.deleted;
+        existing.deleted === fields.deleted &&
+        existing.attachments.length === fields.attachments.length;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -155,11 +158,12 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once (the optimistic bubble). */
-  addLocal({ id, content, contentType = "text" }) {
+  addLocal({ id, content, contentType = "text", attachments = [] }) {
     return this._create({
       id,
       content,
       contentType,
+      attachments,
       senderType: "user",
       userId: this.self.userId,
       userName: this.self.userName ?? "",

@@ -27,6 +27,7 @@ import type {
   AgentStep,
   AgentStreamChunk,
   AgentToolCall,
+  ChatAttachment,
   ChatMessage,
   ContentType,
   MessageDeleted,
@@ -114,6 +115,8 @@ export interface MessageItem {
   /** The server's sanitised HTML of a stored message, when it sent one; never set from anything else. */
   readonly html: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** The files it carries (uploaded through REST); `url` is null for those received live. */
+  readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
   /** 1 when sent, one more with every edit or deletion (the server's). */
   readonly version: number;
@@ -238,6 +241,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: existing && !message.attachments ? existing.attachments : (message.attachments ?? []),
       timestamp: message.timestamp ?? Date.now(),
       version,
       editedAt: message.editedAt ?? null,
@@ -255,6 +259,7 @@ export class MessageStore {
         existing.html === fields.html &&
         existing.version === fields.version &&
         existing.deleted === fields.deleted &&
+        existing.attachments.length === fields.attachments.length &&
         existing.userName === fields.userName;
       if (same) return { item: existing, added: false };
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
@@ -265,7 +270,13 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once. */
-  addLocal(fields: { id: string; content: string; contentType?: ContentType; metadata?: Record<string, unknown> }): MessageItem {
+  addLocal(fields: {
+    id: string;
+    content: string;
+    contentType?: ContentType;
+    metadata?: Record<string, unknown>;
+    attachments?: readonly ChatAttachment[];
+  }): MessageItem {
     return this.set({
       id: fields.id,
       seq: null,
@@ -276,6 +287,7 @@ export class MessageStore {
       contentType: fields.contentType ?? "text",
       html: null,
       metadata: fields.metadata ?? {},
+      attachments: fields.attachments ?? [],
       timestamp: Date.now(),
       version: 1,
       editedAt: null,
@@ -390,6 +402,7 @@ export class MessageStore {
         contentType: "text",
         html: null,
         metadata: {},
+        attachments: [],
         timestamp: event.timestamp ?? Date.now(),
         version: 1,
         editedAt: null,
