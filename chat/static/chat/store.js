@@ -281,7 +281,7 @@ export class MessageStore {
   applyDelete({ messageId, version }) {
     const item = this.items.get(messageId);
     if (!item || item.seq == null || version <= item.version) return null;
-    return this._touch(item, { version, deleted: true, content: "", contentType: "text", html: null, metadata: {} });
+    return this._touch(item, { version, deleted: true, content: "", contentType: "text", html: null, metadata: {}, attachments: [] });
   }
 
   remove(id) {

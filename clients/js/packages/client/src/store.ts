@@ -477,6 +477,7 @@ export class MessageStore {
       contentType: "text",
       html: null,
       metadata: {},
+      attachments: [],
     });
   }
 
