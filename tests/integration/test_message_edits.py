@@ -29,7 +29,9 @@ from tests.integration.chat_client import (
 from tests.integration.test_api_live import Live
 
 ROLES = {"alice": "member", "carol": "member", "mod": "moderator", "boss": "admin"}
-VERSION_ROWS = "SELECT v.version, v.content, v.reason FROM chat_messageversion v JOIN chat_chatmessage m ON m.id = v.message_id"
+VERSION_ROWS = (
+    "SELECT v.version, v.content, v.reason FROM chat_messageversion v JOIN chat_chatmessage m ON m.id = v.message_id"
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,13 @@ async def test_edit_is_seen_live_by_every_member_and_agrees_with_history_and_res
 
     ack = await alice.call(
         "chat:edit-message",
-        {"sessionId": session, "messageId": "m-1", "version": 1, "content": "See you at **6**", "contentType": "markdown"},
+        {
+            "sessionId": session,
+            "messageId": "m-1",
+            "version": 1,
+            "content": "See you at **6**",
+            "contentType": "markdown",
+        },
     )
     assert ack == {"ok": True, "sessionId": session, "messageId": "m-1", "seq": 1, "version": 2, "duplicate": False}
     for client in (alice, carol):
@@ -112,7 +120,10 @@ async def test_edit_is_seen_live_by_every_member_and_agrees_with_history_and_res
         assert (updated["seq"], updated["version"], updated["workspaceId"]) == (1, 2, live.ws)
         message = updated["message"]
         assert (message["content"], message["version"], message["deleted"]) == ("See you at **6**", 2, False)
-        assert message["html"].strip() == "<p>See you at <strong>6</strong></p>" and message["editedAt"] >= message["timestamp"]
+        assert (
+            message["html"].strip() == "<p>See you at <strong>6</strong></p>"
+            and message["editedAt"] >= message["timestamp"]
+        )
 
     history = await carol.call("chat:request-history", {"sessionId": session})
     assert history["messages"] == [updated["message"]]
@@ -128,7 +139,10 @@ async def test_edit_is_seen_live_by_every_member_and_agrees_with_history_and_res
         assert (versions["version"], versions["deleted"]) == (2, False)
         [old] = versions["results"]
         assert (old["version"], old["content"], old["reason"], old["changedBy"]) == (
-            1, "See you at 5", "edit", live.users["alice"]
+            1,
+            "See you at 5",
+            "edit",
+            live.users["alice"],
         )
     status, body = await live.api("carol", "GET", f"sessions/{session}/messages/m-1/versions/")
     assert (status, body["code"]) == (403, "not_author")
@@ -143,11 +157,21 @@ async def test_delete_leaves_a_tombstone_for_members_and_the_content_for_moderat
 
     status, body = await live.api("alice", "DELETE", f"sessions/{session}/messages/secret/")
     assert status == 200, body
-    assert (body["deleted"], body["content"], body["html"], body["version"], body["duplicate"]) == (True, "", None, 2, False)
+    assert (body["deleted"], body["content"], body["html"], body["version"], body["duplicate"]) == (
+        True,
+        "",
+        None,
+        2,
+        False,
+    )
     for client in (alice, carol):
         deleted = await client.wait_for("chat:message-deleted")
         assert {k: deleted[k] for k in ("sessionId", "workspaceId", "messageId", "seq", "version")} == {
-            "sessionId": session, "workspaceId": live.ws, "messageId": "secret", "seq": 1, "version": 2
+            "sessionId": session,
+            "workspaceId": live.ws,
+            "messageId": "secret",
+            "seq": 1,
+            "version": 2,
         }
     history = await carol.call("chat:request-history", {"sessionId": session})
     tomb, after = history["messages"]
@@ -168,7 +192,9 @@ async def test_delete_leaves_a_tombstone_for_members_and_the_content_for_moderat
     again = await alice.call("chat:delete-message", {"sessionId": session, "messageId": "secret"})
     assert again["ok"] is True and (again["version"], again["duplicate"]) == (2, True)
     mark = alice.mark()
-    edit = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "secret", "version": 2, "content": "x"})
+    edit = await alice.call(
+        "chat:edit-message", {"sessionId": session, "messageId": "secret", "version": 2, "content": "x"}
+    )
     assert_error(edit, "message_deleted", alice, "chat:edit-message", mark)
     assert len(version_rows(live, session, "secret")) == 1
     await eve.assert_no_events(["chat:message-deleted"], since=0, within=0.2)
@@ -225,7 +251,8 @@ async def test_reordered_events_converge_by_version(live, new):
     await alice.send(session, "draft 0", message_id="m")
     for version in range(1, 5):
         ack = await alice.call(
-            "chat:edit-message", {"sessionId": session, "messageId": "m", "version": version, "content": f"draft {version}"}
+            "chat:edit-message",
+            {"sessionId": session, "messageId": "m", "version": version, "content": f"draft {version}"},
         )
         assert ack["version"] == version + 1, ack
     await alice.call("chat:delete-message", {"sessionId": session, "messageId": "m", "version": 5})
@@ -250,7 +277,9 @@ async def test_reordered_events_converge_by_version(live, new):
             else:
                 state[event["messageId"]] = {**current, "version": event["version"], "deleted": True, "content": ""}
         assert (state["m"]["version"], state["m"]["deleted"], state["m"]["content"]) == (
-            history[0]["version"], history[0]["deleted"], history[0]["content"]
+            history[0]["version"],
+            history[0]["deleted"],
+            history[0]["content"],
         ), seed
 
 
@@ -267,16 +296,26 @@ async def test_hostile_edits_are_refused_with_their_code_and_store_nothing(live,
 
     # A message of another workspace: eve's own session has the same id; the answer is that of a missing id.
     mark = eve.mark()
-    theirs = assert_error(await eve.call("chat:edit-message", edit), "message_not_found", eve, "chat:edit-message", mark)
+    theirs = assert_error(
+        await eve.call("chat:edit-message", edit), "message_not_found", eve, "chat:edit-message", mark
+    )
     mark = eve.mark()
     missing = assert_error(
-        await eve.call("chat:edit-message", {**edit, "messageId": "no-such"}), "message_not_found", eve,
-        "chat:edit-message", mark,
+        await eve.call("chat:edit-message", {**edit, "messageId": "no-such"}),
+        "message_not_found",
+        eve,
+        "chat:edit-message",
+        mark,
     )
-    assert {k: v for k, v in theirs.items() if k != "messageId"} == {k: v for k, v in missing.items() if k != "messageId"}
+    assert {k: v for k, v in theirs.items() if k != "messageId"} == {
+        k: v for k, v in missing.items() if k != "messageId"
+    }
     assert_error(
-        await eve.call("chat:delete-message", {"sessionId": session, "messageId": "m"}), "message_not_found", eve,
-        "chat:delete-message", mark,
+        await eve.call("chat:delete-message", {"sessionId": session, "messageId": "m"}),
+        "message_not_found",
+        eve,
+        "chat:delete-message",
+        mark,
     )
     headers_path = f"/api/v1/workspaces/{live.ws}/sessions/{session}/messages/m/"
     import aiohttp
@@ -284,7 +323,9 @@ async def test_hostile_edits_are_refused_with_their_code_and_store_nothing(live,
     async with aiohttp.ClientSession() as http:
         for method in ("PATCH", "DELETE"):
             async with http.request(
-                method, live.server.url + headers_path, json={"version": 1, "content": "x"},
+                method,
+                live.server.url + headers_path,
+                json={"version": 1, "content": "x"},
                 headers={"Authorization": f"Bearer {live.tokens['eve']}"},
             ) as response:
                 assert (response.status, (await response.json())["code"]) == (404, "not_a_member")
@@ -305,7 +346,9 @@ async def test_hostile_edits_are_refused_with_their_code_and_store_nothing(live,
         ("2020-01-01 00:00:00+00:00", "m", live.ws, session),
     )
     mark = alice.mark()
-    late = assert_error(await alice.call("chat:edit-message", edit), "edit_window_closed", alice, "chat:edit-message", mark)
+    late = assert_error(
+        await alice.call("chat:edit-message", edit), "edit_window_closed", alice, "chat:edit-message", mark
+    )
     assert late["editWindowSeconds"] == 900
     status, body = await live.api("alice", "DELETE", f"sessions/{session}/messages/m/")
     assert (status, body["code"]) == (403, "edit_window_closed")
@@ -323,7 +366,9 @@ async def test_a_workspace_without_edits(live, new):
         session, alice, _, _ = await shared_session(live, new)
         await alice.send(session, "final", message_id="m")
         mark = alice.mark()
-        ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"})
+        ack = await alice.call(
+            "chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"}
+        )
         assert_error(ack, "edit_window_closed", alice, "chat:edit-message", mark)
         status, body = await live.api("mod", "DELETE", f"sessions/{session}/messages/m/")
         assert status == 200 and body["deleted"] is True  # moderators still can
@@ -343,7 +388,9 @@ async def test_an_edit_does_not_ask_the_agent_again(live, new):
     await alice.send(session, "ping", message_id="ask")
     reply = await alice.wait_for("chat:message-received", lambda m: m["senderType"] == "agent", timeout=15)
     mark = alice.mark()
-    ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "ask", "version": 1, "content": "pong"})
+    ack = await alice.call(
+        "chat:edit-message", {"sessionId": session, "messageId": "ask", "version": 1, "content": "pong"}
+    )
     assert ack["ok"] is True, ack
     await alice.wait_for("chat:message-updated", since=mark)
     await alice.assert_no_events(["chat:agent-stream-chunk", "chat:message-received"], within=1.5, since=mark)
@@ -367,13 +414,19 @@ async def test_hidden_closed_and_muted(live, new):
     await carol.assert_no_events(["chat:message-deleted"], within=0.3, since=0)  # members never had it
     status, _ = await live.api("mod", "POST", f"sessions/{session}/messages/h/unhide/")
     unhidden = await carol.wait_for("chat:message-unhidden")
-    assert (unhidden["message"]["deleted"], unhidden["message"]["content"], unhidden["message"]["version"]) == (True, "", 2)
+    assert (unhidden["message"]["deleted"], unhidden["message"]["content"], unhidden["message"]["version"]) == (
+        True,
+        "",
+        2,
+    )
 
     status, _ = await live.api("mod", "POST", f"members/{live.users['alice']}/mute/", {"durationSeconds": 60})
     assert status == 200
     try:
         mark = alice.mark()
-        ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"})
+        ack = await alice.call(
+            "chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"}
+        )
         assert_error(ack, "muted", alice, "chat:edit-message", mark)
     finally:
         status, _ = await live.api("mod", "POST", f"members/{live.users['alice']}/unmute/")
@@ -384,3 +437,31 @@ async def test_hidden_closed_and_muted(live, new):
     ack = await alice.call("chat:edit-message", {"sessionId": session, "messageId": "m", "version": 1, "content": "x"})
     assert_error(ack, "session_closed", alice, "chat:edit-message", mark)
     assert stored(live, session, "m") == ("mute me", 1, False)
+
+
+async def test_an_edit_keeps_the_files_and_a_tombstone_shows_none(live, new):
+    import aiohttp
+
+    from tests.integration import attachment_files as files
+
+    session, alice, carol, _ = await shared_session(live, new)
+    form = aiohttp.FormData()
+    form.add_field("file", files.png(5, 4), filename="photo.png", content_type="image/png")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{live.server.url}/api/v1/workspaces/{live.ws}/sessions/{session}/attachments/",
+            data=form,
+            headers={"Authorization": f"Bearer {live.tokens['alice']}"},
+        ) as response:
+            assert response.status == 201, await response.text()
+            uploaded = await response.json()
+    ack = await alice.send(session, "the photo", message_id="p", attachments=[uploaded["id"]])
+    assert ack["ok"] is True, ack
+    edit = {"sessionId": session, "messageId": "p", "version": 1, "content": "the photo, cropped"}
+    assert (await alice.call("chat:edit-message", edit))["version"] == 2
+    updated = await carol.wait_for("chat:message-updated")
+    assert [a["id"] for a in updated["message"]["attachments"]] == [uploaded["id"]]
+    status, body = await live.api("alice", "DELETE", f"sessions/{session}/messages/p/")
+    assert status == 200 and body["attachments"] == [] and body["deleted"] is True
+    history = (await carol.call("chat:request-history", {"sessionId": session}))["messages"]
+    assert (history[0]["deleted"], history[0]["attachments"]) == (True, [])
