@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0008_message_versions'),
+        ('chat', '0011_attachments'),
     ]
 
     operations = [
