@@ -20,6 +20,8 @@ CANCEL_AGENT = "chat:cancel-agent"
 ADD_REACTION = "chat:add-reaction"
 REMOVE_REACTION = "chat:remove-reaction"
 MARK_READ = "chat:mark-read"
+EDIT_MESSAGE = "chat:edit-message"
+DELETE_MESSAGE = "chat:delete-message"
 
 CLIENT_EVENTS = frozenset(
     {
@@ -33,6 +35,8 @@ CLIENT_EVENTS = frozenset(
         ADD_REACTION,
         REMOVE_REACTION,
         MARK_READ,
+        EDIT_MESSAGE,
+        DELETE_MESSAGE,
     }
 )
 
@@ -51,6 +55,8 @@ AGENT_TOOL_CALL = "chat:agent-tool-call"
 AGENT_REASONING = "chat:agent-reasoning"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
+MESSAGE_UPDATED = "chat:message-updated"
+MESSAGE_DELETED = "chat:message-deleted"
 SESSION_UPDATED = "chat:session-updated"
 SESSION_CLOSED = "chat:session-closed"
 SESSION_LEFT = "chat:session-left"
@@ -79,6 +85,8 @@ SERVER_EVENTS = frozenset(
         AGENT_REASONING,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
+        MESSAGE_UPDATED,
+        MESSAGE_DELETED,
         SESSION_UPDATED,
         SESSION_CLOSED,
         SESSION_LEFT,

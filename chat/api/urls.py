@@ -38,6 +38,7 @@ urlpatterns = [
     # messages
     path(f"{S}/messages/", messages.MessageList.as_view(), name="message-list"),
     path(f"{S}/messages/<str:message>/", messages.MessageDetail.as_view(), name="message-detail"),
+    path(f"{S}/messages/<str:message>/versions/", messages.MessageVersions.as_view(), name="message-versions"),
     path(f"{S}/messages/<str:message>/hide/", messages.MessageHide.as_view(), name="message-hide"),
     path(f"{S}/messages/<str:message>/unhide/", messages.MessageUnhide.as_view(), name="message-unhide"),
     path(f"{W}/messages/", messages.MessageSearch.as_view(), name="message-search"),

@@ -65,6 +65,9 @@ MESSAGE_FIELDS = {
     "timestamp",
     "reactions",
     "reactionsVersion",
+    "version",
+    "editedAt",
+    "deleted",
     "attachments",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}

@@ -375,6 +375,9 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "timestamp": sent["timestamp"],
         "reactions": [],
         "reactionsVersion": 0,
+        "version": 1,
+        "editedAt": None,
+        "deleted": False,
         "attachments": [],
     }
     for other in (a2, bob):

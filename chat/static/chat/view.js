@@ -44,7 +44,12 @@ const ERROR_TEXT = {
   invalid_emoji: () => "A reaction is a single emoji.",
   reaction_emoji_limit: (e) => `This message already has ${e.limit ?? "too many"} different reactions.`,
   reaction_user_limit: (e) => `You can add at most ${e.limit ?? "a few"} reactions to one message.`,
-  message_not_found: () => "That message is no longer available.",
+  not_author: () => "Only the author can change this message.",
+  edit_window_closed: () => "This message can no longer be edited or deleted.",
+  version_conflict: () => "This message changed meanwhile; edit it again.",
+  message_deleted: () => "This message was deleted.",
+  message_not_found: () => "That message no longer exists.",
+  too_many_edits: () => "This message has been edited too many times.",
   spam_detected: (e) =>
     e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
@@ -120,6 +125,8 @@ export class ChatView {
     this._unseen = 0;
     this._countdown = null;
     this._flashTimer = null;
+    /** The id of the message being edited in place, or null. */
+    this._editing = null;
     const q = (name) => root.querySelector(`[data-${name}]`);
     this.dom = {
       title: q("chat-title"),
@@ -203,6 +210,23 @@ export class ChatView {
     });
     bannerRetry.addEventListener("click", () => this.connection.retryNow());
     document.addEventListener("visibilitychange", () => this._markRead());
+    list.addEventListener("submit", (event) => {
+      const form = event.target.closest("form[data-edit-form]");
+      if (!form) return;
+      event.preventDefault();
+      this._saveEdit(form);
+    });
+    list.addEventListener("keydown", (event) => {
+      const form = event.target.closest?.("form[data-edit-form]");
+      if (!form) return;
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this._stopEdit(true);
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
     list.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
       if (!button || !this.room) return;
@@ -212,6 +236,9 @@ export class ChatView {
       }
       const id = button.closest("[data-id]")?.dataset.id;
       if (!id) return;
+      if (button.dataset.action === "edit-message") return this._startEdit(id);
+      if (button.dataset.action === "cancel-edit") return this._stopEdit(true);
+      if (button.dataset.action === "delete-message") return this._delete(id, button);
       if (button.dataset.action === "retry") this.room.retry(id);
       else if (button.dataset.action === "discard") this.room.discard(id);
       else if (button.dataset.action === "edit") {
@@ -246,6 +273,7 @@ export class ChatView {
     this.elements.clear();
     this._unseen = 0;
     this.room = room;
+    this._editing = null;
     this.dom.input.value = "";
     this._autosize();
     if (!room) return;
@@ -346,8 +374,9 @@ export class ChatView {
         previous.userName === item.userName &&
         item.senderType !== "system" &&
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
+      const editing = this._editing === item.id;
       const reactable = this.room.joined && !this.room.closed;
-      const key = `${item.rev}|${continued}|${moderator}|${reactable}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
+      const key = `${item.rev}|${continued}|${moderator}|${editing}|${reactable}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
       if (element._key !== key) {
         this._fillMessage(element, item, continued, moderator, blockedFor);
         element._key = key;
@@ -452,6 +481,12 @@ export class ChatView {
     }
     main.append(meta);
 
+    if (item.deleted) li.classList.add("msg--deleted");
+    if (this._editing === item.id && !item.deleted) {
+      main.append(this._editForm(item));
+      li.append(main);
+      return;
+    }
     const bubble = el("div", "msg__bubble");
     const steps = stepsOf(item);
     if (steps.length) {
@@ -462,7 +497,8 @@ export class ChatView {
       bubble.append(list);
     }
     const body = el("div", "msg__body");
-    renderBody(body, item);
+    if (item.deleted) body.append(el("p", "msg__tombstone", "This message was deleted."));
+    else renderBody(body, item);
     bubble.append(body);
     if (item.attachments?.length) renderAttachments(bubble, item.attachments, this.attachments?.links ?? null);
     if (item.state === MessageState.STREAMING) {
@@ -472,6 +508,8 @@ export class ChatView {
       if (!item.streamDone) (body.lastElementChild ?? body).append(caret);
     }
     main.append(bubble);
+    const changes = this._changesLine(item, moderator);
+    if (changes) main.append(changes);
 
     if (item.seq != null && item.senderType !== "system" && (item.reactions.length || this.room.joined)) {
       main.append(reactionBar(item, this.room.store.self.userId, { canReact: this.room.joined && !this.room.closed }));
@@ -480,6 +518,88 @@ export class ChatView {
     if (status) main.append(status);
     li.append(main);
     if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
+  }
+
+  /** "(edited)", and Edit / Delete on our own stored messages (Delete on any, for moderators). */
+  _changesLine(item, moderator) {
+    if (item.seq == null || item.deleted || item.state === MessageState.STREAMING) return null;
+    const line = el("p", "msg__changes");
+    if (item.editedAt) {
+      const edited = el("span", "msg__edited", "(edited)");
+      edited.title = `Edited ${new Date(item.editedAt).toLocaleString()}`;
+      line.append(edited);
+    }
+    const tool = (action, text, label) => {
+      const b = el("button", "msg__tool", text);
+      b.type = "button";
+      b.dataset.action = action;
+      b.setAttribute("aria-label", label);
+      line.append(b);
+    };
+    const own = item.mine && item.senderType === "user";
+    if (own) tool("edit-message", "Edit", "Edit your message");
+    if (own || (moderator && item.senderType !== "system")) {
+      tool("delete-message", "Delete", own ? "Delete your message" : `Delete message from ${item.userName || "someone"}`);
+    }
+    return line.childElementCount ? line : null;
+  }
+
+  _editForm(item) {
+    const form = el("form", "msg__edit");
+    form.dataset.editForm = "";
+    const box = el("textarea", "msg__edit-input");
+    box.value = item.content;
+    box.rows = Math.min(8, Math.max(2, item.content.split("\n").length));
+    box.setAttribute("aria-label", "Edit your message (Enter saves, Escape cancels)");
+    const save = el("button", "msg__action", "Save");
+    save.type = "submit";
+    const cancel = el("button", "msg__action", "Cancel");
+    cancel.type = "button";
+    cancel.dataset.action = "cancel-edit";
+    const actions = el("span", "msg__actions");
+    actions.append(save, cancel);
+    form.append(box, actions);
+    return form;
+  }
+
+  _startEdit(id) {
+    const item = this.room?.store.get(id);
+    if (!item || !item.mine || item.deleted) return;
+    this._editing = id;
+    this._renderMessages();
+    const box = this.elements.get(id)?.querySelector("textarea");
+    if (box) {
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+  }
+
+  _stopEdit(refocus) {
+    const id = this._editing;
+    this._editing = null;
+    if (!this.room) return;
+    this._renderMessages();
+    if (refocus) (this.elements.get(id)?.querySelector('[data-action="edit-message"]') ?? this.dom.input).focus();
+  }
+
+  async _saveEdit(form) {
+    const id = this._editing;
+    const box = form.querySelector("textarea");
+    const item = id && this.room?.store.get(id);
+    if (!item || !box) return;
+    if (!box.value.trim() || box.value === item.content) return this._stopEdit(true);
+    for (const control of form.elements) control.disabled = true;
+    const saved = await this.room.editMessage(id, box.value);
+    if (saved) return this._stopEdit(true);
+    for (const control of form.elements) control.disabled = false;
+    box.focus();
+  }
+
+  async _delete(id, button) {
+    button.disabled = true;
+    const deleted = await this.room.deleteMessage(id);
+    if (!deleted) button.disabled = false;
+    this.dom.input.focus();
   }
 
   _statusLine(item, blockedFor) {

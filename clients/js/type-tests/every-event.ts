@@ -37,6 +37,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:agent-reasoning": (p) => `${p.messageId} ${p.index.toFixed()} ${p.text}`,
   "chat:message-hidden": (p) => `${p.messageId}`,
   "chat:message-unhidden": (p) => `${p.messageId} ${p.message.content}`,
+  "chat:message-updated": (p) => `${p.messageId} ${p.seq.toFixed()} ${p.version.toFixed()} ${p.message.content} ${String(p.message.deleted ?? false)}`,
+  "chat:message-deleted": (p) => `${p.messageId} ${p.seq.toFixed()} ${p.version.toFixed()} ${p.timestamp.toFixed()}`,
   "chat:session-closed": (p) => `${p.sessionId} ${p.closedBy}`,
   "chat:session-updated": (p) => `${p.title} ${p.agentId ?? ""} ${p.status}`,
   "chat:banned": (p) => `${p.workspaceId}`,
@@ -54,6 +56,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:add-reaction-error": (p) => `${p.code} ${p.limit ?? 0}`,
   "chat:remove-reaction-error": (p) => `${p.code}`,
   "chat:mark-read-error": (p) => `${p.code}`,
+  "chat:edit-message-error": (p) => `${p.code} ${p.currentVersion ?? ""}`,
+  "chat:delete-message-error": (p) => `${p.code}`,
 };
 
 export function listen(socket: ChatSocket): void {
@@ -78,6 +82,8 @@ const requests: Exhaustive<ClientEventName, { [E in ClientEventName]: ClientToSe
   "chat:add-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
   "chat:remove-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
   "chat:mark-read": { sessionId: "s-1", seq: 3 },
+  "chat:edit-message": { sessionId: "s-1", messageId: "m-1", version: 1, content: "hi again", contentType: "text" },
+  "chat:delete-message": { sessionId: "s-1", messageId: "m-1", version: 2 },
 };
 
 const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
@@ -91,6 +97,8 @@ const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
   "chat:add-reaction": (a) => (a.ok ? `${a.reactionsVersion.toFixed()} ${a.reactions.length.toFixed()}` : a.code),
   "chat:remove-reaction": (a) => (a.ok ? a.emoji : a.code),
   "chat:mark-read": (a) => (a.ok ? `${a.lastReadSeq.toFixed()} ${a.unreadCount.toFixed()}` : a.code),
+  "chat:edit-message": (a) => (a.ok ? `${a.version.toFixed()} ${String(a.duplicate)}` : `${a.code} ${a.currentVersion ?? ""}`),
+  "chat:delete-message": (a) => (a.ok ? `${a.seq.toFixed()} ${a.version.toFixed()}` : a.code),
 };
 
 export async function sendAll(socket: ChatSocket, client: ChatClient): Promise<string[]> {
@@ -122,5 +130,8 @@ export function useSession(client: ChatClient): void {
   }
   session.send("hello", { contentType: "markdown", metadata: { x: 1 } });
   void session.cancelAgent("r-1");
+  void session.editMessage("m-1", "better", { contentType: "markdown" });
+  void session.deleteMessage("m-1");
+  for (const item of snapshot.messages) void [item.version.toFixed(), item.editedAt ?? 0, item.deleted satisfies boolean];
   session.release();
 }

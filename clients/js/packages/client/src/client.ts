@@ -107,6 +107,8 @@ const SESSION_EVENTS = [
   "chat:user-left",
   "chat:message-hidden",
   "chat:message-unhidden",
+  "chat:message-updated",
+  "chat:message-deleted",
   "chat:session-closed",
   "chat:session-updated",
   "chat:session-left",

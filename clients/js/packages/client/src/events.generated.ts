@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "message_not_found" | "invalid_emoji" | "reaction_emoji_limit" | "reaction_user_limit" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "message_not_found" | "invalid_emoji" | "reaction_emoji_limit" | "reaction_user_limit" | "not_author" | "edit_window_closed" | "version_conflict" | "message_deleted" | "too_many_edits" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -47,6 +47,11 @@ export interface ChatMessage {
   reactions?: Reaction[];
   /** The reactions' version (0: never reacted to); keep the reactions with the highest one. */
   reactionsVersion?: number;
+  version?: Version;
+  /** When the content was last edited (ms); null if never. */
+  editedAt?: number | null;
+  /** A tombstone: the message was deleted; content, html and metadata are empty. */
+  deleted?: boolean;
   /** The files the message carries, in the order sent (absent from servers before attachments). */
   attachments?: ChatAttachment[];
 }
@@ -67,6 +72,9 @@ export interface ChatAttachment {
   /** A short-lived signed download path for the receiving user, relative to the server; null in broadcasts (ask REST `GET .../attachments/<id>/` for one). */
   url: string | null;
 }
+
+/** A message's version: 1 when sent, one more with every edit or deletion. Keep the highest you have seen: an event with a version at or below it is late and changes nothing. */
+export type Version = number;
 
 /** One socket of a user in a session. */
 export interface ChatPresence {
@@ -99,6 +107,12 @@ export interface ChatError {
   mutedUntil?: Millis;
   /** message_blocked, spam_detected: which rule. */
   reason?: string;
+  /** version_conflict: the message's current version. */
+  currentVersion?: Version;
+  /** edit_window_closed: the workspace's edit window. */
+  editWindowSeconds?: number;
+  /** too_many_edits: the most versions a message can have. */
+  maxVersions?: number;
   /** attachment_not_found, attachment_in_use: which one. */
   attachmentId?: AttachmentId;
   /** too_many_attachments: the most a message carries; reaction_emoji_limit, reaction_user_limit: the cap reached. */
@@ -236,6 +250,58 @@ export interface UpdatePresenceRequest {
   sessionId: ClientId;
   workspaceId?: WorkspaceSlug;
   status: PresenceStatus;
+}
+
+export interface EditMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** The version being edited; another current version is version_conflict (a repeat of this very edit is acknowledged with duplicate: true). */
+  version: Version;
+  content: string;
+  /** Default: the message's own. */
+  contentType?: ContentType;
+  /** Default: the message's own. */
+  metadata?: Record<string, unknown>;
+}
+
+export interface DeleteMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** Optional: delete only if this is still the current version (otherwise version_conflict). */
+  version?: Version;
+}
+
+/** An edit or deletion is stored with this version. */
+export interface MessageChangeAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** True when nothing new was stored (a repeat, the same text, or already deleted). */
+  duplicate: boolean;
+}
+
+/** A message was edited: apply it if its version is higher than the one you have. */
+export interface MessageUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** The message as it is now, whole. */
+  message: ChatMessage;
+}
+
+/** A message was deleted: show a tombstone in its place if its version is higher than the one you have. */
+export interface MessageDeleted {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  timestamp: Millis;
 }
 
 export interface CancelAgentRequest {
@@ -468,6 +534,8 @@ export interface ServerToClientPayloads {
   "chat:agent-reasoning": AgentReasoning;
   "chat:message-hidden": MessageHidden;
   "chat:message-unhidden": MessageUnhidden;
+  "chat:message-updated": MessageUpdated;
+  "chat:message-deleted": MessageDeleted;
   "chat:session-closed": SessionClosed;
   "chat:session-updated": SessionUpdated;
   "chat:banned": Banned;
@@ -484,6 +552,8 @@ export interface ServerToClientPayloads {
   "chat:add-reaction-error": ChatError;
   "chat:remove-reaction-error": ChatError;
   "chat:mark-read-error": ChatError;
+  "chat:edit-message-error": ChatError;
+  "chat:delete-message-error": ChatError;
 }
 
 /** Events a client emits; each takes one payload and may ask for an acknowledgement. */
@@ -498,6 +568,8 @@ export interface ClientToServerPayloads {
   "chat:add-reaction": ReactionRequest;
   "chat:remove-reaction": ReactionRequest;
   "chat:mark-read": MarkReadRequest;
+  "chat:edit-message": EditMessageRequest;
+  "chat:delete-message": DeleteMessageRequest;
 }
 
 /** The body of each client event's successful acknowledgement, without its `ok: true`. */
@@ -512,4 +584,6 @@ export interface AckBodies {
   "chat:add-reaction": ReactionAck;
   "chat:remove-reaction": ReactionAck;
   "chat:mark-read": MarkReadAck;
+  "chat:edit-message": MessageChangeAck;
+  "chat:delete-message": MessageChangeAck;
 }

@@ -11,6 +11,11 @@
  * Entries are immutable: a change replaces the entry, and `list()` returns
  * a new array only after a change, so a view can compare by identity.
  *
+ * Edits and deletions carry the message's `version`: an entry keeps the
+ * highest version it has seen, and anything older (a late event, a stale
+ * history page) leaves it as it is, so reordered or repeated events
+ * converge (`applyUpdate`, `applyDelete`).
+ *
  * `syncedSeq` is the catch-up cursor: every message up to it that the
  * server shows us is held.  A live message right after it moves it on; one
  * further on leaves a gap (`hasGap`) that a catch-up with
@@ -26,6 +31,8 @@ import type {
   ChatMessage,
   ContentType,
   ReactionsUpdated,
+  MessageDeleted,
+  MessageUpdated,
   SenderType,
 } from "./events.generated.js";
 import { NO_REACTIONS, newer, type ReactionState, reactionState } from "./reactions.js";
@@ -45,6 +52,8 @@ export interface ChatErrorInfo {
   reason?: string;
   /** reaction_emoji_limit, reaction_user_limit: the cap reached. */
   limit?: number;
+  /** version_conflict: the message's current version. */
+  currentVersion?: number;
 }
 
 /** An agent's reply while (and after) it streams. */
@@ -113,6 +122,12 @@ export interface MessageItem {
   /** The files it carries (uploaded through REST); `url` is null for those received live. */
   readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
+  /** 1 when sent, one more with every edit or deletion (the server's). */
+  readonly version: number;
+  /** When last edited (ms), or null. */
+  readonly editedAt: number | null;
+  /** A tombstone: deleted by its author or a moderator; content, html and metadata are empty. */
+  readonly deleted: boolean;
   readonly state: MessageState;
   /** Written by this user (this tab or another). */
   readonly mine: boolean;
@@ -229,6 +244,12 @@ export class MessageStore {
       newer(existing?.reactions ?? NO_REACTIONS, early),
       reactionState(message.reactions, message.reactionsVersion, this.self.userId),
     );
+    const version = message.version ?? 1;
+    if (existing && existing.seq !== null && existing.version > version) {
+      // We hold a newer version (an edit arrived before this page); its reactions may still be newer.
+      if (reactions === existing.reactions) return { item: existing, added: false };
+      return { item: this.set({ ...existing, reactions }, existing), added: false };
+    }
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -240,6 +261,9 @@ export class MessageStore {
       metadata: message.metadata ?? {},
       attachments: existing && !message.attachments ? existing.attachments : (message.attachments ?? []),
       timestamp: message.timestamp ?? Date.now(),
+      version,
+      editedAt: message.editedAt ?? null,
+      deleted: message.deleted === true,
       state: (mine ? "sent" : "stored") as MessageState,
       mine,
       queued: false,
@@ -253,6 +277,8 @@ export class MessageStore {
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
+        existing.version === fields.version &&
+        existing.deleted === fields.deleted &&
         existing.attachments.length === fields.attachments.length &&
         existing.userName === fields.userName;
       if (same) return { item: existing, added: false };
@@ -283,6 +309,9 @@ export class MessageStore {
       metadata: fields.metadata ?? {},
       attachments: fields.attachments ?? [],
       timestamp: Date.now(),
+      version: 1,
+      editedAt: null,
+      deleted: false,
       state: "pending",
       mine: true,
       queued: true,
@@ -417,6 +446,9 @@ export class MessageStore {
         metadata: {},
         attachments: [],
         timestamp: event.timestamp ?? Date.now(),
+        version: 1,
+        editedAt: null,
+        deleted: false,
         state: "streaming",
         mine: false,
         queued: false,
@@ -464,6 +496,32 @@ export class MessageStore {
       }
     }
     return count;
+  }
+
+  /**
+   * `chat:message-updated`: the message as it is now, if its version is
+   * newer than ours.  Null when nothing changed (a late or repeated event,
+   * or a message we do not hold: history brings it as it is).
+   */
+  applyUpdate(event: MessageUpdated): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.putStored({ ...event.message, version: event.version }).item;
+  }
+
+  /** `chat:message-deleted`: a tombstone in its place, if the deletion is newer than what we hold. */
+  applyDelete(event: MessageDeleted): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.update(item.id, {
+      version: event.version,
+      deleted: true,
+      content: "",
+      contentType: "text",
+      html: null,
+      metadata: {},
+      attachments: [],
+    });
   }
 
   /** A message a moderator hid (or a failed one we discard). */

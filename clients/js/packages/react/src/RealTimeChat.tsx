@@ -320,6 +320,7 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact
       data-state={message.state}
       data-sender-type={message.senderType}
       data-mine={message.mine ? "true" : "false"}
+      data-version={message.version}
       aria-busy={streaming ? "true" : undefined}
     >
       <p className="rtc-msg__meta">
@@ -328,11 +329,14 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact
           {timeOf(message.timestamp)}
         </time>
       </p>
-      {showHtml ? (
+      {message.deleted ? (
+        <div className="rtc-msg__body rtc-msg__body--deleted">This message was deleted.</div>
+      ) : showHtml ? (
         <div className="rtc-msg__body rtc-msg__body--html" dangerouslySetInnerHTML={{ __html: message.html! }} />
       ) : (
         <div className="rtc-msg__body">{message.content}</div>
       )}
+      {message.editedAt !== null && !message.deleted && <p className="rtc-msg__edited">(edited)</p>}
       {streaming && <span className="rtc-msg__caret" aria-hidden="true" />}
       {message.seq !== null && message.senderType !== "system" && (canReact || message.reactions.reactions.length > 0) && (
         <Reactions message={message} disabled={!canReact} onToggle={onReact} />
