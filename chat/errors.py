@@ -129,6 +129,8 @@ WIRE_ERRORS: dict[str, WireError] = {
     "member_exists": WireError(409, 1008),
     "agent_run_not_found": WireError(404, 1008),
     "agent_run_finished": WireError(409, 1008),
+    "agent_run_active": WireError(409, 1008),
+    "feedback_not_allowed": WireError(400, 1008),
     "agent_config_invalid": WireError(400, 1008),
 }
 DEFAULT_WIRE_ERROR = engine.DEFAULT_WIRE_ERROR

@@ -17,9 +17,21 @@ REQUEST_HISTORY = "chat:request-history"
 TYPING = "chat:typing"
 UPDATE_PRESENCE = "chat:update-presence"
 CANCEL_AGENT = "chat:cancel-agent"
+REGENERATE = "chat:regenerate"
+RATE_MESSAGE = "chat:rate-message"
 
 CLIENT_EVENTS = frozenset(
-    {JOIN_SESSION, LEAVE_SESSION, SEND_MESSAGE, REQUEST_HISTORY, TYPING, UPDATE_PRESENCE, CANCEL_AGENT}
+    {
+        JOIN_SESSION,
+        LEAVE_SESSION,
+        SEND_MESSAGE,
+        REQUEST_HISTORY,
+        TYPING,
+        UPDATE_PRESENCE,
+        CANCEL_AGENT,
+        REGENERATE,
+        RATE_MESSAGE,
+    }
 )
 
 # --- server -> client ---
@@ -33,6 +45,7 @@ HISTORY_RESPONSE = "chat:history-response"
 TYPING_INDICATOR = "chat:typing-indicator"
 PRESENCE_UPDATED = "chat:presence-updated"
 AGENT_STREAM_CHUNK = "chat:agent-stream-chunk"
+MESSAGE_UPDATED = "chat:message-updated"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
 SESSION_UPDATED = "chat:session-updated"
@@ -57,6 +70,7 @@ SERVER_EVENTS = frozenset(
         TYPING_INDICATOR,
         PRESENCE_UPDATED,
         AGENT_STREAM_CHUNK,
+        MESSAGE_UPDATED,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
         SESSION_UPDATED,

@@ -45,6 +45,7 @@ def message_shape(
         "html": rendered_html(message),
         "metadata": message.metadata,
         "timestamp": to_ms(message.created_at),
+        "version": message.version,
     }
 
 

@@ -326,6 +326,7 @@ MESSAGE_EXAMPLE = {
     "html": None,
     "metadata": {},
     "timestamp": 1767605672000,
+    "version": 1,
     "hidden": False,
     "hiddenBy": None,
     "hiddenAt": None,
@@ -352,6 +353,9 @@ class MessageSerializer(serializers.Serializer):
     )
     metadata = serializers.DictField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
+    version = serializers.IntegerField(
+        min_value=1, help_text="1, then one more with every change of the content (a regenerated agent reply, an edit)."
+    )
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")
     hiddenBy = serializers.CharField(allow_null=True, help_text="Moderators only: who hid it.")
     hiddenAt = serializers.IntegerField(allow_null=True, help_text="Moderators only: when (ms).")

@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "unknown_event" | "too_many_pending_events" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "unknown_event" | "too_many_pending_events" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -43,6 +43,8 @@ export interface ChatMessage {
   /** At most 16 KiB of JSON, nested at most 8 deep. */
   metadata: Record<string, unknown>;
   timestamp: Millis;
+  /** 1, then one more with every change of the content (a regenerated agent reply, an edit): never show an older version over a newer one. */
+  version?: number;
 }
 
 /** One socket of a user in a session. */
@@ -252,6 +254,60 @@ export interface AgentStreamChunk {
   truncated?: true;
   /** Final chunk: the run failed. */
   error?: AgentStreamError;
+  /** Only on a regeneration's chunks: the version of the reply (messageId) they make. Their index counts from 0 again: replace the reply's shown text with them; if the final chunk has an error (or is cancelled with no text), the reply stays as it was. */
+  version?: number;
+}
+
+/** A stored message's content changed (a regenerated agent reply): the whole message with its new version. Replace what you show for that id if this version is newer than yours. */
+export type MessageUpdated = ChatMessage & unknown;
+
+export interface RegenerateRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** The agent reply's id. */
+  messageId: ClientId;
+  /** The client's key for this request: the same requestId again answers with the same run. */
+  requestId: ClientId;
+}
+
+export interface RegenerateAck {
+  sessionId: ClientId;
+  /** The reply's id (its chunks carry it). */
+  messageId: ClientId;
+  /** The user message answered again. */
+  inReplyTo: ClientId;
+  requestId: ClientId;
+  /** The version of the reply this run makes. */
+  version: number;
+  /** The run's status now. */
+  status: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled";
+  /** True when this requestId was sent before: the run it created. */
+  duplicate: boolean;
+}
+
+export type Rating = "up" | "down";
+
+export interface RateMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** An agent reply's id. */
+  messageId: ClientId;
+  /** null clears your rating. */
+  rating: Rating | null;
+  comment?: string;
+}
+
+export interface RateMessageAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  /** Your rating as stored. */
+  rating: Rating | null;
+  comment: string;
+  /** Every member's ratings of the reply, counted. */
+  feedback: {
+    up: number;
+    down: number;
+  };
 }
 
 export interface MessageHidden {
@@ -310,6 +366,7 @@ export interface ServerToClientPayloads {
   "chat:typing-indicator": TypingIndicator;
   "chat:presence-updated": ChatPresence;
   "chat:agent-stream-chunk": AgentStreamChunk;
+  "chat:message-updated": MessageUpdated;
   "chat:message-hidden": MessageHidden;
   "chat:message-unhidden": MessageUnhidden;
   "chat:session-closed": SessionClosed;
@@ -323,6 +380,8 @@ export interface ServerToClientPayloads {
   "chat:typing-error": ChatError;
   "chat:update-presence-error": ChatError;
   "chat:cancel-agent-error": ChatError;
+  "chat:regenerate-error": ChatError;
+  "chat:rate-message-error": ChatError;
 }
 
 /** Events a client emits; each takes one payload and may ask for an acknowledgement. */
@@ -334,6 +393,8 @@ export interface ClientToServerPayloads {
   "chat:typing": TypingRequest;
   "chat:update-presence": UpdatePresenceRequest;
   "chat:cancel-agent": CancelAgentRequest;
+  "chat:regenerate": RegenerateRequest;
+  "chat:rate-message": RateMessageRequest;
 }
 
 /** The body of each client event's successful acknowledgement, without its `ok: true`. */
@@ -345,4 +406,6 @@ export interface AckBodies {
   "chat:typing": TypingAck;
   "chat:update-presence": ChatPresence;
   "chat:cancel-agent": CancelAgentAck;
+  "chat:regenerate": RegenerateAck;
+  "chat:rate-message": RateMessageAck;
 }
