@@ -11,7 +11,7 @@ from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import feedback, messages, monitoring, presence, security_events, sessions, workspaces
+from . import feedback, messages, monitoring, presence, security_events, sessions, versions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -40,6 +40,7 @@ urlpatterns = [
     path(f"{S}/messages/<str:message>/", messages.MessageDetail.as_view(), name="message-detail"),
     path(f"{S}/messages/<str:message>/hide/", messages.MessageHide.as_view(), name="message-hide"),
     path(f"{S}/messages/<str:message>/unhide/", messages.MessageUnhide.as_view(), name="message-unhide"),
+    path(f"{S}/messages/<str:message>/versions/", versions.MessageVersionList.as_view(), name="message-versions"),
     path(f"{W}/messages/", messages.MessageSearch.as_view(), name="message-search"),
     # presence and security
     path(f"{W}/presence/", presence.WorkspacePresence.as_view(), name="workspace-presence"),
