@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -131,7 +132,9 @@ class FeedbackList(ApiView):
         parameters=[FeedbackFilterSerializer],
         responses={
             (200, "application/json"): FeedbackSerializer(many=True),
-            (200, "text/csv"): OpenApiResponse(description="The same page as CSV, one rating per row."),
+            (200, "text/csv"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The same page as CSV, one rating per row."
+            ),
             **errors(*LIST, "forbidden", "not_a_member"),
         },
     )

@@ -32,6 +32,7 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:presence-updated": (p) => `${p.userId} ${p.status}`,
   "chat:agent-stream-chunk": (p) =>
     `${p.messageId} ${p.chunk} ${p.index.toFixed()} ${String(p.isComplete)} ${p.seq ?? ""} ${p.error?.code ?? ""} ${String(p.cancelled ?? false)} ${p.inReplyTo}`,
+  "chat:message-updated": (p) => `${p.id} ${p.version ?? 1} ${p.content}`,
   "chat:message-hidden": (p) => `${p.messageId}`,
   "chat:message-unhidden": (p) => `${p.messageId} ${p.message.content}`,
   "chat:session-closed": (p) => `${p.sessionId} ${p.closedBy}`,
@@ -45,6 +46,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:typing-error": (p) => `${p.code}`,
   "chat:update-presence-error": (p) => `${p.code}`,
   "chat:cancel-agent-error": (p) => `${p.code}`,
+  "chat:regenerate-error": (p) => `${p.code}`,
+  "chat:rate-message-error": (p) => `${p.code}`,
 };
 
 export function listen(socket: ChatSocket): void {
@@ -66,6 +69,8 @@ const requests: Exhaustive<ClientEventName, { [E in ClientEventName]: ClientToSe
   "chat:typing": { sessionId: "s-1", isTyping: true },
   "chat:update-presence": { sessionId: "s-1", status: "idle" },
   "chat:cancel-agent": { sessionId: "s-1", messageId: "r-1" },
+  "chat:regenerate": { sessionId: "s-1", messageId: "r-1", requestId: "q-1" },
+  "chat:rate-message": { sessionId: "s-1", messageId: "r-1", rating: null, comment: "meh" },
 };
 
 const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
@@ -76,6 +81,8 @@ const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
   "chat:typing": (a) => (a.ok ? String(a.isTyping) : a.code),
   "chat:update-presence": (a) => (a.ok ? a.status : a.code),
   "chat:cancel-agent": (a) => (a.ok ? `${a.status} ${a.inReplyTo}` : a.code),
+  "chat:regenerate": (a) => (a.ok ? `${a.version.toFixed()} ${a.status} ${String(a.duplicate)}` : a.code),
+  "chat:rate-message": (a) => (a.ok ? `${a.rating ?? "none"} ${a.feedback.up.toFixed()} ${a.feedback.down.toFixed()}` : a.code),
 };
 
 export async function sendAll(socket: ChatSocket, client: ChatClient): Promise<string[]> {

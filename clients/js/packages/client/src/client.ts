@@ -96,6 +96,7 @@ const SESSION_EVENTS = [
   "chat:user-joined",
   "chat:presence-updated",
   "chat:user-left",
+  "chat:message-updated",
   "chat:message-hidden",
   "chat:message-unhidden",
   "chat:session-closed",

@@ -34,6 +34,8 @@ import type {
   ChatPresence,
   ContentType,
   PresenceStatus,
+  RateMessageAck,
+  RegenerateAck,
   ServerToClientPayloads,
 } from "./events.js";
 import { newId } from "./ids.js";
@@ -48,7 +50,7 @@ export interface SessionOptions {
 }
 
 export type SessionStatus = "idle" | "joining" | "joined" | "error" | "banned" | "left";
-export type ErrorScope = "join" | "send" | "history" | "cancel" | "session";
+export type ErrorScope = "join" | "send" | "history" | "cancel" | "regenerate" | "rate" | "session";
 
 export interface SessionError extends ChatErrorInfo {
   scope: ErrorScope;
@@ -84,6 +86,7 @@ type SessionEventName =
   | "chat:user-joined"
   | "chat:presence-updated"
   | "chat:user-left"
+  | "chat:message-updated"
   | "chat:message-hidden"
   | "chat:message-unhidden"
   | "chat:session-closed"
@@ -562,6 +565,38 @@ export class ChatSession {
     return null;
   }
 
+  /**
+   * Ask the agent again for a reply it gave (`messageId`: the reply's id).  The new text streams
+   * into the same entry (chunks with a `version`) and replaces it once stored; if the run fails the
+   * reply stays as it was.  Pass the same `requestId` to retry a request safely (it runs once).
+   */
+  async regenerate(messageId: string, requestId: string = newId("r")): Promise<RegenerateAck | null> {
+    try {
+      const ack = await this.client.request("chat:regenerate", { ...this.ids(), messageId, requestId }, SMALL_TIMEOUT_MS);
+      if (ack.ok) return ack;
+      this.setError(errorInfo(ack), "regenerate");
+    } catch (error) {
+      this.setError((error as ChatRequestError).info, "regenerate");
+    }
+    return null;
+  }
+
+  /** Rate an agent's reply (`null` clears our rating); the entry's `feedback` holds the counts after. */
+  async rateMessage(messageId: string, rating: "up" | "down" | null, comment?: string): Promise<RateMessageAck | null> {
+    const payload = { ...this.ids(), messageId, rating, ...(comment !== undefined ? { comment } : {}) };
+    try {
+      const ack = await this.client.request("chat:rate-message", payload, SMALL_TIMEOUT_MS);
+      if (ack.ok) {
+        if (this.store.setFeedback(messageId, { ...ack.feedback, mine: ack.rating })) this.changed();
+        return ack;
+      }
+      this.setError(errorInfo(ack), "rate");
+    } catch (error) {
+      this.setError((error as ChatRequestError).info, "rate");
+    }
+    return null;
+  }
+
   // --- typing and presence -------------------------------------------------------------------
 
   /** Call on every edit of the message box, with its text: typing events go out debounced. */
@@ -663,6 +698,10 @@ export class ChatSession {
         if (this.store.remove(hidden.messageId)) this.changed();
         return;
       }
+      case "chat:message-updated":
+        this.store.putStored(payload as ChatMessage);
+        this.changed();
+        return;
       case "chat:message-unhidden":
         this.store.putStored((payload as ServerToClientPayloads["chat:message-unhidden"]).message);
         this.changed();

@@ -47,6 +47,17 @@ export interface StreamInfo {
   error: { code: string; message: string } | null;
   /** Chunks were missed (a reconnect mid-stream): the stored reply will replace the text. */
   interrupted: boolean;
+  /** A regeneration: the version it makes (null for a first answer). */
+  version: number | null;
+  /** A regeneration: the stored reply it replaces, shown again if it fails or stops with no text. */
+  previous: MessageItem | null;
+}
+
+/** Members' ratings of an agent reply, as the last `chat:rate-message` ack told us. */
+export interface FeedbackInfo {
+  up: number;
+  down: number;
+  mine: "up" | "down" | null;
 }
 
 export interface MessageItem {
@@ -69,6 +80,10 @@ export interface MessageItem {
   readonly queued: boolean;
   readonly error: ChatErrorInfo | null;
   readonly stream: StreamInfo | null;
+  /** 1, then one more with every change (a regenerated agent reply): an older version never replaces a newer one. */
+  readonly version: number;
+  /** Our rating and the counts, once we rated it (null: not rated in this page). */
+  readonly feedback: FeedbackInfo | null;
   /** Local arrival order, for entries without a seq. */
   readonly order: number;
 }
@@ -180,19 +195,25 @@ export class MessageStore {
       mine,
       queued: false,
       error: null,
+      version: message.version ?? 1,
     };
     if (existing) {
+      // A late event never rolls a message back; a newer version ends a regeneration's stream.
+      if (existing.version > fields.version || (existing.stream?.version ?? 0) > fields.version) {
+        return { item: existing, added: false };
+      }
       const same =
         existing.seq === fields.seq &&
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
-        existing.userName === fields.userName;
+        existing.userName === fields.userName &&
+        existing.version === fields.version;
       if (same) return { item: existing, added: false };
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
       return { item: this.set({ ...existing, ...fields, stream }, existing), added: false };
     }
-    const item = this.set({ id: message.id, ...fields, stream: null, order: ++arrivals });
+    const item = this.set({ id: message.id, ...fields, stream: null, feedback: null, order: ++arrivals });
     return { item, added: true };
   }
 
@@ -214,6 +235,8 @@ export class MessageStore {
       queued: true,
       error: null,
       stream: null,
+      version: 1,
+      feedback: null,
       order: ++arrivals,
     });
   }
@@ -266,7 +289,11 @@ export class MessageStore {
    * (docs/protocol.md, "Resuming a streaming reply").
    */
   appendChunk(chunk: AgentStreamChunk, userName: string): MessageItem {
-    const existing = this.items.get(chunk.messageId);
+    let existing = this.items.get(chunk.messageId);
+    if (existing && chunk.version !== undefined && existing.version < chunk.version) {
+      const regenerating = existing.state === "streaming" && existing.stream?.version === chunk.version;
+      if (!regenerating) existing = this.startRegeneration(existing, chunk);
+    }
     if (existing && existing.state !== "streaming") return existing; // the stored reply came first
     const stream: StreamInfo = existing?.stream ?? {
       agentId: chunk.agentId ?? null,
@@ -277,6 +304,8 @@ export class MessageStore {
       truncated: false,
       error: null,
       interrupted: false,
+      version: null,
+      previous: null,
     };
     const catchUp = chunk.catchUp === true;
     // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
@@ -304,6 +333,8 @@ export class MessageStore {
         queued: false,
         error: null,
         stream: next,
+        version: 1,
+        feedback: null,
         order: ++arrivals,
       });
     }
@@ -317,8 +348,16 @@ export class MessageStore {
    * entry is dropped (a failure arrives as a system message of its own).
    */
   finishStream(chunk: AgentStreamChunk): MessageItem | null {
-    const item = this.items.get(chunk.messageId);
+    let item = this.items.get(chunk.messageId);
+    if (item && chunk.version !== undefined && item.version < chunk.version && item.stream?.version !== chunk.version) {
+      item = this.startRegeneration(item, chunk); // its first chunk is its last (refused, cancelled before it started)
+    }
     if (!item || item.state !== "streaming" || !item.stream) return null;
+    const previous = item.stream.previous;
+    if (previous && (chunk.error || (chunk.cancelled && !item.content))) {
+      // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
+      return this.set(previous, item);
+    }
     if (!item.content && (chunk.error || chunk.cancelled)) {
       this.remove(item.id);
       return null;
@@ -334,6 +373,30 @@ export class MessageStore {
         interrupted: item.stream.interrupted || missed,
       },
     });
+  }
+
+  /** A regeneration's first chunk: the stored reply's text makes way for the new one (kept to restore). */
+  private startRegeneration(existing: MessageItem, chunk: AgentStreamChunk): MessageItem {
+    // A newer regeneration overtaking one still streaming restores what that one would have.
+    const previous = existing.state === "streaming" ? (existing.stream?.previous ?? null) : existing;
+    const stream: StreamInfo = {
+      agentId: chunk.agentId ?? null,
+      inReplyTo: chunk.inReplyTo ?? null,
+      lastIndex: -1,
+      done: false,
+      cancelled: false,
+      truncated: false,
+      error: null,
+      interrupted: false,
+      version: chunk.version ?? null,
+      previous,
+    };
+    return this.set({ ...existing, state: "streaming", content: "", html: null, stream }, existing);
+  }
+
+  /** Our rating of a reply and its counts (from the `chat:rate-message` ack). */
+  setFeedback(id: string, feedback: FeedbackInfo): MessageItem | null {
+    return this.update(id, { feedback });
   }
 
   /** Replies still streaming whose chunks stopped (a reconnect): marked interrupted. */
