@@ -163,7 +163,9 @@ async def regenerate(client: PyClient, session: str, reply: str, request: str) -
 
 
 async def rate(client: PyClient, session: str, reply: str, rating: str | None, **extra: Any) -> dict[str, Any]:
-    [ack] = await client.call("chat:rate-message", {"sessionId": session, "messageId": reply, "rating": rating, **extra})
+    [ack] = await client.call(
+        "chat:rate-message", {"sessionId": session, "messageId": reply, "rating": rating, **extra}
+    )
     return ack
 
 
@@ -323,7 +325,7 @@ async def test_feedback_from_two_users_is_aggregated_and_exported(env):
         "comment": "wrong",
         "feedback": {"up": 0, "down": 1},
     }
-    ack = await rate(carol, session, "agent-m1", "up", comment="=HYPERLINK(\"http://x\")")
+    ack = await rate(carol, session, "agent-m1", "up", comment='=HYPERLINK("http://x")')
     assert ack["feedback"] == {"up": 1, "down": 1} and ack["rating"] == "up"
     ack = await rate(alice, session, "agent-m1", "up", comment="better now")  # changed
     assert ack["feedback"] == {"up": 2, "down": 0}
@@ -336,7 +338,7 @@ async def test_feedback_from_two_users_is_aggregated_and_exported(env):
     rows = sorted(body["results"], key=lambda r: r["userId"])
     assert [(r["userId"], r["rating"], r["comment"], r["agentId"], r["messageId"], r["version"]) for r in rows] == [
         (USERS["alice"][0], "up", "better now", "gpt", "agent-m1", 1),
-        (USERS["carol"][0], "up", "=HYPERLINK(\"http://x\")", "gpt", "agent-m1", 1),
+        (USERS["carol"][0], "up", '=HYPERLINK("http://x")', "gpt", "agent-m1", 1),
     ]
     assert all(r["workspaceId"] == WS and r["sessionId"] == session for r in rows)
     # Filters: another agent, a time range that excludes them, a rating.
@@ -350,7 +352,7 @@ async def test_feedback_from_two_users_is_aggregated_and_exported(env):
     status, _, text = await env.api("mod", path, session=session, format="csv")
     assert status == 200
     exported = sorted(csv_rows(text), key=lambda r: r["userId"])
-    assert [r["comment"] for r in exported] == ["better now", "'=HYPERLINK(\"http://x\")"]
+    assert [r["comment"] for r in exported] == ["better now", '\'=HYPERLINK("http://x")']
     assert {r["rating"] for r in exported} == {"up"} and {r["agentId"] for r in exported} == {"gpt"}
     # Members cannot export; another workspace's members get a 404 as for nothing there.
     assert (await env.api("alice", path))[0] == 403

@@ -16,6 +16,12 @@
  *   streaming -- an agent's reply arriving chunk by chunk
  *   stored    -- anything else the server has stored (history, others' messages)
  * Every change bumps `rev`, so a view re-renders only what changed.
+ *
+ * Versions: a message's `version` only grows (a regenerated agent reply gets
+ * the next one); an older version never replaces a newer one.  A
+ * regeneration's chunks (they carry the `version` they make) stream into the
+ * reply's entry, keeping the stored reply in `previous` to show again if the
+ * regeneration fails or stops before saying anything.
  */
 
 export const MessageState = Object.freeze({
@@ -93,6 +99,8 @@ export class MessageStore {
       mine: false,
       queued: false,
       error: null,
+      version: 1,
+      feedback: null,
       order: ++localOrder,
       rev: 0,
       ...fields,
@@ -119,12 +127,18 @@ export class MessageStore {
       timestamp: message.timestamp ?? Date.now(),
       queued: false,
       error: null,
+      version: message.version ?? 1,
     };
     const existing = this.items.get(message.id);
     const mine = this.isMine(message);
     if (existing) {
+      if (existing.version > fields.version || (existing.regenVersion ?? 0) > fields.version) {
+        return { item: existing, added: false }; // a late event never rolls a message back
+      }
+      if (existing.regenVersion != null) Object.assign(fields, { regenVersion: null, previous: null });
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
-      const same = existing.content === fields.content && existing.html === fields.html;
+      const same =
+        existing.content === fields.content && existing.html === fields.html && existing.version === fields.version;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -193,8 +207,11 @@ export class MessageStore {
    * the text so far, sent to a socket that joined mid-reply) replaces the
    * text unless we hold a higher index.
    */
-  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp }) {
+  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp, inReplyTo, version }) {
     let item = this.items.get(messageId);
+    if (item && version != null && item.version < version && item.regenVersion !== version) {
+      item = this._startRegeneration(item, version);
+    }
     if (item && item.state !== MessageState.STREAMING) return item; // the stored reply came first
     if (!item) {
       item = this._create({
@@ -205,6 +222,7 @@ export class MessageStore {
         state: MessageState.STREAMING,
         timestamp: timestamp ?? Date.now(),
         lastIndex: -1,
+        metadata: { inReplyTo: inReplyTo ?? null },
       });
     }
     if (typeof index === "number") {
@@ -217,14 +235,48 @@ export class MessageStore {
   }
 
   /** The last chunk: the stored reply follows as `chat:message-received`, unless the run failed. */
-  finishStream(messageId, { error = null, cancelled = false } = {}) {
-    const item = this.items.get(messageId);
+  finishStream(messageId, { error = null, cancelled = false, version = null } = {}) {
+    let item = this.items.get(messageId);
+    if (item && version != null && item.version < version && item.regenVersion !== version) {
+      if (error || cancelled) return null; // a regeneration that ended before it started: the reply stays
+      item = this._startRegeneration(item, version);
+    }
     if (!item || item.state !== MessageState.STREAMING) return null;
+    if (item.previous && (error || (cancelled && !item.content))) {
+      // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
+      return this._touch(item, { ...item.previous, previous: null, regenVersion: null });
+    }
     if (error && !item.content) {
       this.items.delete(messageId);
       return null;
     }
     return this._touch(item, { streamDone: true, streamError: error, cancelled });
+  }
+
+  /** A regeneration's first chunk: the stored reply makes way for the new text (kept to restore). */
+  _startRegeneration(item, version) {
+    const streaming = item.state === MessageState.STREAMING;
+    const previous = streaming
+      ? item.previous
+      : { content: item.content, html: item.html, contentType: item.contentType, metadata: item.metadata, state: item.state };
+    return this._touch(item, {
+      previous: previous ?? null,
+      regenVersion: version,
+      state: MessageState.STREAMING,
+      content: "",
+      html: null,
+      contentType: "text",
+      lastIndex: -1,
+      streamDone: false,
+      streamError: null,
+      cancelled: false,
+    });
+  }
+
+  /** Our rating of a reply and its counts (the `chat:rate-message` ack): `{up, down, mine}`. */
+  setFeedback(id, feedback) {
+    const item = this.items.get(id);
+    return item ? this._touch(item, { feedback }) : null;
   }
 
   remove(id) {

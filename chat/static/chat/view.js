@@ -14,6 +14,7 @@
 
 import { ConnectionState } from "./connection.js";
 import { copyCode, renderBody } from "./message_body.js";
+import { FOCUS_PARTNER, REPLY_ACTIONS, replyTools } from "./reply_tools.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -38,6 +39,9 @@ const ERROR_TEXT = {
     `A moderator muted you in this workspace${e.mutedUntil ? ` until ${new Date(e.mutedUntil).toLocaleString()}` : ""}.`,
   banned: () => "You are banned from this workspace.",
   message_blocked: () => "This workspace does not accept messages that look like code injection.",
+  agent_run_active: () => "The agent is already answering that message.",
+  agent_run_finished: () => "That reply has already finished.",
+  message_not_found: () => "That message no longer exists.",
   spam_detected: (e) =>
     e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
@@ -190,6 +194,10 @@ export class ChatView {
       }
       const id = button.closest("[data-id]")?.dataset.id;
       if (!id) return;
+      if (REPLY_ACTIONS.has(button.dataset.action)) {
+        this._replyAction(id, button.dataset.action); // focus stays on the control
+        return;
+      }
       if (button.dataset.action === "retry") this.room.retry(id);
       else if (button.dataset.action === "discard") this.room.discard(id);
       else if (button.dataset.action === "edit") {
@@ -312,8 +320,14 @@ export class ChatView {
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
       const key = `${item.rev}|${continued}|${moderator}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
       if (element._key !== key) {
+        // Re-rendering replaces the entry's buttons: keep the keyboard focus on the same control.
+        const focused = element.contains(document.activeElement) ? document.activeElement.dataset?.action : null;
         this._fillMessage(element, item, continued, moderator, blockedFor);
         element._key = key;
+        if (focused) {
+          const again = (action) => (action ? element.querySelector(`button[data-action="${action}"]`) : null);
+          (again(focused) ?? again(FOCUS_PARTNER[focused]) ?? element.querySelector("button"))?.focus();
+        }
       }
       if (element !== cursor) list.insertBefore(element, cursor);
       else cursor = cursor.nextElementSibling;
@@ -367,6 +381,9 @@ export class ChatView {
 
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
+    const inReplyTo = item.metadata?.inReplyTo;
+    const tools = replyTools(item, { canSteer: moderator || Boolean(inReplyTo && this.room.store.get(inReplyTo)?.mine) });
+    if (tools) main.append(tools);
     li.append(main);
   }
 
@@ -582,6 +599,14 @@ export class ChatView {
     const { input } = this.dom;
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  }
+
+  _replyAction(id, action) {
+    const room = this.room;
+    if (action === "stop") room.stopReply(id);
+    else if (action === "regenerate") room.regenerate(id);
+    else if (action === "rate-up") room.rate(id, "up");
+    else if (action === "rate-down") room.rate(id, "down");
   }
 
   async _hide(id, button) {
