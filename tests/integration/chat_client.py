@@ -61,6 +61,7 @@ MESSAGE_FIELDS = {
     "html",
     "metadata",
     "timestamp",
+    "version",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}

@@ -371,6 +371,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "html": "<p><strong>hello</strong></p>\n",
         "metadata": metadata,
         "timestamp": sent["timestamp"],
+        "version": 1,
     }
     for other in (a2, bob):
         received = await other.wait_for("chat:message-received", since=marks[other])
