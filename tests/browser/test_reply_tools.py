@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.support import shot
+from tests.browser.support import check_accessibility, shot
 
 #: The selector of the focused element's action, or "" (what the keyboard is on).
 FOCUSED_ACTION = "() => document.activeElement?.dataset?.action ?? ''"
@@ -64,6 +64,8 @@ def test_thumbs_regenerate_and_stop_from_the_keyboard(chat_server, open_user):
     mine = [row for row in body["results"] if row["sessionId"] == session]
     assert [(row["messageId"], row["rating"], row["userId"]) for row in mine] == [(reply["id"], "down", "demo")]
     shot(page, "reply-rated")
+    violations = check_accessibility(page, "reply-tools")
+    assert not violations, violations
 
     # Regenerate: the reply streams again into the same entry and becomes version 2.
     demo.record()

@@ -56,11 +56,12 @@ export function replyTools(item, { canSteer }) {
     if (canSteer) row.append(button("stop", "Stop", "Stop this reply"));
   } else if (item.seq != null) {
     const mine = item.feedback?.mine ?? null;
+    // Counts are known once we rated (the ack carries them); the label says what the button shows.
     const count = (n) => (item.feedback ? String(n) : "");
-    const up = button("rate-up", count(item.feedback?.up ?? 0), "Good reply", { "aria-pressed": String(mine === "up") });
-    const down = button("rate-down", count(item.feedback?.down ?? 0), "Bad reply", {
-      "aria-pressed": String(mine === "down"),
-    });
+    const label = (name, n) => (item.feedback ? `${name}, ${n}` : name);
+    const { up: ups = 0, down: downs = 0 } = item.feedback ?? {};
+    const up = button("rate-up", count(ups), label("Good reply", ups), { "aria-pressed": String(mine === "up") });
+    const down = button("rate-down", count(downs), label("Bad reply", downs), { "aria-pressed": String(mine === "down") });
     up.prepend(icon(THUMB_UP));
     down.prepend(icon(THUMB_DOWN));
     row.append(up, down);
