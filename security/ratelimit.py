@@ -20,6 +20,8 @@ Backends, behind :class:`LimiterBackend`:
   bounded by a least-recently-used cap on the number of keys.
 - :class:`RedisBackend` -- one Lua script per operation, so each hit is
   atomic and every worker process shares the counts; every key has a TTL.
+  The scripts of one event-loop turn share one round trip
+  (:mod:`security.script_batch`).
   Times come from the workers' wall clocks (``time.time``), so the hosts
   of one deployment are assumed NTP-synchronised.
 
@@ -57,6 +59,7 @@ from redis.exceptions import RedisError
 
 from monitoring import metrics
 from security.errors import RateLimited
+from security.script_batch import ScriptBatch
 
 logger = logging.getLogger(__name__)
 
@@ -407,10 +410,12 @@ class RedisBackend:
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self._hit = client.register_script(_HIT_LUA)
-        self._peek = client.register_script(_PEEK_LUA)
-        self._strike = client.register_script(_STRIKE_LUA)
-        self._penalized_hit = client.register_script(_PENALIZED_HIT_LUA)
+        #: The calls of one event-loop turn share a round trip (:mod:`security.script_batch`).
+        self.scripts = ScriptBatch(client)
+        self._hit = self.scripts.register(_HIT_LUA)
+        self._peek = self.scripts.register(_PEEK_LUA)
+        self._strike = self.scripts.register(_STRIKE_LUA)
+        self._penalized_hit = self.scripts.register(_PENALIZED_HIT_LUA)
         self._member_prefix = secrets.token_hex(4)
         self._counter = itertools.count()
 
@@ -423,8 +428,8 @@ class RedisBackend:
 
     async def hit(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int, int]:
         try:
-            allowed, retry, remaining = await self._hit(
-                keys=[f"{self.prefix}rl:{key}"], args=[now_ms, window_ms, limit, self._member(now_ms)]
+            allowed, retry, remaining = await self.scripts.run(
+                self._hit, [f"{self.prefix}rl:{key}"], [now_ms, window_ms, limit, self._member(now_ms)]
             )
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
@@ -432,7 +437,7 @@ class RedisBackend:
 
     async def peek(self, key: str, limit: int, window_ms: int, now_ms: int) -> tuple[bool, int]:
         try:
-            allowed, retry = await self._peek(keys=[f"{self.prefix}rl:{key}"], args=[now_ms, window_ms, limit])
+            allowed, retry = await self.scripts.run(self._peek, [f"{self.prefix}rl:{key}"], [now_ms, window_ms, limit])
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
         return bool(allowed), int(retry)
@@ -451,7 +456,7 @@ class RedisBackend:
             self._member(now_ms),
         ]
         try:
-            return int(await self._strike(keys=self._penalty_keys(subject), args=args))
+            return int(await self.scripts.run(self._strike, self._penalty_keys(subject), args))
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
 
@@ -478,7 +483,7 @@ class RedisBackend:
             self._member(now_ms),
         ]
         try:
-            allowed, retry, remaining, limit, level = await self._penalized_hit(keys=keys, args=args)
+            allowed, retry, remaining, limit, level = await self.scripts.run(self._penalized_hit, keys, args)
         except REDIS_FAILURES as error:
             raise BackendUnavailable(str(error)) from error
         return bool(allowed), int(retry), int(remaining), int(limit), int(level)

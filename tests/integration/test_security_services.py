@@ -169,25 +169,72 @@ async def test_penalties_are_shared_and_relax(workers) -> None:
     assert await a.penalties.level("u") == 0
 
 
+def _count_round_trips(backend: RedisBackend) -> list[int]:
+    """Every pipeline the backend sends (one round trip each), as the number of commands in it."""
+    sent: list[int] = []
+    pipeline = backend.client.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def counted(*a, **kw):
+            sent.append(len(pipe.command_stack))
+            return await execute(*a, **kw)
+
+        pipe.execute = counted
+        return pipe
+
+    backend.client.pipeline = counting_pipeline
+    return sent
+
+
 @pytest.mark.services
 async def test_a_check_with_its_penalty_is_one_redis_round_trip(workers) -> None:
     backend = workers[0]
     limiter = RateLimiter(backend, rules={"send": Rule(3, 60)})
     await limiter.check("send", "warm-up")  # Redis caches the script (a first EVALSHA may have to load it)
-    calls: list[tuple] = []
-    execute = backend.client.execute_command
-
-    async def counting(*args, **kwargs):
-        calls.append(args[:1])
-        return await execute(*args, **kwargs)
-
-    backend.client.execute_command = counting
+    round_trips = _count_round_trips(backend)
     for _ in range(5):  # allowed, allowed, allowed, then denied with a strike, twice
         try:
             await limiter.check("send", "u")
         except RateLimited:
             pass
-    assert len(calls) == 5, calls
+    assert round_trips == [1] * 5
+
+
+@pytest.mark.services
+async def test_the_checks_of_one_event_loop_turn_share_a_round_trip(workers) -> None:
+    """Issue #19: under load, a worker's rate-limit and repeat checks go to Redis in pipelines, not one by one."""
+    backend = workers[0]
+    limiter = RateLimiter(backend, rules={"send": Rule(30, 60)}, penalties=True)
+    tracker = RepeatTracker(backend, max_repeats=2, window_s=60)
+    await limiter.check("send", "warm-up")
+    await tracker.check("warm-up", "hello")
+    round_trips = _count_round_trips(backend)
+
+    async def send(user: int) -> bool:
+        try:
+            await limiter.check("send", f"u{user % 5}")
+            await tracker.check(user % 5, "the same words")
+        except (RateLimited, SpamDetected):
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(send(user) for user in range(200)))
+    # 5 users x 30 sends allowed by the limit; of those, 2 per user pass the repeat tracker.
+    assert sum(outcomes) == 10
+    assert sum(round_trips) == 200 + 150  # every check made, each once
+    assert len(round_trips) <= 4, round_trips  # in a few pipelines, not 350 round trips
+
+
+@pytest.mark.services
+async def test_a_script_redis_does_not_have_is_loaded(workers) -> None:
+    """After a Redis restart the cached scripts are gone: each call is sent again by itself, which loads it."""
+    batch = workers[0].scripts
+    never_sent = batch.register(f"-- {secrets.token_hex(8)}\nreturn ARGV[1] .. KEYS[1]")
+    replies = await asyncio.gather(*(batch.run(never_sent, [f"k{n}"], [f"v{n}"]) for n in range(3)))
+    assert replies == [b"v0k0", b"v1k1", b"v2k2"]
 
 
 @pytest.mark.services
