@@ -17,7 +17,7 @@ unique index allows one open run per user message, so a second request
 while one runs is refused with ``agent_run_active``.
 
 Who may ask: the author of the user message, the session's creator, and
-the workspace's moderators and admins (as for cancelling).  A reply that
+the workspace's moderators and admins (as for cancelling), unless muted.  A reply that
 does not exist in the session -- another workspace's, a user's message, a
 failure note, a deleted or hidden one -- is ``message_not_found``.
 """
@@ -34,6 +34,7 @@ from chat.agents.errors import AgentRunActive
 from chat.agents.runs import RunTicket, _runs, _ticket
 from chat.errors import AgentNotFound, PermissionDenied, SessionClosed
 from chat.models import AGENT_RUN_OPEN_STATES, AgentRun, ChatMessage, SenderType, SessionStatus
+from chat.services.moderation import check_user_can_send
 from chat.services.sessions import MessageNotFound
 
 
@@ -64,6 +65,7 @@ def request_regeneration(session_id: int, reply_key: str, request_key: str, user
         return Regeneration(_ticket(again), False, again.status)
     if first.session.status != SessionStatus.OPEN:
         raise SessionClosed(sessionId=first.session.key)
+    check_user_can_send(user.pk, first.session.workspace_id)  # a muted member sets no agent to work
     if first.session.agent_id is None:
         raise AgentNotFound("The session no longer has an agent.")
     if AgentRun.objects.filter(message_id=first.message_id, status__in=AGENT_RUN_OPEN_STATES).exists():

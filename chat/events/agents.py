@@ -24,7 +24,7 @@ run's (``pending``, ``running``, then a final one), ``duplicate`` true for a
 repeated ``requestId``.  Errors: ``not_joined``, ``message_not_found`` (no
 such agent reply in the session), ``forbidden``, ``agent_run_active`` (a
 run of that message is queued or running), ``session_closed``,
-``agent_not_found``, ``rate_limited`` (counted with ``send``).  See
+``agent_not_found``, ``muted``, ``rate_limited`` (counted with ``send``).  See
 :mod:`chat.agents.regenerations`.
 """
 

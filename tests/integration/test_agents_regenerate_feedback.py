@@ -109,6 +109,12 @@ class Env:
                 is_json = response.content_type == "application/json"
                 return response.status, json.loads(text) if is_json else None, text
 
+    async def post(self, user: str, path: str, body: Any) -> int:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{self.server.url}/api/v1/{path}", json=body, headers=headers) as response:
+                return response.status
+
     async def share(self, session: str, user: str) -> None:
         """Alice (the session's creator) shares it with ``user``, who may then join it."""
         headers = {"Authorization": f"Bearer {self.tokens['alice']}"}
@@ -399,6 +405,14 @@ async def test_hostile_ratings_and_regenerations(env):
             "chat:regenerate", {"sessionId": session, "messageId": "agent-m1", "requestId": "ok", **bad}
         )
         assert ack["ok"] is False and ack["code"] == "invalid_payload"
+    # A muted member sets no agent to work.
+    alice_name = USERS["alice"][0]
+    assert await env.post("mod", f"workspaces/{WS}/members/{alice_name}/mute/", {"durationSeconds": 60}) == 200
+    try:
+        ack = await regenerate(alice, session, "agent-m1", "while-muted")
+        assert ack["ok"] is False and ack["code"] == "muted", ack
+    finally:
+        assert await env.post("mod", f"workspaces/{WS}/members/{alice_name}/unmute/", {}) == 200
     # Nothing changed the reply.
     await asyncio.sleep(0.3)
     assert [m["version"] for m in await history(alice, session) if m["id"] == "agent-m1"] == [1]
