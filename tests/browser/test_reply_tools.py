@@ -72,7 +72,7 @@ def test_thumbs_regenerate_and_stop_from_the_keyboard(chat_server, open_user):
     tab_to(page, "regenerate", reply["id"], backwards=False)
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "(id) => document.querySelector(`[data-id='${id}'] .reply-tools__version`)?.textContent === 'Version 2'"
+        "(id) => document.querySelector(`[data-id='${id}'] .reply-tools__version`)?.textContent === '2/2'"
         " && document.querySelector(`[data-id='${id}']`).dataset.state === 'stored'",
         arg=reply["id"],
         timeout=30_000,
@@ -83,6 +83,22 @@ def test_thumbs_regenerate_and_stop_from_the_keyboard(chat_server, open_user):
     assert "streaming" in states and states[-1] == "stored", states
     assert [m["text"] for m in demo.messages()] == ["How are you", "Echo: How are you"]  # replaced, not added
     shot(page, "reply-regenerated")
+
+    # Browse the versions: previous shows version 1 (fetched from the REST API), next the current one again.
+    version_label = f"[data-id='{reply['id']}'] .reply-tools__version"
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED_ACTION) == "version-prev"
+    page.keyboard.press("Enter")
+    page.wait_for_function("(s) => document.querySelector(s)?.textContent === '1/2'", arg=version_label)
+    assert page.evaluate(FOCUSED_ACTION) == "version-prev"
+    assert page.get_attribute(f"[data-id='{reply['id']}'] [data-action=version-prev]", "aria-disabled") == "true"
+    assert page.get_attribute(f"[data-id='{reply['id']}']", "data-version") == "1"
+    assert [m["text"] for m in demo.messages()][1] == "Echo: How are you"  # version 1 said the same (an echo)
+    page.keyboard.press("Tab")  # the "1/2" between them is text, not a stop
+    assert page.evaluate(FOCUSED_ACTION) == "version-next"
+    page.keyboard.press("Enter")
+    page.wait_for_function("(s) => document.querySelector(s)?.textContent === '2/2'", arg=version_label)
+    assert page.get_attribute(f"[data-id='{reply['id']}']", "data-version") == "2"
 
     # Stop: a long reply, stopped from the keyboard while it streams, is kept as far as it got.
     words = " ".join(f"word{i}" for i in range(80))

@@ -10,7 +10,7 @@
 
 import { MessageState } from "./store.js";
 
-export const REPLY_ACTIONS = new Set(["stop", "regenerate", "rate-up", "rate-down"]);
+export const REPLY_ACTIONS = new Set(["stop", "regenerate", "rate-up", "rate-down", "version-prev", "version-next"]);
 /** Where the focus goes when its control disappears: "Regenerate" turns into "Stop" while the new answer streams. */
 export const FOCUS_PARTNER = { stop: "regenerate", regenerate: "stop" };
 
@@ -45,7 +45,7 @@ function button(action, text, label, extra = {}) {
  * The row for `item` (null for anything but an agent's reply).  `canSteer`: may this user stop or
  * regenerate it (they wrote the message it answers, or moderate); the server checks it again.
  */
-export function replyTools(item, { canSteer }) {
+export function replyTools(item, { canSteer, position = null }) {
   if (item.senderType !== "agent") return null;
   const row = document.createElement("div");
   row.className = "reply-tools";
@@ -71,7 +71,25 @@ export function replyTools(item, { canSteer }) {
     row.append(Object.assign(document.createElement("span"), { className: "reply-tools__note", textContent: "Stopped" }));
   }
   const version = item.regenVersion ?? item.version ?? 1;
-  if (version > 1) {
+  if (position) {
+    // Earlier versions can be browsed: previous / "2/3" / next.  At either end the button says so
+    // (aria-disabled) but keeps its place and the focus.
+    const at = (action, text, label, off) => {
+      const b = button(action, text, label);
+      b.classList.add("reply-tools__step");
+      if (off) b.setAttribute("aria-disabled", "true");
+      return b;
+    };
+    const where = document.createElement("span");
+    where.className = "reply-tools__version";
+    where.textContent = `${position.shown}/${position.total}`;
+    where.setAttribute("aria-live", "polite");
+    row.append(
+      at("version-prev", "‹", "Previous version", position.shown <= 1),
+      where,
+      at("version-next", "›", "Next version", position.shown >= position.total),
+    );
+  } else if (version > 1) {
     const label = document.createElement("span");
     label.className = "reply-tools__version";
     label.textContent = `Version ${version}`;

@@ -15,6 +15,7 @@
 import { ConnectionState } from "./connection.js";
 import { copyCode, renderBody } from "./message_body.js";
 import { FOCUS_PARTNER, REPLY_ACTIONS, replyTools } from "./reply_tools.js";
+import { VersionBrowser } from "./versions.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -98,12 +99,14 @@ export class ChatView {
    * @param {import("./connection.js").Connection} options.connection
    * @param {() => boolean} [options.canModerate] show "Hide" on messages
    * @param {(id: string) => Promise<void>} [options.onHide]
+   * @param {(id: string) => Promise<object>} [options.fetchVersions] a reply's earlier versions (REST), to browse them
    */
-  constructor(root, { connection, canModerate = () => false, onHide = null } = {}) {
+  constructor(root, { connection, canModerate = () => false, onHide = null, fetchVersions = null } = {}) {
     this.root = root;
     this.connection = connection;
     this.canModerate = canModerate;
     this.onHide = onHide;
+    this.versions = new VersionBrowser(fetchVersions);
     this.room = null;
     this.elements = new Map();
     this._frame = 0;
@@ -318,7 +321,8 @@ export class ChatView {
         previous.userName === item.userName &&
         item.senderType !== "system" &&
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
-      const key = `${item.rev}|${continued}|${moderator}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
+      const shown = this.versions.position(item)?.shown ?? "";
+      const key = `${item.rev}|${continued}|${moderator}|${item.state === MessageState.FAILED ? blockedFor : ""}|${shown}`;
       if (element._key !== key) {
         // Re-rendering replaces the entry's buttons: keep the keyboard focus on the same control.
         const focused = element.contains(document.activeElement) ? document.activeElement.dataset?.action : null;
@@ -369,7 +373,9 @@ export class ChatView {
 
     const bubble = el("div", "msg__bubble");
     const body = el("div", "msg__body");
-    renderBody(body, item);
+    const earlier = this.versions.shownVersion(item);
+    renderBody(body, earlier ? { ...earlier, state: MessageState.STORED } : item);
+    li.dataset.version = String(earlier?.version ?? item.version ?? 1); // the version on screen
     bubble.append(body);
     if (item.state === MessageState.STREAMING) {
       bubble.setAttribute("aria-busy", "true");
@@ -382,7 +388,8 @@ export class ChatView {
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
     const inReplyTo = item.metadata?.inReplyTo;
-    const tools = replyTools(item, { canSteer: moderator || Boolean(inReplyTo && this.room.store.get(inReplyTo)?.mine) });
+    const canSteer = moderator || Boolean(inReplyTo && this.room.store.get(inReplyTo)?.mine);
+    const tools = replyTools(item, { canSteer, position: this.versions.position(item) });
     if (tools) main.append(tools);
     li.append(main);
   }
@@ -603,6 +610,15 @@ export class ChatView {
 
   _replyAction(id, action) {
     const room = this.room;
+    if (action === "version-prev" || action === "version-next") {
+      const item = room.store.get(id);
+      if (!item) return;
+      this.versions.step(item, action === "version-prev" ? -1 : 1).then(
+        (changed) => changed && this._schedule({}),
+        (error) => room._setError({ code: error.code ?? "internal", message: error.message }, "agent"),
+      );
+      return;
+    }
     if (action === "stop") room.stopReply(id);
     else if (action === "regenerate") room.regenerate(id);
     else if (action === "rate-up") room.rate(id, "up");
