@@ -3,6 +3,7 @@
     .venv/bin/python bench/agent_overhead.py                      # embedded and services, websocket
     .venv/bin/python bench/agent_overhead.py --quick              # a few seconds, embedded only
     .venv/bin/python bench/agent_overhead.py --backend services --transport polling --sessions 4
+    .venv/bin/python bench/agent_overhead.py --quick --tools      # with a tool-call event after every chunk
 
 How it measures.  A real daphne server is started through
 ``python -m bench.agent_server``, which registers the ``clock`` backend
@@ -15,6 +16,13 @@ difference is everything the bridge adds: the runner, the channel layer
 (in-memory or Redis), the fan-out to the socket, Socket.IO/Engine.IO
 encoding, the transport, and the client's decoding.  It is not the
 backend's own time (that is what the interval simulates).
+
+With ``--tools`` the backend also yields a tool-call step after every
+chunk (a call every 10 chunks: ``started``, ``running``..., ``completed``),
+whose ``argumentsDelta`` is again the time it was yielded, so the stream
+carries twice the events; the chunks' overhead is then measured among
+them, and the ``chat:agent-tool-call`` events' own overhead is reported
+beside it (``tool_overhead_ms``).
 
 ``--sessions`` sessions run at once, each with ``--clients`` clients and
 ``--runs`` user messages one after another.  Reported: percentiles of the
@@ -56,7 +64,7 @@ WORKSPACE = "agentbench"
 
 
 class ClockBackend:
-    """``{"chunks": 50, "interval_ms": 20}``: each chunk is ``"<time.time() when yielded>|<index> "``.
+    """``{"chunks": 50, "interval_ms": 20, "tools": false}``: each chunk is ``"<time.time() when yielded>|<index> "``.
 
     It has the :class:`~chat.agents.backends.base.AgentBackend` interface
     without importing it, so this file loads without Django.
@@ -70,9 +78,16 @@ class ClockBackend:
     async def stream(self, context: Any) -> AsyncIterator[str]:
         chunks = int(self.config.get("chunks", 50))
         interval = float(self.config.get("interval_ms", 20)) / 1000
+        tools = bool(self.config.get("tools"))
+        if tools:
+            from chat.agents.steps import ToolCallDelta  # the server process has Django loaded
         for index in range(chunks):
             await asyncio.sleep(interval)
             yield f"{time.time():.6f}|{index} "
+            if tools:
+                last = index % 10 == 9 or index == chunks - 1
+                status = "started" if index % 10 == 0 else "completed" if last else "running"
+                yield ToolCallDelta(f"call-{index // 10}", "clock_tool", f"{time.time():.6f}|", status)
 
 
 # --- server -------------------------------------------------------------------------------------
@@ -155,7 +170,7 @@ def server(backend: str, args: argparse.Namespace, users: int) -> Iterator[Serve
         spec = {
             "workspace": WORKSPACE,
             "users": users,
-            "config": {"chunks": args.chunks, "interval_ms": args.interval_ms},
+            "config": {"chunks": args.chunks, "interval_ms": args.interval_ms, "tools": args.tools},
         }
         tokens = json.loads(manage(env, "shell", "-c", SETUP.format(spec=json.dumps(spec))).strip().splitlines()[-1])
         port = free_port()
@@ -194,6 +209,9 @@ def server(backend: str, args: argparse.Namespace, users: int) -> Iterator[Serve
 @dataclass
 class Samples:
     overhead_ms: list[float] = field(default_factory=list)
+    #: ``--tools``: the same for each chat:agent-tool-call event.
+    tool_overhead_ms: list[float] = field(default_factory=list)
+    tool_events: int = 0
     run_extra_ms: list[float] = field(default_factory=list)
     #: From sending the user message to the backend yielding its first chunk, less one interval.
     start_ms: list[float] = field(default_factory=list)
@@ -216,7 +234,13 @@ async def run_session(url: str, tokens: list[str], session: str, args: argparse.
         def on_chunk(payload: dict, inbox=inbox) -> None:
             inbox.setdefault(payload["messageId"], []).append((time.time(), payload))
 
+        def on_tool(payload: dict) -> None:
+            yielded_at = float(payload["argumentsDelta"].split("|", 1)[0])
+            samples.tool_overhead_ms.append((time.time() - yielded_at) * 1000)
+            samples.tool_events += 1
+
         client.on("chat:agent-stream-chunk", on_chunk)
+        client.on("chat:agent-tool-call", on_tool)
         await client.connect(url, transports=transports, auth={"token": token}, wait_timeout=10)
         ack = await client.call(
             "chat:join-session", {"sessionId": session, "workspaceId": WORKSPACE, "agentId": "clock"}
@@ -298,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=50, help="chunks per reply")
     parser.add_argument("--interval-ms", type=float, default=20.0, help="the backend's time between chunks")
     parser.add_argument("--quick", action="store_true", help="embedded only, 5 runs of 20 chunks")
+    parser.add_argument("--tools", action="store_true", help="a tool-call event after every chunk")
     parser.add_argument(
         "--pg-url", default=os.environ.get("CHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
@@ -326,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
             "chunks_received": samples.received,
             "chunks_lost": samples.lost,
             "overhead_ms": percentiles(samples.overhead_ms),
+            "tool_events": samples.tool_events,
+            "tool_overhead_ms": percentiles(samples.tool_overhead_ms),
             "run_beyond_backend_ms": percentiles(samples.run_extra_ms),
             "start_ms": percentiles(samples.start_ms),
             "finish_ms": percentiles(samples.finish_ms),
@@ -338,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         r = result["run_beyond_backend_ms"]
         print(f"{'':<10} whole run beyond the backend's own time: p50 {r['p50']} ms, p99 {r['p99']} ms")
+        if samples.tool_events:
+            t = result["tool_overhead_ms"]
+            print(f"{'':<10} {samples.tool_events} tool-call events: p50 {t['p50']} ms, p99 {t['p99']} ms")
         st, fi = result["start_ms"], result["finish_ms"]
         print(
             f"{'':<10} send -> first chunk yielded: p50 {st['p50']} ms; last chunk -> final chunk: p50 {fi['p50']} ms"

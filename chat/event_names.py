@@ -46,6 +46,8 @@ TYPING_INDICATOR = "chat:typing-indicator"
 PRESENCE_UPDATED = "chat:presence-updated"
 AGENT_STREAM_CHUNK = "chat:agent-stream-chunk"
 MESSAGE_UPDATED = "chat:message-updated"
+AGENT_TOOL_CALL = "chat:agent-tool-call"
+AGENT_REASONING = "chat:agent-reasoning"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
 SESSION_UPDATED = "chat:session-updated"
@@ -71,6 +73,8 @@ SERVER_EVENTS = frozenset(
         PRESENCE_UPDATED,
         AGENT_STREAM_CHUNK,
         MESSAGE_UPDATED,
+        AGENT_TOOL_CALL,
+        AGENT_REASONING,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
         SESSION_UPDATED,

@@ -305,8 +305,10 @@ class AgentRun(models.Model):
     #: The reply's chunks as streamed so far: saved while it runs (a few times
     #: a second, by the worker running it) and once more when it ends, so any
     #: worker can show a reply in progress (the Parlant-compatible event log,
-    #: ``chat.parlant``, serves it).  The backend's raw text, like the chunks
-    #: on the wire; the stored reply is the same text, joined.
+    #: ``chat.parlant``, serves it).  Item ``i`` is what the reply's event of
+    #: ``index`` i carried: a text chunk (the backend's raw text, like the
+    #: chunks on the wire; the stored reply is the text chunks joined) or a
+    #: tool-call / reasoning step event (an object, ``chat.agents.steps``).
     stream = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

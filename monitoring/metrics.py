@@ -82,6 +82,8 @@ SERVER_EVENTS = frozenset(
         "chat:user-left",
         "chat:agent-stream-chunk",
         "chat:message-updated",
+        "chat:agent-tool-call",
+        "chat:agent-reasoning",
         "chat:history-response",
         "chat:message-hidden",
         "chat:message-unhidden",

@@ -17,7 +17,9 @@ so on every worker):
 1. ``chat:typing-indicator`` ``{isTyping: true, senderType: "agent", agentId, ...}``;
 2. ``chat:agent-stream-chunk`` ``{sessionId, messageId, chunk, isComplete: false,
    timestamp, workspaceId, agentId, inReplyTo, index}`` for every chunk, as
-   the backend yields it (``index`` counts from 0);
+   the backend yields it, and ``chat:agent-tool-call`` / ``chat:agent-reasoning``
+   for every step event (:mod:`chat.agents.steps`, :mod:`chat.agents.relay`):
+   ``index`` counts all of them from 0, in the order they are produced;
 3. ``chat:typing-indicator`` ``{isTyping: false, ...}``;
 4. a last ``chat:agent-stream-chunk`` with ``chunk: ""`` and ``isComplete: true``,
    plus ``seq`` of the stored reply, or ``cancelled: true``, or
@@ -60,7 +62,8 @@ flag its lease renewal reads).
 Catching up.  A socket that joins a session (or rejoins it after a
 reconnect) while a reply streams gets, after it subscribed to the session,
 one ``chat:agent-stream-chunk`` with ``catchUp: true`` whose ``chunk`` is
-the whole text so far and whose ``index`` is the last chunk it includes
+the whole text so far, ``steps`` the tool calls and reasoning so far, and
+whose ``index`` is the last event it includes
 (:func:`catch_up`).  Only the worker running the reply knows that text
 exactly, so the joiner's worker asks it (a ``chat.agent.catch-up`` message
 on its channel) and it sends the catch-up straight to the socket, between
@@ -101,9 +104,10 @@ from django.conf import settings
 
 from chat import event_names, notify
 from chat.actions.messages import message_posted
-from chat.agents import regenerations, runs
+from chat.agents import regenerations, runs, steps
 from chat.agents.backends import AgentContext, BackendError, make_backend
 from chat.agents.backends.base import MAX_TIMEOUT_S
+from chat.agents.relay import Reply
 from chat.agents.secrets import redact, secret_values
 from chat.errors import ChatError
 from chat.models import AgentRunStatus
@@ -152,6 +156,23 @@ def chunk_shape(ticket: runs.RunTicket, chunk: str, *, complete: bool, index: in
     }
 
 
+def step_event(ticket: runs.RunTicket, event: dict[str, Any], index: int) -> tuple[str, dict[str, Any]]:
+    """The socket event relaying one step event of a reply: ``chat:agent-tool-call`` or ``chat:agent-reasoning``."""
+    shape = {
+        "sessionId": ticket.session_key,
+        "messageId": ticket.reply_key,
+        "timestamp": now_ms(),
+        "workspaceId": ticket.workspace_slug,
+        "agentId": ticket.agent_key,
+        "inReplyTo": ticket.trigger_key,
+        "index": index,
+        **({"version": ticket.version} if ticket.version else {}),
+        **{key: value for key, value in event.items() if key != "type"},
+    }
+    name = event_names.AGENT_TOOL_CALL if event["type"] == steps.TOOL else event_names.AGENT_REASONING
+    return name, shape
+
+
 def agent_typing_shape(ticket: runs.RunTicket, is_typing: bool) -> dict[str, Any]:
     shape = typing_shape(ticket.session_key, ticket.agent_name, is_typing)
     shape.update(senderType="agent", agentId=ticket.agent_key)
@@ -189,11 +210,10 @@ def run_timer(backend: str) -> Any:
 @dataclass
 class ActiveRun:
     ticket: runs.RunTicket
-    parts: list[str] = field(default_factory=list)
-    length: int = 0
+    reply: Reply = field(default_factory=lambda: Reply(settings.CHAT.message_max_length))
     typing: bool = False
     stream_task: asyncio.Task[Outcome] | None = None
-    #: How many of ``parts`` are saved in the run row (``AgentRun.stream``).
+    #: How many of ``reply.items`` are saved in the run row (``AgentRun.stream``).
     saved: int = 0
     cancel_requested: bool = False
     #: The lease was lost: another worker closed this run; store nothing.
@@ -202,7 +222,7 @@ class ActiveRun:
 
     @property
     def content(self) -> str:
-        return "".join(self.parts)
+        return self.reply.content
 
 
 class AgentRunner:
@@ -306,7 +326,9 @@ class AgentRunner:
                 await self.layer.send(request.worker_channel, {"type": CANCEL_MESSAGE, "run": request.ticket.run_id})
             except ChannelFull:
                 metrics.messages_dropped("channel_full", 1)
-                logger.warning("the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id)
+                logger.warning(
+                    "the channel of agent run %s's worker is full; it will see the flag", request.ticket.run_id
+                )
             except Exception:
                 # The worker's lease renewal reads the flag too: it stops within a third of a lease.
                 logger.warning(
@@ -348,11 +370,13 @@ class AgentRunner:
 
     async def _send_catch_up(self, run_id: int, socket_id: str) -> None:
         active = self._active.get(run_id)
-        if active is None or active.lost or not active.parts:
+        if active is None or active.lost or not active.reply.items:
             return  # not ours, over, or nothing said yet: every chunk it has still to send reaches the socket live
-        # Text and index are read together, with no await in between: the next chunk this worker sends is index + 1.
-        text, index = active.content, len(active.parts) - 1
-        shape = chunk_shape(active.ticket, text, complete=False, index=index, catchUp=True)
+        # Text, steps and index are read together, with no await in between: the next event this worker sends is
+        # index + 1 (text, tool-call and reasoning events share the index).
+        reply = active.reply
+        text, index, so_far = reply.content, len(reply.items) - 1, reply.steps()
+        shape = chunk_shape(active.ticket, text, complete=False, index=index, catchUp=True, steps=so_far)
         await notify.to_socket(socket_id, event_names.AGENT_STREAM_CHUNK, shape)
 
     def kick(self, session_id: int) -> None:
@@ -497,6 +521,17 @@ class AgentRunner:
                 outcome = Outcome(AgentRunStatus.CANCELLED)
             if outcome.status == AgentRunStatus.COMPLETED and not active.content.strip():
                 outcome = Outcome(AgentRunStatus.FAILED, "empty_reply")
+            if not active.lost:
+                # A tool call still open ends with the reply: completed with it, failed with a failure.
+                ended = steps.COMPLETED if outcome.status == AgentRunStatus.COMPLETED else steps.FAILED
+                closing = active.reply.close_open(ended)
+                first = len(active.reply.items) - len(closing)
+                try:
+                    for offset, event in enumerate(closing):
+                        await self._relay_step(ticket, event, first + offset)
+                except Exception:
+                    # The reply is still stored with them ended; clients see it so in the stored message.
+                    logger.exception("could not relay the end of agent run %s's tool calls", ticket.run_id)
         finally:
             renewal.cancel()
             saving.cancel()
@@ -511,11 +546,10 @@ class AgentRunner:
             logger.warning("agent run %s was taken over while running; its result is dropped", ticket.run_id)
             return
         await self._set_typing(active, False)
-        await self._finish(ticket, outcome, active, len(active.parts))
+        await self._finish(ticket, outcome, active, len(active.reply.items))
 
     async def _stream(self, active: ActiveRun) -> Outcome:
-        ticket = active.ticket
-        limit = settings.CHAT.message_max_length
+        ticket, reply = active.ticket, active.reply
         try:
             async with asyncio.timeout(run_timeout_s(ticket.config)):
                 if ticket.agent_id is None:
@@ -523,27 +557,24 @@ class AgentRunner:
                 context = await self._context(active)
                 stream = make_backend(ticket.backend, ticket.config).stream(context)
                 try:
-                    async for chunk in stream:
-                        if not isinstance(chunk, str):
-                            raise BackendError("The backend produced something other than text.")
-                        if not chunk:
-                            continue
-                        room = limit - active.length
-                        truncated = len(chunk) >= room
-                        chunk = chunk[:room]
-                        if chunk:
-                            if not active.parts:
+                    async for item in stream:
+                        first = not reply.items
+                        relayed = reply.add(item)
+                        if relayed is not None:
+                            if first:
                                 active.timer.first_chunk()
-                            index = len(active.parts)
-                            active.parts.append(chunk)
-                            active.length += len(chunk)
-                            await notify.to_session(
-                                ticket.workspace_slug,
-                                ticket.session_key,
-                                event_names.AGENT_STREAM_CHUNK,
-                                chunk_shape(ticket, chunk, complete=False, index=index),
-                            )
-                        if truncated:
+                            kind, payload = relayed
+                            index = len(reply.items) - 1
+                            if kind == "text":
+                                await notify.to_session(
+                                    ticket.workspace_slug,
+                                    ticket.session_key,
+                                    event_names.AGENT_STREAM_CHUNK,
+                                    chunk_shape(ticket, payload, complete=False, index=index),
+                                )
+                            else:
+                                await self._relay_step(ticket, payload, index)
+                        if reply.truncated:
                             return Outcome(AgentRunStatus.COMPLETED, truncated=True)
                 finally:
                     await stream.aclose()
@@ -566,6 +597,10 @@ class AgentRunner:
             detail = redact(f"{type(error).__name__}: {error}", secret_values(ticket.config))
             logger.error("agent run %s failed unexpectedly: %s", ticket.run_id, detail)
             return Outcome(AgentRunStatus.FAILED, "backend_error")
+
+    async def _relay_step(self, ticket: runs.RunTicket, event: dict[str, Any], index: int) -> None:
+        name, shape = step_event(ticket, event, index)
+        await notify.to_session(ticket.workspace_slug, ticket.session_key, name, shape)
 
     async def _context(self, active: ActiveRun) -> AgentContext:
         ticket = active.ticket
@@ -612,11 +647,13 @@ class AgentRunner:
         run_id = active.ticket.run_id
         while True:
             await asyncio.sleep(interval)
-            count = len(active.parts)
+            count = len(active.reply.items)
             if count == active.saved:
                 continue
             try:
-                held = await database_sync_to_async(runs.save_stream)(run_id, self.worker_id, active.parts[:count])
+                held = await database_sync_to_async(runs.save_stream)(
+                    run_id, self.worker_id, active.reply.items[:count]
+                )
             except Exception:
                 logger.exception("could not save the chunks of agent run %s; retrying", run_id)
                 continue
@@ -668,7 +705,8 @@ class AgentRunner:
                 chunks=chunks,
                 truncated=outcome.truncated,
                 cancelled_by=by,
-                stream=list(active.parts) if active is not None else None,
+                stream=list(active.reply.items) if active is not None else None,
+                steps=steps.for_metadata(active.reply.steps()) if active is not None else None,
             )
         except ChatError as error:
             # Storing failed (session closed, database down): close the run and say so.

@@ -240,8 +240,9 @@ def renew_lease(run_id: int, worker_id: str, lease_s: float) -> Lease:
     return Lease(held=True, cancel_requested=bool(mine.values_list("cancel_requested", flat=True).first()))
 
 
-def save_stream(run_id: int, worker_id: str, stream: list[str]) -> bool:
-    """Save the chunks a running reply has streamed so far (only while the run is still ours).
+def save_stream(run_id: int, worker_id: str, stream: list[Any]) -> bool:
+    """Save what a running reply has streamed so far (only while the run is still ours): its text
+    chunks and step events by index (:mod:`chat.agents.steps`).
 
     Why: the chunks otherwise live only in the memory of the worker running
     the reply; saved, any worker can show the reply in progress (the
@@ -364,7 +365,8 @@ def finish_run(
     chunks: int = 0,
     truncated: bool = False,
     cancelled_by: str = "",
-    stream: list[str] | None = None,
+    stream: list[Any] | None = None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> Finished:
     """Store what the run produced and close it, in one transaction.
 
@@ -375,8 +377,10 @@ def finish_run(
     note saying the agent could not answer.  With ``worker_id`` the run must
     still be ours and running; ``None`` is for a run already closed by
     :func:`claim_next` (lost or cancelled before it started).  ``stream``,
-    when given, is every chunk the reply streamed (saved with the status, so
-    whoever sees the run finished sees all of its chunks).
+    when given, is every item the reply streamed (text chunks and step
+    events, see :mod:`chat.agents.steps`; saved with the status, so whoever
+    sees the run finished sees all of it); ``steps``, the reply's tool calls
+    and reasoning, go into the stored reply's ``metadata.steps``.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -388,7 +392,9 @@ def finish_run(
             if not owned.update(**changes):
                 return Finished(held=False)
         if ticket.attempt:
-            return _finish_regeneration(ticket, status, content, truncated=truncated, cancelled_by=cancelled_by)
+            return _finish_regeneration(
+                ticket, status, content, truncated=truncated, cancelled_by=cancelled_by, steps=steps
+            )
         base_metadata = {"agentId": ticket.agent_key, "inReplyTo": ticket.trigger_key, "agentRun": status}
         stored = None
         if content.strip() and status in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
@@ -401,6 +407,8 @@ def finish_run(
                     metadata["cancelledBy"] = cancelled_by
             if truncated:
                 metadata["truncated"] = True
+            if steps:
+                metadata["steps"] = steps
             content_type = reply_content_type(ticket.config)
             reply = content[: settings.CHAT.message_max_length]
             if len(reply) < len(content):
@@ -436,7 +444,13 @@ def _reply_metadata(ticket: RunTicket, status: str, *, truncated: bool, cancelle
 
 
 def _finish_regeneration(
-    ticket: RunTicket, status: str, content: str, *, truncated: bool, cancelled_by: str
+    ticket: RunTicket,
+    status: str,
+    content: str,
+    *,
+    truncated: bool,
+    cancelled_by: str,
+    steps: list[dict[str, Any]] | None = None,
 ) -> Finished:
     """A regeneration with text becomes the reply's next version; one that failed changes nothing."""
     if not content.strip() or status not in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
@@ -445,6 +459,8 @@ def _finish_regeneration(
     reply = content[: settings.CHAT.message_max_length]
     metadata = _reply_metadata(ticket, status, truncated=truncated or len(reply) < len(content), cancelled_by=cancelled_by)
     metadata["regenerated"] = True
+    if steps:
+        metadata["steps"] = steps
     message = versions.replace_content(
         run.get("reply_id") or 0,
         reply,

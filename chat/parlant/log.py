@@ -31,7 +31,14 @@ What the database implies:
   as Parlant's streaming messages do), and finally ``ready`` (completed),
   ``error`` (failed, timed out; ``data.exception`` says why in our words)
   or ``cancelled``.  The reply's stored ``ChatMessage`` is that same event
-  (same id), never a second one.
+  (same id), never a second one;
+- every tool call of a run's reply (a tool step, :mod:`chat.agents.steps`)
+  is a ``tool`` event from source ``system`` once it has ended, as the
+  Parlant engine emits one after running a tool: ``data.tool_calls`` is
+  ``[{tool_id, arguments, result: {data, metadata, control, ...}}]`` with
+  our step's name, its arguments (the JSON object it streamed; anything
+  else as ``{"input": <text>}``), and its result text (``null`` when none
+  was reported; ``metadata.status`` says ``completed`` or ``failed``).
 
 When a pass sees several new things at once they are ordered by when they
 happened (message ``created_at``; run created, started, finished), each
@@ -43,6 +50,7 @@ out for members, and a streaming reply shows its latest chunks.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -50,6 +58,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
+from chat.agents import steps as agent_steps
 from chat.agents.runs import failure_text
 from chat.models import AGENT_RUN_OPEN_STATES, AgentRun, AgentRunStatus, ChatMessage, ChatSession, SenderType
 from chat.parlant.models import EventKind, LogEvent, LogHead
@@ -146,6 +155,24 @@ def _status_data(run: AgentRun, phase: str) -> dict[str, Any]:
     return {"status": phase, "data": data}
 
 
+def _tool_data(step: dict[str, Any]) -> dict[str, Any]:
+    """Parlant's ``ToolEventData`` of one ended tool step."""
+    try:
+        arguments = json.loads(step.get("arguments") or "{}")
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        arguments = {"input": step.get("arguments", "")}
+    result = {
+        "data": step.get("result"),
+        "metadata": {"status": step.get("status")},
+        "control": {},
+        "canned_responses": [],
+        "canned_response_fields": {},
+    }
+    return {"tool_calls": [{"tool_id": step.get("name", ""), "arguments": arguments, "result": result}]}
+
+
 def _pending(session: ChatSession, head: LogHead) -> _Pass:
     """What the database implies beyond the log (read-only)."""
     messages = list(
@@ -218,8 +245,13 @@ def _run_entries(run: AgentRun, done: set[str], trigger_at: datetime | None, lin
     if run.started_at is not None:
         at = _later(run.started_at, at)
         phases.append(("processing", at))
+    tools: list[dict[str, Any]] = []
     if run.stream or reply is not None:
-        phases += [("typing", at), (REPLY, at)]
+        phases.append(("typing", at))
+        tools = [s for s in agent_steps.fold(run.stream or []) if s["type"] == agent_steps.TOOL]
+        phases += [(f"tool:{n}", at) for n, step in enumerate(tools) if step["status"] in agent_steps.ENDED]
+        if reply is not None or any(isinstance(item, str) for item in run.stream or []):
+            phases.append((REPLY, at))  # steps alone are no message
         if reply is not None:
             links[run.reply_key] = reply.pk
     terminal = TERMINAL_PHASES.get(run.status)
@@ -229,8 +261,14 @@ def _run_entries(run: AgentRun, done: set[str], trigger_at: datetime | None, lin
     for phase, moment in phases:
         if phase in done:
             continue
-        order = (1, run.seq, PHASE_ORDER[phase])
-        if phase == REPLY:
+        order = (1, run.seq, PHASE_ORDER.get(phase, PHASE_ORDER["typing"]))
+        if phase.startswith("tool:"):
+            step = tools[int(phase.removeprefix("tool:"))]
+            key = f"{run.reply_key}.tool{phase.removeprefix('tool:')}"
+            entries.append(
+                _Entry(moment, order, key, EventKind.TOOL, SYSTEM, correlation, phase, None, run.pk, _tool_data(step))
+            )
+        elif phase == REPLY:
             entries.append(
                 _Entry(
                     moment,
@@ -334,14 +372,15 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """(data, metadata, deleted) of a message event."""
     run, message = row.run, row.message
     if row.phase == REPLY and run is not None:
-        chunks = list(run.stream) if isinstance(run.stream, list) else []
+        # The reply's text chunks (its stream also holds its tool and reasoning steps, logged as their own events).
+        chunks = [c for c in run.stream if isinstance(c, str)] if isinstance(run.stream, list) else []
         if message is None and run.reply is not None and run.reply.sender_type == SenderType.AGENT:
             message = run.reply
         if message is not None:
             text, html = message.content, rendered_html(message)
         else:
             # Still streaming (or it failed part-way): the raw chunks so far, as text (no HTML until it is stored).
-            text, html = "".join(chunk for chunk in chunks if isinstance(chunk, str)), None
+            text, html = "".join(chunks), None
         data: dict[str, Any] = {"message": text, "participant": _agent_participant(run)}
         if html is not None:
             data["html"] = html

@@ -31,6 +31,7 @@ class LogHead(models.Model):
 class EventKind(models.TextChoices):
     MESSAGE = "message"
     STATUS = "status"
+    TOOL = "tool"
 
 
 class LogEvent(models.Model):
@@ -38,8 +39,9 @@ class LogEvent(models.Model):
 
     ``phase`` says what an agent run's event is (``acknowledged``,
     ``processing``, ``typing``, ``reply``, ``ready``, ``error``,
-    ``cancelled``); it is empty for a message that is not a run's reply.
-    ``data`` holds a status event's payload; a message's is read from the
+    ``cancelled``, ``tool:<n>`` for its n-th tool call); it is empty for a
+    message that is not a run's reply.
+    ``data`` holds a status or tool event's payload; a message's is read from the
     message (or the run, while a reply streams).
     """
 

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -99,6 +100,10 @@ class FakeOpenAI(FakeServer):
     failing: set[str] = field(default_factory=set)
     #: Close the connection after this many content events, without [DONE].
     cut_after: int | None = None
+    #: Instead of ``reply``: these ``delta`` objects, one chunk each (tool calls, reasoning...), verbatim.
+    script: list[dict[str, Any]] | None = None
+    #: The last chunk's ``finish_reason``.
+    finish_reason: str = "stop"
     requests: list[OpenAIRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -130,7 +135,8 @@ class FakeOpenAI(FakeServer):
 
         base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": body.get("model")}
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
-        for i, word in enumerate(self.words()):
+        deltas = self.script if self.script is not None else [{"content": word} for word in self.words()]
+        for i, delta in enumerate(deltas):
             if self.cut_after is not None and i >= self.cut_after:
                 # Halfway: a moment later the connection drops mid-body, no [DONE], no finish_reason.
                 await asyncio.sleep(0.05)
@@ -138,8 +144,8 @@ class FakeOpenAI(FakeServer):
                 return response
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            await event({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
-        await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            await event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish_reason}]})
         await event("[DONE]")
         await response.write_eof()
         return response
@@ -154,8 +160,12 @@ class FakeParlant(FakeServer):
     step_s: float = 0.02
     #: Make the agent end its turn with an ``error`` status instead of answering.
     fail: bool = False
-    #: Emit agent messages in Parlant's streaming mode (``data.chunks``), completed later.
+    #: Emit agent messages in Parlant's streaming mode (``data.chunks`` growing word by word, then ``None``).
     streaming: bool = False
+    #: Serve ``GET .../events/{id}?sse=true`` as Server-Sent Events (newer Parlant); else it answers JSON.
+    sse: bool = True
+    #: ``data.tool_calls`` of a ``tool`` event the agent emits before answering (none when empty).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     #: Wait this long before reacting at all (to exercise 504s on long-polls).
     think_s: float = 0.0
     #: Answer every long poll with an immediate 504, as a broken proxy would.
@@ -165,6 +175,7 @@ class FakeParlant(FakeServer):
     event_posts: list[dict[str, Any]] = field(default_factory=list)
     polls: list[dict[str, str]] = field(default_factory=list)
     timeouts: int = 0
+    event_streams: int = 0
 
     def __post_init__(self) -> None:
         FakeServer.__init__(self)
@@ -254,23 +265,33 @@ class FakeParlant(FakeServer):
         if self.fail:
             await status("error", exception="boom")
             return
+        if self.tool_calls:
+            await asyncio.sleep(self.step_s)
+            await self._append(sid, "system", "tool", {"tool_calls": self.tool_calls})
         await status("typing")
         for message in self.answer(text):
             await asyncio.sleep(self.step_s)
             data: dict[str, Any] = {"message": message, "participant": {"id": "ag_1", "display_name": "Agent"}}
-            if self.streaming:
-                data = {"message": "", "chunks": [message[:3]], "participant": data["participant"]}
+            if not self.streaming:
+                await self._append(sid, "ai_agent", "message", data)
+                continue
+            pieces = self.pieces(message)
+            data = {"message": "", "chunks": [pieces[0]], "participant": data["participant"]}
             event = await self._append(sid, "ai_agent", "message", data)
-            if self.streaming:
+            for piece in [*pieces[1:], None]:
                 await asyncio.sleep(self.step_s)
-                event["data"] = {
-                    "message": message,
-                    "chunks": [message[:3], message[3:], None],
-                    "participant": data["participant"],
-                }
+                chunks = [*event["data"]["chunks"], piece]
+                joined = "".join(c for c in chunks if c is not None)
+                event["data"] = {**event["data"], "chunks": chunks, "message": joined if piece is None else ""}
                 async with self.changed:
                     self.changed.notify_all()
         await status("ready")
+
+    @staticmethod
+    def pieces(message: str) -> list[str]:
+        """How a streamed message grows: word by word, each later word with its leading space."""
+        words = message.split(" ")
+        return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
 
     async def list_events(self, request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
@@ -301,12 +322,37 @@ class FakeParlant(FakeServer):
         event = next((e for e in self.sessions.get(sid, []) if e["id"] == eid), None)
         if event is None:
             return web.json_response({"detail": "not found"}, status=404)
+        if request.query.get("sse") == "true" and self.sse:
+            return await self._event_stream(request, event)
         if request.query.get("wait_for_completion") == "true":
             async with self.changed:
                 await asyncio.wait_for(
                     self.changed.wait_for(lambda: event["data"].get("chunks", [None])[-1] is None), 10
                 )
         return web.json_response(event)
+
+    async def _event_stream(self, request: web.Request, event: dict[str, Any]) -> web.StreamResponse:
+        """Parlant's ``read_event`` with ``sse=true``: the event now and after every change, until its chunks end."""
+        self.event_streams += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        wait = int(request.query.get("wait_for_data", "60"))
+        while True:
+            chunks = event["data"].get("chunks")
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            if not isinstance(chunks, list) or (chunks and chunks[-1] is None):
+                break
+            try:
+                async with self.changed:
+                    await asyncio.wait_for(self.changed.wait_for(partial(_grew, event, len(chunks))), wait)
+            except asyncio.TimeoutError:
+                break
+        await response.write_eof()
+        return response
+
+
+def _grew(event: dict[str, Any], count: int) -> bool:
+    return len(event["data"]["chunks"]) > count
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -527,7 +573,7 @@ async def test_parlant_turn_creates_session_posts_and_long_polls(fake_parlant):
     [post] = fake_parlant.event_posts
     assert post["body"] == {"kind": "message", "source": "customer", "message": "where is my order?"}
     # Long-polling from the offset after our message, moving forward, for messages and statuses.
-    assert all(p["kinds"] == "message,status" and p["wait_for_data"] == "2" for p in fake_parlant.polls)
+    assert all(p["kinds"] == "message,tool,status" and p["wait_for_data"] == "2" for p in fake_parlant.polls)
     offsets = [int(p["min_offset"]) for p in fake_parlant.polls]
     assert offsets[0] == 1 and offsets == sorted(offsets)
     assert recorder.statuses[-1] == "ready" and "typing" in recorder.statuses and "processing" in recorder.statuses
@@ -555,10 +601,12 @@ async def test_parlant_several_messages_in_one_turn(fake_parlant):
     assert await collect("parlant", context(config=parlant_config(fake_parlant))) == ["First part.", "\n\nSecond part."]
 
 
-async def test_parlant_streaming_message_is_read_to_completion(fake_parlant):
+async def test_parlant_streaming_message_is_followed_as_it_grows(fake_parlant):
     fake_parlant.streaming = True
     fake_parlant.step_s = 0.05
-    assert await collect("parlant", context("hey", config=parlant_config(fake_parlant))) == ["Parlant heard: hey"]
+    got = await collect("parlant", context("hey you", config=parlant_config(fake_parlant)))
+    assert got == ["Parlant", " heard:", " hey", " you"]
+    assert fake_parlant.event_streams == 1
 
 
 async def test_parlant_error_status_fails_the_run(fake_parlant):

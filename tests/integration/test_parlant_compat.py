@@ -158,7 +158,7 @@ def parse_frame(frame: str) -> tuple[int | None, dict | None]:
 def assert_event(event: dict) -> None:
     assert EVENT_FIELDS <= set(event) and event["deleted"] in (True, False), event
     assert ISO.match(event["creation_utc"]) and isinstance(event["offset"], int), event
-    assert event["kind"] in ("message", "status") and event["correlation_id"] == event["trace_id"], event
+    assert event["kind"] in ("message", "status", "tool") and event["correlation_id"] == event["trace_id"], event
 
 
 # --- agents and sessions ---------------------------------------------------------------------------------------
@@ -276,6 +276,30 @@ async def test_an_agent_run_is_logged_as_parlant_logs_one(world, http, new):
     assert len(run) == 5
     _, later, _ = await call(http, "GET", f"{base}&min_offset=4")
     assert [e["offset"] for e in later] == [4, 5]
+
+
+async def test_an_agents_tool_call_is_a_parlant_tool_event(world, http):
+    session = (await new_session(http, world))["id"]
+    posted = await post_message(http, world, session, "/tool three little words")
+    events = await events_until(http, world, session, finished)
+    for event in events:
+        assert_event(event)
+    shape = [(e["kind"], e["source"], e["data"].get("status")) for e in events]
+    assert shape[3:] == [
+        ("status", "ai_agent", "typing"),
+        ("tool", "system", None),
+        ("message", "ai_agent", None),
+        ("status", "ai_agent", "ready"),
+    ], shape
+    [call_] = events[4]["data"]["tool_calls"]
+    assert call_["tool_id"] == "count_words" and call_["arguments"] == {"text": "/tool three little words"}
+    assert call_["result"]["data"] == '{"words": 4}' and call_["result"]["metadata"] == {"status": "completed"}
+    assert events[4]["correlation_id"] == f"{posted['id']}::agent"
+    # The reply's chunks are its text only: its steps are events of their own.
+    assert events[5]["data"]["chunks"] == [*echo_chunks("/tool three little words"), None]
+    base = f"{world.base('alice')}/sessions/{session}/events?wait_for_data=0"
+    _, tools, _ = await call(http, "GET", f"{base}&kinds=tool")
+    assert [e["id"] for e in tools] == [events[4]["id"]]
 
 
 async def test_a_failed_run_ends_with_an_error_status(world, http):

@@ -4,7 +4,10 @@ Wire format (the public OpenAI API, also spoken by vLLM, llama.cpp, Ollama,
 LiteLLM...): ``POST {base_url}/chat/completions`` with
 ``{"model", "messages", "stream": true}`` and ``Authorization: Bearer <key>``;
 the answer is Server-Sent Events, one ``data: {json}`` per event with the
-text in ``choices[0].delta.content``, ending with ``data: [DONE]``.
+text in ``choices[0].delta.content``, ending with ``data: [DONE]``; tool
+calls (``delta.tool_calls``) and reasoning (``delta.reasoning_content`` /
+``delta.reasoning``) are passed on as steps (:mod:`.openai_stream` reads
+the stream).
 
 Config::
 
@@ -49,7 +52,6 @@ get the code, :mod:`chat.agents.runner`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -68,6 +70,7 @@ from chat.agents.backends.base import (
     config_number,
     config_str,
 )
+from chat.agents.backends.openai_stream import Item, read_stream
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +170,7 @@ class _Retry(Exception):
 class OpenAIBackend(AgentBackend):
     name = "openai"
 
-    async def stream(self, context: AgentContext) -> AsyncIterator[str]:
+    async def stream(self, context: AgentContext) -> AsyncIterator[Item]:
         config = self.config
         base_url = config_str(config, "base_url", DEFAULT_BASE_URL).rstrip("/")
         body: dict[str, Any] = {
@@ -211,7 +214,7 @@ class OpenAIBackend(AgentBackend):
 
     async def _one_request(
         self, http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any]
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[Item]:
         started = False
         try:
             async with http.post(url, json=body, headers=headers, allow_redirects=False) as response:
@@ -221,9 +224,9 @@ class OpenAIBackend(AgentBackend):
                     raise BackendError("The agent's provider refused its credentials.", code="upstream_auth")
                 if response.status != 200:
                     raise BackendError(f"The agent's provider answered HTTP {response.status}.", code="upstream_error")
-                async for text in _sse_deltas(response):
+                async for item in read_stream(response):
                     started = True
-                    yield text
+                    yield item
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
             if started:
                 raise BackendError("The agent's stream was cut off.", code="stream_interrupted") from None
@@ -234,57 +237,3 @@ class OpenAIBackend(AgentBackend):
                 raise refused from None
             code = "stream_interrupted" if started else "backend_unreachable"
             raise BackendError(f"Could not reach the agent's provider ({type(error).__name__}).", code=code) from None
-
-
-async def _sse_deltas(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The ``delta.content`` texts of an SSE chat-completions stream, in order."""
-    data_lines: list[str] = []
-    finished = False
-
-    def dispatch() -> tuple[bool, str | None]:
-        """(done, text) for the event made of ``data_lines``."""
-        nonlocal finished
-        data = "\n".join(data_lines)
-        data_lines.clear()
-        if data.strip() == "[DONE]":
-            return True, None
-        try:
-            event = json.loads(data)
-        except json.JSONDecodeError:
-            raise BackendError("The agent's provider sent an unreadable stream.", code="upstream_error") from None
-        if not isinstance(event, dict):
-            return False, None
-        if "error" in event:
-            raise BackendError("The agent's provider reported an error mid-stream.", code="upstream_error")
-        choices = event.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            return False, None
-        if choices[0].get("finish_reason"):
-            finished = True
-        delta = choices[0].get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
-        return False, content if isinstance(content, str) and content else None
-
-    async for raw in response.content:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            if data_lines:
-                done, text = dispatch()
-                if text:
-                    yield text
-                if done:
-                    return
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data_lines.append(value[1:] if value.startswith(" ") else value)
-    if data_lines:
-        done, text = dispatch()
-        if text:
-            yield text
-        if done:
-            return
-    if not finished:
-        raise BackendError("The agent's stream was cut off.", code="stream_interrupted")

@@ -26,7 +26,7 @@ Wire format, as documented for Parlant's sessions API (``/docs/api``, the
 2. ``POST /sessions/{id}/events?moderation=none`` with
    ``{"kind": "message", "source": "customer", "message": <text>}`` answers
    the created event; its ``offset`` is where this turn starts.
-3. ``GET /sessions/{id}/events?min_offset=N&kinds=message,status&wait_for_data=S``
+3. ``GET /sessions/{id}/events?min_offset=N&kinds=message,tool,status&wait_for_data=S``
    long-polls: it answers as soon as events at offset >= N exist (a JSON
    list, offset order), or ``504`` when none came within ``S`` seconds, in
    which case we ask again after a short backoff (0.25 s doubling to 4 s),
@@ -42,10 +42,21 @@ Wire format, as documented for Parlant's sessions API (``/docs/api``, the
      acknowledge an earlier offset belong to an earlier turn and are skipped.
    - ``kind: "message"`` from ``ai_agent`` (or a human agent speaking for
      it): ``data.message`` is one message of the reply.  Several messages in
-     one turn are streamed as consecutive chunks separated by a blank line.
-     A message still being generated in Parlant's streaming mode
-     (``data.chunks`` not yet ending with ``null``) is read to completion
-     with ``GET /sessions/{id}/events/{event_id}?wait_for_completion=true``.
+     one turn are streamed one after the other, separated by a blank line.
+   - A message in Parlant's streaming mode carries ``data.chunks``: the
+     pieces of its text so far, append-only, ending with ``null`` once it is
+     complete.  We follow it as it grows with
+     ``GET /sessions/{id}/events/{event_id}?sse=true&wait_for_data=S``
+     (Server-Sent Events, each ``data:`` the whole event again whenever it
+     changed, closing once ``chunks`` ends with ``null``) and pass on each
+     new chunk as it appears.  A server that answers that request with JSON
+     (no SSE) or closes the stream before the end is asked once more with
+     ``?wait_for_completion=true`` for the rest.  A message without
+     ``chunks`` (a server that does not stream) is passed on whole.
+   - ``kind: "tool"`` (source ``system``): ``data.tool_calls`` is a list of
+     ``{tool_id, arguments, result: {data, ...}}`` -- tools the Parlant
+     engine ran for this turn; each is passed on as a completed tool step
+     (name ``tool_id``, arguments as JSON, result ``result.data``).
 
 Assumptions: no authentication unless ``api_key`` is set; Parlant's
 ``trace_id``/``correlation_id`` are not needed because offsets already
@@ -57,6 +68,7 @@ bounds the whole exchange.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, AsyncIterator
 
@@ -71,6 +83,8 @@ from chat.agents.backends.base import (
     config_number,
     config_str,
 )
+from chat.agents.backends.sse import events as sse_events
+from chat.agents.steps import COMPLETED, ToolCallDelta
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +107,7 @@ class _SessionGone(Exception):
 class ParlantBackend(AgentBackend):
     name = "parlant"
 
-    async def stream(self, context: AgentContext) -> AsyncIterator[str]:
+    async def stream(self, context: AgentContext) -> AsyncIterator[str | ToolCallDelta]:
         url = config_str(self.config, "url", DEFAULT_URL).rstrip("/")
         agent_id = config_str(self.config, "agent_id")
         wait_s = int(config_number(self.config, "wait_for_data_s", DEFAULT_WAIT_S, minimum=1, maximum=MAX_WAIT_S))
@@ -161,12 +175,12 @@ class ParlantBackend(AgentBackend):
 
     async def _read_turn(
         self, http: aiohttp.ClientSession, context: AgentContext, session_id: str, offset: int, wait_s: int
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | ToolCallDelta]:
         next_offset = offset + 1
         sent_any = False
         empty_polls = 0
         while True:
-            params = {"min_offset": str(next_offset), "kinds": "message,status", "wait_for_data": str(wait_s)}
+            params = {"min_offset": str(next_offset), "kinds": "message,tool,status", "wait_for_data": str(wait_s)}
             async with http.get(f"sessions/{session_id}/events", params=params, allow_redirects=False) as response:
                 if response.status == 504:
                     events = []
@@ -204,34 +218,111 @@ class ParlantBackend(AgentBackend):
                         raise BackendError("The Parlant agent reported an error.", code="upstream_error")
                     elif status == "cancelled":
                         raise BackendError("Parlant cancelled the agent's reply.", code="upstream_cancelled")
+                elif event.get("kind") == "tool":
+                    for step in tool_steps(event):
+                        yield step
                 elif event.get("kind") == "message" and event.get("source") in AGENT_SOURCES:
-                    text = await self._message_text(http, session_id, event, data, wait_s)
-                    if text:
-                        yield (MESSAGE_SEPARATOR + text) if sent_any else text
+                    message = ParlantMessage(separator=MESSAGE_SEPARATOR if sent_any else "")
+                    async for text in self._follow(http, session_id, event, message, wait_s):
                         sent_any = True
+                        yield text
 
-    async def _message_text(
-        self, http: aiohttp.ClientSession, session_id: str, event: dict, data: dict, wait_s: int
-    ) -> str:
+    async def _follow(
+        self, http: aiohttp.ClientSession, session_id: str, event: dict, message: ParlantMessage, wait_s: int
+    ) -> AsyncIterator[str]:
+        """The text of one agent message as it grows (see the module docstring)."""
+        for text in message.update(event):
+            yield text
+        if message.complete or not event.get("id"):
+            return
+        path = f"sessions/{session_id}/events/{event['id']}"
+        params = {"sse": "true", "wait_for_data": str(wait_s)}
+        async with http.get(path, params=params, allow_redirects=False) as response:
+            if response.status != 200:
+                raise BackendError(
+                    f"Parlant failed to stream a message (HTTP {response.status}).", code="upstream_error"
+                )
+            if response.content_type == "text/event-stream":
+                async for data in sse_events(response):
+                    try:
+                        update = json.loads(data)
+                    except json.JSONDecodeError:
+                        raise BackendError(
+                            "Parlant streamed something that is not JSON.", code="upstream_error"
+                        ) from None
+                    for text in message.update(update):
+                        yield text
+                    if message.complete:
+                        return
+            else:
+                for text in message.update(await _json(response)):
+                    yield text
+        if message.complete:
+            return
+        # No SSE here, or the stream ended early: wait for the whole message once.
+        params = {"wait_for_completion": "true", "wait_for_data": str(wait_s)}
+        async with http.get(path, params=params, allow_redirects=False) as response:
+            if response.status != 200:
+                raise BackendError(
+                    f"Parlant failed to complete a message (HTTP {response.status}).", code="upstream_error"
+                )
+            for text in message.update(await _json(response), final=True):
+                yield text
+
+
+class ParlantMessage:
+    """One Parlant message event as it grows: what of its text was passed on already."""
+
+    def __init__(self, separator: str = "") -> None:
+        self.separator = separator
+        self.seen = 0
+        self.sent = False
+        self.complete = False
+
+    def update(self, event: Any, *, final: bool = False) -> list[str]:
+        """The new text in this version of the event (the separator before the first piece)."""
+        data = event.get("data") if isinstance(event, dict) and isinstance(event.get("data"), dict) else {}
         chunks = data.get("chunks")
-        if isinstance(chunks, list) and chunks and chunks[-1] is not None and event.get("id"):
-            params = {"wait_for_completion": "true", "wait_for_data": str(wait_s)}
-            async with http.get(
-                f"sessions/{session_id}/events/{event['id']}", params=params, allow_redirects=False
-            ) as response:
-                if response.status != 200:
-                    raise BackendError(
-                        f"Parlant failed to complete a message (HTTP {response.status}).", code="upstream_error"
-                    )
-                complete = await _json(response)
-            data = complete.get("data") if isinstance(complete, dict) and isinstance(complete.get("data"), dict) else {}
-            chunks = data.get("chunks")
-        message = data.get("message")
-        if isinstance(message, str) and message:
-            return message
+        pieces: list[str] = []
         if isinstance(chunks, list):
-            return "".join(c for c in chunks if isinstance(c, str))
-        return ""
+            pieces = [c for c in chunks[self.seen :] if isinstance(c, str) and c]
+            self.seen = max(self.seen, len(chunks))
+            self.complete = bool(chunks) and chunks[-1] is None
+        message = data.get("message")
+        if not isinstance(chunks, list) or ((self.complete or final) and not self.sent and not pieces):
+            # A whole message (a server that does not stream), or a streamed one whose chunks were empty.
+            self.complete = True
+            pieces = [message] if isinstance(message, str) and message and not self.sent else []
+        if final:
+            self.complete = True
+        if pieces and not self.sent:
+            pieces[0] = self.separator + pieces[0]
+            self.sent = True
+        return pieces
+
+
+def tool_steps(event: dict[str, Any]) -> list[ToolCallDelta]:
+    """The tool calls of a Parlant ``tool`` event, each as a completed step."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    calls = data.get("tool_calls")
+    steps: list[ToolCallDelta] = []
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
+        if not isinstance(call, dict):
+            continue
+        name = call.get("tool_id") or call.get("tool_name") or "tool"
+        arguments = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
+        result = call.get("result")
+        result_data = result.get("data") if isinstance(result, dict) else result
+        steps.append(
+            ToolCallDelta(
+                f"{event.get('id') or 'tool'}:{i}",
+                str(name),
+                json.dumps(arguments, ensure_ascii=False, sort_keys=True, default=str),
+                COMPLETED,
+                result_data if result_data is not None else "",
+            )
+        )
+    return steps
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:

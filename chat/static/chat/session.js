@@ -618,6 +618,8 @@ export class ChatRoom extends EventTarget {
         if (this.store.confirm(confirmation.messageId, confirmation)) this._changed("messages");
       },
       "chat:agent-stream-chunk": (chunk) => this._ours(chunk) && this._onChunk(chunk),
+      "chat:agent-tool-call": (call) => this._ours(call) && this._onStep("tool", call),
+      "chat:agent-reasoning": (reasoning) => this._ours(reasoning) && this._onStep("reasoning", reasoning),
       "chat:typing-indicator": (indicator) => this._ours(indicator) && this._onTyping(indicator),
       "chat:user-joined": (presence) => {
         if (!this._ours(presence)) return;
@@ -693,6 +695,12 @@ export class ChatRoom extends EventTarget {
       this._announce(`${message.userName || "Someone"}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`);
     }
     if (this.initialLoaded && typeof message.seq === "number" && message.seq > expected) this._catchUp(expected - 1);
+  }
+
+  _onStep(kind, event) {
+    const name = this.agentNames.get(event.agentId) ?? event.agentId ?? "Agent";
+    this.store.appendStep(kind, event, name);
+    this._changed("messages", { streaming: true, id: event.messageId });
   }
 
   _onChunk(chunk) {

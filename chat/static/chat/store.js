@@ -24,6 +24,8 @@
  * regeneration fails or stops before saying anything.
  */
 
+import { applyStep } from "./steps.js";
+
 export const MessageState = Object.freeze({
   PENDING: "pending",
   SENT: "sent",
@@ -204,34 +206,53 @@ export class MessageStore {
   /**
    * One chunk of an agent's reply (`chat:agent-stream-chunk`, not complete).
    * A live chunk whose index we hold is skipped; a catch-up (`catchUp: true`:
-   * the text so far, sent to a socket that joined mid-reply) replaces the
-   * text unless we hold a higher index.
+   * the text and steps so far, sent to a socket that joined mid-reply)
+   * replaces the text and steps unless we hold a higher index.
    */
-  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp, inReplyTo, version }) {
-    let item = this.items.get(messageId);
-    if (item && version != null && item.version < version && item.regenVersion !== version) {
-      item = this._startRegeneration(item, version);
-    }
-    if (item && item.state !== MessageState.STREAMING) return item; // the stored reply came first
-    if (!item) {
-      item = this._create({
-        id: messageId,
-        senderType: "agent",
-        userId: agentId ?? null,
-        userName: userName ?? agentId ?? "Agent",
-        state: MessageState.STREAMING,
-        timestamp: timestamp ?? Date.now(),
-        lastIndex: -1,
-        metadata: { inReplyTo: inReplyTo ?? null },
-      });
-    }
-    if (typeof index === "number") {
-      // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
-      if (catchUp === true ? index < item.lastIndex : index <= item.lastIndex) return item; // already held
-      item.lastIndex = index;
-    }
-    if (catchUp === true) return this._touch(item, { content: chunk ?? "" });
+  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp, steps, inReplyTo, version }) {
+    const item = this._streamEntry({ messageId, timestamp, userName, agentId, inReplyTo, version });
+    if (!this._takes(item, index, catchUp === true)) return item;
+    if (catchUp === true) return this._touch(item, { content: chunk ?? "", steps: Array.isArray(steps) ? steps : [] });
     return this._touch(item, { content: item.content + (chunk ?? "") });
+  }
+
+  /**
+   * A tool call (`kind: "tool"`) or reasoning event of an agent's reply: same
+   * index rule as chunks (they share the reply's index sequence).
+   */
+  appendStep(kind, event, userName) {
+    const item = this._streamEntry({ ...event, userName });
+    if (!this._takes(item, event.index, false)) return item;
+    return this._touch(item, { steps: applyStep(item.steps, kind, event) });
+  }
+
+  _streamEntry({ messageId, timestamp, userName, agentId, inReplyTo, version }) {
+    const item = this.items.get(messageId);
+    if (item && version != null && item.version < version && item.regenVersion !== version) {
+      return this._startRegeneration(item, version); // a regeneration's first event
+    }
+    if (item) return item;
+    return this._create({
+      id: messageId,
+      senderType: "agent",
+      userId: agentId ?? null,
+      userName: userName ?? agentId ?? "Agent",
+      state: MessageState.STREAMING,
+      timestamp: timestamp ?? Date.now(),
+      lastIndex: -1,
+      steps: [],
+      metadata: { inReplyTo: inReplyTo ?? null },
+    });
+  }
+
+  /** Whether an event at `index` is news for a streaming `item` (and note it); stored replies take none. */
+  _takes(item, index, catchUp) {
+    if (item.state !== MessageState.STREAMING) return false; // the stored reply came first
+    if (typeof index !== "number") return true;
+    // A catch-up holds every event up to its index, also live ones that reached us just before it.
+    if (catchUp ? index < item.lastIndex : index <= item.lastIndex) return false; // already held
+    item.lastIndex = index;
+    return true;
   }
 
   /** The last chunk: the stored reply follows as `chat:message-received`, unless the run failed. */
@@ -246,7 +267,7 @@ export class MessageStore {
       // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
       return this._touch(item, { ...item.previous, previous: null, regenVersion: null });
     }
-    if (error && !item.content) {
+    if (error && !item.content && !item.steps?.length) {
       this.items.delete(messageId);
       return null;
     }
@@ -258,7 +279,14 @@ export class MessageStore {
     const streaming = item.state === MessageState.STREAMING;
     const previous = streaming
       ? item.previous
-      : { content: item.content, html: item.html, contentType: item.contentType, metadata: item.metadata, state: item.state };
+      : {
+          content: item.content,
+          html: item.html,
+          contentType: item.contentType,
+          metadata: item.metadata,
+          state: item.state,
+          steps: item.steps,
+        };
     return this._touch(item, {
       previous: previous ?? null,
       regenVersion: version,
@@ -267,6 +295,7 @@ export class MessageStore {
       html: null,
       contentType: "text",
       lastIndex: -1,
+      steps: [],
       streamDone: false,
       streamError: null,
       cancelled: false,

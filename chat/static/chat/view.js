@@ -16,6 +16,7 @@ import { ConnectionState } from "./connection.js";
 import { copyCode, renderBody } from "./message_body.js";
 import { FOCUS_PARTNER, REPLY_ACTIONS, replyTools } from "./reply_tools.js";
 import { VersionBrowser } from "./versions.js";
+import { renderSteps, stepsOf } from "./steps.js";
 import { MessageState } from "./store.js";
 
 const NEAR_BOTTOM_PX = 48;
@@ -346,6 +347,10 @@ export class ChatView {
     li.dataset.senderType = item.senderType;
     if (item.seq != null) li.dataset.seq = String(item.seq);
     else delete li.dataset.seq;
+    // Steps stay open, and a focused step keeps focus, while the reply re-renders chunk by chunk.
+    const openSteps = new Set([...li.querySelectorAll("details[open]")].map((d) => d.dataset.stepKey));
+    const focused = li.ownerDocument.activeElement?.closest?.("details")?.dataset.stepKey;
+    const hadFocus = focused != null && li.contains(li.ownerDocument.activeElement);
     li.replaceChildren();
 
     if (kind !== "mine" && kind !== "system") {
@@ -372,9 +377,19 @@ export class ChatView {
     main.append(meta);
 
     const bubble = el("div", "msg__bubble");
-    const body = el("div", "msg__body");
+    // An earlier version being browsed (versions.js) is shown whole: its text and its steps.
     const earlier = this.versions.shownVersion(item);
-    renderBody(body, earlier ? { ...earlier, state: MessageState.STORED } : item);
+    const shown = earlier ? { ...earlier, state: MessageState.STORED } : item;
+    const steps = stepsOf(shown);
+    if (steps.length) {
+      const list = el("div", "msg__steps");
+      list.setAttribute("role", "group");
+      list.setAttribute("aria-label", "Agent steps");
+      renderSteps(list, steps, openSteps);
+      bubble.append(list);
+    }
+    const body = el("div", "msg__body");
+    renderBody(body, shown);
     li.dataset.version = String(earlier?.version ?? item.version ?? 1); // the version on screen
     bubble.append(body);
     if (item.state === MessageState.STREAMING) {
@@ -392,6 +407,7 @@ export class ChatView {
     const tools = replyTools(item, { canSteer, position: this.versions.position(item) });
     if (tools) main.append(tools);
     li.append(main);
+    if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
   }
 
   _statusLine(item, blockedFor) {

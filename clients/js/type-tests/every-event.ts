@@ -33,6 +33,9 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:agent-stream-chunk": (p) =>
     `${p.messageId} ${p.chunk} ${p.index.toFixed()} ${String(p.isComplete)} ${p.seq ?? ""} ${p.error?.code ?? ""} ${String(p.cancelled ?? false)} ${p.inReplyTo}`,
   "chat:message-updated": (p) => `${p.id} ${p.version ?? 1} ${p.content}`,
+  "chat:agent-tool-call": (p) =>
+    `${p.messageId} ${p.index.toFixed()} ${p.toolCallId} ${p.name} ${p.argumentsDelta} ${p.status} ${p.result ?? ""}`,
+  "chat:agent-reasoning": (p) => `${p.messageId} ${p.index.toFixed()} ${p.text}`,
   "chat:message-hidden": (p) => `${p.messageId}`,
   "chat:message-unhidden": (p) => `${p.messageId} ${p.message.content}`,
   "chat:session-closed": (p) => `${p.sessionId} ${p.closedBy}`,

@@ -92,6 +92,8 @@ const SESSION_EVENTS = [
   "chat:message-received",
   "chat:message-sent",
   "chat:agent-stream-chunk",
+  "chat:agent-tool-call",
+  "chat:agent-reasoning",
   "chat:typing-indicator",
   "chat:user-joined",
   "chat:presence-updated",

@@ -242,10 +242,12 @@ export interface AgentStreamChunk {
   agentId: string;
   /** The user message it answers. */
   inReplyTo: ClientId;
-  /** Counts chunks from 0; the final one carries the count. */
+  /** Counts the reply's events from 0 (text chunks, chat:agent-tool-call and chat:agent-reasoning share one sequence); the final one carries the count. */
   index: number;
-  /** Sent only to a socket that joined while the reply streams: chunk is the whole text so far and index the last chunk it includes. Replace the reply's text with it (unless you hold a higher index) and skip live chunks whose index is not above it. */
+  /** Sent only to a socket that joined while the reply streams: chunk is the whole text so far, steps the tool calls and reasoning so far, and index the last event they include. Replace the reply's text and steps with them (unless you hold a higher index) and skip live events whose index is not above it. */
   catchUp?: true;
+  /** Catch-up only: the reply's steps so far. */
+  steps?: AgentStep[];
   /** Final chunk: the stored reply's seq. */
   seq?: Seq;
   /** Final chunk: the reply was cancelled (stored as far as it got). */
@@ -310,6 +312,62 @@ export interface RateMessageAck {
   };
 }
 
+/** One step of an agent's reply, as a catch-up and the stored reply's metadata.steps carry it: a tool call (arguments joined, latest status, result when known) or a run of reasoning. */
+export interface AgentStep {
+  type: "tool" | "reasoning";
+  toolCallId?: string;
+  name?: string;
+  /** The call's arguments (JSON text as the agent wrote it): show as text. */
+  arguments?: string;
+  status?: AgentToolStatus;
+  /** The tool's result as text (JSON text when structured), when the agent service reported it. */
+  result?: string;
+  /** Reasoning: raw text, show as text. */
+  text?: string;
+  truncated?: true;
+}
+
+/** started -> running -> completed | failed. The agent service runs tools; the chat server only carries and shows them. */
+export type AgentToolStatus = "started" | "running" | "completed" | "failed";
+
+/** A tool call of an agent's reply as it streams (one event per update). index is shared with the reply's chat:agent-stream-chunk and chat:agent-reasoning events. */
+export interface AgentToolCall {
+  sessionId: ClientId;
+  /** The reply's id. */
+  messageId: ClientId;
+  timestamp: Millis;
+  workspaceId: WorkspaceSlug;
+  agentId: string;
+  inReplyTo: ClientId;
+  index: number;
+  toolCallId: string;
+  name: string;
+  /** More of the arguments' JSON text: append it to what the call has. */
+  argumentsDelta: string;
+  status: AgentToolStatus;
+  /** The tool's result as text, when known. */
+  result?: string;
+  /** Arguments or result were cut at the step limit. */
+  truncated?: true;
+  /** Only in a regeneration: the version of the reply it makes (as on its chunks). */
+  version?: number;
+}
+
+/** More of an agent's reasoning summary, where its provider sends one. index is shared with the reply's other events. */
+export interface AgentReasoning {
+  sessionId: ClientId;
+  messageId: ClientId;
+  timestamp: Millis;
+  workspaceId: WorkspaceSlug;
+  agentId: string;
+  inReplyTo: ClientId;
+  index: number;
+  /** Raw text: show it as text. */
+  text: string;
+  /** Only in a regeneration: the version of the reply it makes (as on its chunks). */
+  version?: number;
+}
+
 export interface MessageHidden {
   sessionId: ClientId;
   messageId: ClientId;
@@ -367,6 +425,8 @@ export interface ServerToClientPayloads {
   "chat:presence-updated": ChatPresence;
   "chat:agent-stream-chunk": AgentStreamChunk;
   "chat:message-updated": MessageUpdated;
+  "chat:agent-tool-call": AgentToolCall;
+  "chat:agent-reasoning": AgentReasoning;
   "chat:message-hidden": MessageHidden;
   "chat:message-unhidden": MessageUnhidden;
   "chat:session-closed": SessionClosed;

@@ -20,7 +20,7 @@ export type {
 } from "./client.js";
 export { ChatSession } from "./session.js";
 export type { ErrorScope, SessionError, SessionOptions, SessionSnapshot, SessionStatus } from "./session.js";
-export { MessageStore } from "./store.js";
+export { MessageStore, applyStep, messageSteps } from "./store.js";
 export type { ChatErrorInfo, FeedbackInfo, Identity, MessageItem, MessageState, StreamInfo } from "./store.js";
 export { PresenceTracker } from "./presence.js";
 export type { Person, Typer } from "./presence.js";

@@ -28,7 +28,9 @@ import type { ChatClient, ConnectionStatus } from "./client.js";
 import { ChatRequestError, errorInfo } from "./errors.js";
 import type {
   AckResult,
+  AgentReasoning,
   AgentStreamChunk,
+  AgentToolCall,
   CancelAgentAck,
   ChatMessage,
   ChatPresence,
@@ -82,6 +84,8 @@ type SessionEventName =
   | "chat:message-received"
   | "chat:message-sent"
   | "chat:agent-stream-chunk"
+  | "chat:agent-tool-call"
+  | "chat:agent-reasoning"
   | "chat:typing-indicator"
   | "chat:user-joined"
   | "chat:presence-updated"
@@ -673,6 +677,14 @@ export class ChatSession {
       }
       case "chat:agent-stream-chunk":
         return this.onChunk(payload as AgentStreamChunk);
+      case "chat:agent-tool-call":
+      case "chat:agent-reasoning": {
+        const step = payload as AgentToolCall | AgentReasoning;
+        const name = this.agentNames.get(step.agentId) ?? step.agentId ?? "Agent";
+        this.store.appendStep(step, event === "chat:agent-tool-call" ? "tool" : "reasoning", name);
+        this.changed();
+        return;
+      }
       case "chat:typing-indicator": {
         const indicator = payload as ServerToClientPayloads["chat:typing-indicator"];
         if (indicator.senderType === "agent" && indicator.agentId) this.agentNames.set(indicator.agentId, indicator.userName);

@@ -17,9 +17,27 @@
  * `afterSeq: syncedSeq` fills (`applyCatchUp`).
  */
 
-import type { AgentStreamChunk, ChatMessage, ContentType, SenderType } from "./events.generated.js";
+import type {
+  AgentReasoning,
+  AgentStep,
+  AgentStreamChunk,
+  AgentToolCall,
+  ChatMessage,
+  ContentType,
+  SenderType,
+} from "./events.generated.js";
 
 export type MessageState = "pending" | "sent" | "failed" | "streaming" | "stored";
+
+/** What every event of a streaming reply carries (chunks, tool calls, reasoning); `version` only a regeneration's. */
+type ReplyEvent = {
+  messageId: string;
+  index: number;
+  agentId?: string;
+  inReplyTo?: string;
+  timestamp?: number;
+  version?: number;
+};
 
 /** Why a request was refused, as kept on an entry and a session. */
 export interface ChatErrorInfo {
@@ -51,6 +69,8 @@ export interface StreamInfo {
   version: number | null;
   /** A regeneration: the stored reply it replaces, shown again if it fails or stops with no text. */
   previous: MessageItem | null;
+  /** Tool calls and reasoning so far, in the order they began (docs/protocol.md, "Steps"). */
+  steps: AgentStep[];
 }
 
 /** Members' ratings of an agent reply, as the last `chat:rate-message` ack told us. */
@@ -58,6 +78,40 @@ export interface FeedbackInfo {
   up: number;
   down: number;
   mine: "up" | "down" | null;
+}
+
+/** A reply's steps: as they stream, then as stored (`metadata.steps`). Render every field as text. */
+export function messageSteps(item: MessageItem): AgentStep[] {
+  if (item.state === "streaming" && item.stream) return item.stream.steps;
+  const stored = (item.metadata as { steps?: unknown } | null | undefined)?.steps;
+  return Array.isArray(stored) ? (stored.filter((s) => s && typeof s === "object") as AgentStep[]) : [];
+}
+
+/** ``steps`` with one more tool-call or reasoning event applied (a new array; the steps it changes are copies). */
+export function applyStep(
+  steps: AgentStep[],
+  event: AgentToolCall | AgentReasoning,
+  kind: "tool" | "reasoning",
+): AgentStep[] {
+  const next = [...steps];
+  if (kind === "reasoning") {
+    const last = next[next.length - 1];
+    const text = (event as AgentReasoning).text;
+    if (last && last.type === "reasoning") next[next.length - 1] = { ...last, text: (last.text ?? "") + text };
+    else next.push({ type: "reasoning", text });
+    return next;
+  }
+  const call = event as AgentToolCall;
+  const at = next.findIndex((s) => s.type === "tool" && s.toolCallId === call.toolCallId);
+  const step: AgentStep =
+    at >= 0
+      ? { ...next[at]!, arguments: (next[at]!.arguments ?? "") + call.argumentsDelta, status: call.status }
+      : { type: "tool", toolCallId: call.toolCallId, name: call.name, arguments: call.argumentsDelta, status: call.status };
+  if (call.result !== undefined) step.result = call.result;
+  if (call.truncated) step.truncated = true;
+  if (at >= 0) next[at] = step;
+  else next.push(step);
+  return next;
 }
 
 export interface MessageItem {
@@ -289,15 +343,35 @@ export class MessageStore {
    * (docs/protocol.md, "Resuming a streaming reply").
    */
   appendChunk(chunk: AgentStreamChunk, userName: string): MessageItem {
-    let existing = this.items.get(chunk.messageId);
-    if (existing && chunk.version !== undefined && existing.version < chunk.version) {
-      const regenerating = existing.state === "streaming" && existing.stream?.version === chunk.version;
-      if (!regenerating) existing = this.startRegeneration(existing, chunk);
+    return this.applyToReply(chunk, userName, chunk.catchUp === true, (content, steps) =>
+      chunk.catchUp === true ? [chunk.chunk, chunk.steps ?? []] : [content + chunk.chunk, steps],
+    );
+  }
+
+  /**
+   * A tool-call or reasoning event of an agent's reply: by the same index
+   * rule as chunks (they share the reply's index sequence).
+   */
+  appendStep(event: AgentToolCall | AgentReasoning, kind: "tool" | "reasoning", userName: string): MessageItem {
+    return this.applyToReply(event, userName, false, (content, steps) => [content, applyStep(steps, event, kind)]);
+  }
+
+  private applyToReply(
+    event: ReplyEvent,
+    userName: string,
+    catchUp: boolean,
+    apply: (content: string, steps: AgentStep[]) => [string, AgentStep[]],
+  ): MessageItem {
+    let existing = this.items.get(event.messageId);
+    if (existing && event.version !== undefined && existing.version < event.version) {
+      // A regeneration's first event: the stored reply makes way (kept to restore).
+      const regenerating = existing.state === "streaming" && existing.stream?.version === event.version;
+      if (!regenerating) existing = this.startRegeneration(existing, event);
     }
     if (existing && existing.state !== "streaming") return existing; // the stored reply came first
     const stream: StreamInfo = existing?.stream ?? {
-      agentId: chunk.agentId ?? null,
-      inReplyTo: chunk.inReplyTo ?? null,
+      agentId: event.agentId ?? null,
+      inReplyTo: event.inReplyTo ?? null,
       lastIndex: -1,
       done: false,
       cancelled: false,
@@ -306,28 +380,30 @@ export class MessageStore {
       interrupted: false,
       version: null,
       previous: null,
+      steps: [],
     };
-    const catchUp = chunk.catchUp === true;
-    // A catch-up holds every chunk up to its index, also live ones that reached us just before it.
-    if (catchUp ? chunk.index < stream.lastIndex : chunk.index <= stream.lastIndex) return existing!; // already held
-    const missed = !catchUp && chunk.index > stream.lastIndex + 1;
+    // A catch-up holds every event up to its index, also live ones that reached us just before it.
+    if (catchUp ? event.index < stream.lastIndex : event.index <= stream.lastIndex) return existing!; // already held
+    const missed = !catchUp && event.index > stream.lastIndex + 1;
+    const [content, steps] = apply(existing?.content ?? "", stream.steps);
     const next: StreamInfo = {
       ...stream,
-      lastIndex: chunk.index,
+      lastIndex: event.index,
       interrupted: catchUp ? false : stream.interrupted || missed,
+      steps,
     };
     if (!existing) {
       return this.set({
-        id: chunk.messageId,
+        id: event.messageId,
         seq: null,
         senderType: "agent",
         userId: null,
         userName,
-        content: chunk.chunk,
+        content,
         contentType: "text",
         html: null,
         metadata: {},
-        timestamp: chunk.timestamp ?? Date.now(),
+        timestamp: event.timestamp ?? Date.now(),
         state: "streaming",
         mine: false,
         queued: false,
@@ -338,7 +414,6 @@ export class MessageStore {
         order: ++arrivals,
       });
     }
-    const content = catchUp ? chunk.chunk : existing.content + chunk.chunk;
     return this.set({ ...existing, content, stream: next }, existing);
   }
 
@@ -358,7 +433,7 @@ export class MessageStore {
       // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
       return this.set(previous, item);
     }
-    if (!item.content && (chunk.error || chunk.cancelled)) {
+    if (!item.content && !item.stream.steps.length && (chunk.error || chunk.cancelled)) {
       this.remove(item.id);
       return null;
     }
@@ -376,7 +451,7 @@ export class MessageStore {
   }
 
   /** A regeneration's first chunk: the stored reply's text makes way for the new one (kept to restore). */
-  private startRegeneration(existing: MessageItem, chunk: AgentStreamChunk): MessageItem {
+  private startRegeneration(existing: MessageItem, chunk: ReplyEvent): MessageItem {
     // A newer regeneration overtaking one still streaming restores what that one would have.
     const previous = existing.state === "streaming" ? (existing.stream?.previous ?? null) : existing;
     const stream: StreamInfo = {
@@ -390,6 +465,7 @@ export class MessageStore {
       interrupted: false,
       version: chunk.version ?? null,
       previous,
+      steps: [],
     };
     return this.set({ ...existing, state: "streaming", content: "", html: null, stream }, existing);
   }

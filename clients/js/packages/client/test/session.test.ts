@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { ChatClient } from "../src/client.js";
+import { messageSteps } from "../src/store.js";
 import { chatServer, FakeServer, message, SID, WS } from "./fake-server.js";
 
 let clients: ChatClient[] = [];
@@ -314,6 +315,38 @@ describe("events", () => {
     server.handle("chat:rate-message", () => ({ ok: false, code: "message_not_found", error: "No such message in this session." }));
     expect(await session.rateMessage("nope", "down")).toBeNull();
     expect(session.getSnapshot().error).toMatchObject({ code: "message_not_found", scope: "rate" });
+  });
+
+  it("folds tool calls and reasoning into the reply's steps, and a catch-up replaces them", async () => {
+    const server = chatServer([message(1)]);
+    const session = connect(server).session(SID, WS);
+    await tick();
+    const base = { sessionId: SID, workspaceId: WS, messageId: "r-1", agentId: "echo", inReplyTo: "m-1", timestamp: 1 };
+    const call = { ...base, toolCallId: "c-1", name: "count_words" };
+    server.push("chat:agent-reasoning", { ...base, index: 0, text: "Counting" });
+    server.push("chat:agent-tool-call", { ...call, index: 1, argumentsDelta: "", status: "started" });
+    server.push("chat:agent-tool-call", { ...call, index: 2, argumentsDelta: '{"text": ', status: "running" });
+    server.push("chat:agent-tool-call", { ...call, index: 2, argumentsDelta: "DUPLICATE", status: "running" }); // already held
+    server.push("chat:agent-tool-call", { ...call, index: 3, argumentsDelta: '"hi"}', status: "running" });
+    server.push("chat:agent-reasoning", { ...base, index: 4, text: "One word." }); // after a tool call: a step of its own
+    server.push("chat:agent-tool-call", { ...call, index: 5, argumentsDelta: "", status: "completed", result: '{"words": 1}' });
+    server.push("chat:agent-stream-chunk", { ...base, index: 6, chunk: "Echo: hi", isComplete: false });
+    const reply = session.getSnapshot().messages.at(-1)!;
+    expect(reply).toMatchObject({ id: "r-1", state: "streaming", content: "Echo: hi" });
+    expect(messageSteps(reply)).toEqual([
+      { type: "reasoning", text: "Counting" },
+      { type: "tool", toolCallId: "c-1", name: "count_words", arguments: '{"text": "hi"}', status: "completed", result: '{"words": 1}' },
+      { type: "reasoning", text: "One word." },
+    ]);
+    // A late catch-up holding more replaces text and steps; live events it includes are skipped.
+    const steps = [{ type: "tool" as const, toolCallId: "c-1", name: "count_words", arguments: "{}", status: "completed" as const }];
+    server.push("chat:agent-stream-chunk", { ...base, index: 8, chunk: "Echo: hi there", isComplete: false, catchUp: true, steps });
+    server.push("chat:agent-tool-call", { ...call, toolCallId: "c-2", index: 7, argumentsDelta: "", status: "started" });
+    expect(messageSteps(session.getSnapshot().messages.at(-1)!)).toEqual(steps);
+    expect(session.getSnapshot().messages.at(-1)!.content).toBe("Echo: hi there");
+    server.push("chat:agent-stream-chunk", { ...base, index: 9, chunk: "", isComplete: true, seq: 2 });
+    server.push("chat:message-received", message(2, { id: "r-1", senderType: "agent", userId: null, content: "Echo: hi there", metadata: { steps } }));
+    expect(messageSteps(session.getSnapshot().messages.at(-1)!)).toEqual(steps);
   });
 
   it("applies moderation: hidden, restored, closed", async () => {
