@@ -239,6 +239,22 @@ async def test_regenerate_twice_gives_three_versions_and_one_current(env):
     assert len(received(carol, "agent-m1")) == 1 and len(finals(carol, "agent-m1")) == 3
 
 
+async def test_a_regeneration_streams_its_tool_steps_with_the_new_version(env):
+    alice = await env.client("alice")
+    session = new_session()
+    await join(alice, session, agent="slow")
+    first = await first_reply(alice, session, content="/tool count these")
+    assert [step["type"] for step in first["metadata"]["steps"]] == ["reasoning", "tool"]
+    assert (await regenerate(alice, session, "agent-m1", "r1"))["ok"]
+    shown = await regenerated(alice, "agent-m1", 2)
+    # The new version's tool call and reasoning were relayed with its version, and are stored with it.
+    for event in ("chat:agent-tool-call", "chat:agent-reasoning"):
+        relayed = [args[0] for args in alice.received(event) if args[0]["messageId"] == "agent-m1"]
+        assert {e.get("version") for e in relayed} == {None, 2}, (event, relayed)
+    assert shown["metadata"]["steps"] == first["metadata"]["steps"]
+    assert shown["content"] == first["content"] and shown["version"] == 2
+
+
 async def test_a_repeated_request_id_returns_the_same_run(env):
     alice, carol = await env.client("alice"), await env.client("carol")
     session = new_session()
