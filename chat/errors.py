@@ -100,6 +100,51 @@ class StoreFailed(ChatError):
         super().__init__(message, retryable=True, **details)
 
 
+class AttachmentTooLarge(ChatError):
+    code = "attachment_too_large"
+    default_message = "The file is larger than this workspace accepts."
+
+
+class AttachmentTypeNotAllowed(ChatError):
+    code = "attachment_type_not_allowed"
+    default_message = "Files of this type are not accepted here."
+
+
+class AttachmentNameInvalid(ChatError):
+    code = "attachment_name_invalid"
+    default_message = "The file name may not contain control characters and is limited to 255 characters."
+
+
+class AttachmentsPendingLimit(ChatError):
+    code = "attachments_pending_limit"
+    default_message = "Too many uploads not yet sent in a message; send or wait for them to expire."
+
+
+class AttachmentNotFound(ChatError):
+    code = "attachment_not_found"
+    default_message = "No such attachment."
+
+
+class AttachmentInUse(ChatError):
+    code = "attachment_in_use"
+    default_message = "This attachment already belongs to another message."
+
+
+class TooManyAttachments(ChatError):
+    code = "too_many_attachments"
+    default_message = "Too many attachments for one message."
+
+
+class AttachmentLinkExpired(ChatError):
+    code = "attachment_link_expired"
+    default_message = "This download link has expired; ask for a new one."
+
+
+class AttachmentLinkInvalid(ChatError):
+    code = "attachment_link_invalid"
+    default_message = "This download link is not valid."
+
+
 #: One table for every surface: the engine's codes and the chat's.  Codes
 #: missing here use ``DEFAULT_WIRE_ERROR``.
 WIRE_ERRORS: dict[str, WireError] = {
@@ -132,6 +177,15 @@ WIRE_ERRORS: dict[str, WireError] = {
     "agent_run_active": WireError(409, 1008),
     "feedback_not_allowed": WireError(400, 1008),
     "agent_config_invalid": WireError(400, 1008),
+    "attachment_too_large": WireError(413, 1009),
+    "attachment_type_not_allowed": WireError(415, 1008),
+    "attachment_name_invalid": WireError(400, 1008),
+    "attachments_pending_limit": WireError(429, 1008),
+    "attachment_not_found": WireError(404, 1008),
+    "attachment_in_use": WireError(409, 1008),
+    "too_many_attachments": WireError(400, 1008),
+    "attachment_link_expired": WireError(403, 1008),
+    "attachment_link_invalid": WireError(403, 1008),
 }
 DEFAULT_WIRE_ERROR = engine.DEFAULT_WIRE_ERROR
 

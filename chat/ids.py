@@ -45,3 +45,12 @@ def is_reserved_message_id(value: Any) -> bool:
 
 def is_slug(value: Any) -> bool:
     return isinstance(value, str) and _SLUG.match(value) is not None
+
+
+#: An attachment's id: the server's (32 hex digits, ``secrets.token_hex(16)``), never the client's.
+ATTACHMENT_ID_PATTERN = r"^[0-9a-f]{32}\Z"
+_ATTACHMENT_ID = re.compile(ATTACHMENT_ID_PATTERN)
+
+
+def is_attachment_id(value: Any) -> bool:
+    return isinstance(value, str) and _ATTACHMENT_ID.match(value) is not None

@@ -33,6 +33,11 @@ class Workspace(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     content_policy = models.CharField(max_length=16, choices=ContentPolicy.choices, default=ContentPolicy.STANDARD)
+    #: Largest upload in bytes; unset: ``CHAT_ATTACHMENT_MAX_BYTES``.  Never above ``CHAT_ATTACHMENT_MAX_BYTES_CEILING``.
+    attachment_max_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    #: Sniffed content types accepted, comma-separated; empty: ``CHAT_ATTACHMENT_TYPES``.  Scriptable
+    #: types (HTML, SVG...) are refused whatever this says (``chat.services.sniff``).
+    attachment_types = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -198,6 +203,48 @@ class MessageVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version} of {self.message_id}"
+
+
+class Attachment(models.Model):
+    """A file a member uploaded to a session, referenced by at most one message.
+
+    ``public_id`` is the server's id for it on the wire and in storage
+    (``storage_name``): the client's filename never names anything, it is
+    kept, sanitised, for display only (``name``).  ``content_type`` is what
+    the bytes are (``chat.services.sniff``), never what the client said.
+    Unreferenced uploads and the attachments of deleted messages are removed
+    by housekeeping (``chat.services.attachments.purge``).
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="attachments")
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="attachments")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    public_id = models.CharField(max_length=40, unique=True)
+    storage_name = models.CharField(max_length=200)
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    #: Pixels, for raster images whose header says so; null otherwise.
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    #: Null until a message references it; a message deleted outright leaves it unreferenced (then purged).
+    message = models.ForeignKey(
+        ChatMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["uploaded_by", "message"]),
+            models.Index(fields=["message", "created_at"]),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
 
 
 class PresenceStatus(models.TextChoices):

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from chat.models import ChatMessage, ChatSession, ContentType, Presence
+from chat.models import Attachment, ChatMessage, ChatSession, ContentType, Presence
 
 
 def now_ms() -> int:
@@ -46,6 +46,23 @@ def message_shape(
         "metadata": message.metadata,
         "timestamp": to_ms(message.created_at),
         "version": message.version,
+        # Set by whoever loaded the message with its attachments (``chat.services.attachments.attach_shapes``,
+        # or the send that claimed them); a message nobody gave any has none, with no query on the hot path.
+        "attachments": getattr(message, "attachment_shapes", []),
+    }
+
+
+def attachment_shape(attachment: Attachment, url: str | None) -> dict[str, Any]:
+    """An attachment on the wire.  ``url``: a signed download link for one user (``None`` in broadcasts,
+    which every member receives alike: ask ``GET .../attachments/<id>/`` for a link of your own)."""
+    return {
+        "id": attachment.public_id,
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "url": url,
     }
 
 

@@ -25,7 +25,7 @@ from chat.parlant.consumer import ParlantConsumer  # noqa: E402
 from chat.parlant.gate import OpenRequests  # noqa: E402
 from chat.parlant.watch import Watcher  # noqa: E402
 from chatsite import realtime  # noqa: E402
-from security.body_limit import BodyLimit  # noqa: E402
+from security.body_limit import BodyLimit, StreamingBodyLimit  # noqa: E402
 
 daphne_compat.install()
 
@@ -61,11 +61,25 @@ if not settings.CHAT.conformance:
         )
     )
 
+
+
+def _upload_limit() -> int:
+    return settings.CHAT.attachment_max_bytes_ceiling + 64 * 1024  # the multipart envelope around the file
+
+
 application = ProtocolTypeRouter(
     {
         # Bodies for Django (the REST API, admin, pages) are bounded before anything parses them.
         "http": URLRouter(
-            [*http_routes, re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes))]
+            [
+                *http_routes,
+                # Uploads are streamed to a temporary file, bounded by the largest any workspace allows.
+                re_path(
+                    r"^api/v1/workspaces/[^/]+/sessions/[^/]+/attachments/$",
+                    StreamingBodyLimit(django_application, _upload_limit, "attachment_too_large"),
+                ),
+                re_path(r"", BodyLimit(django_application, settings.CHAT.api_body_max_bytes)),
+            ]
         ),
         "websocket": URLRouter(websocket_routes),
     }

@@ -213,6 +213,33 @@ class Config:
     parlant_token_max_age_s: int = 86400
     #: Requests (long-polls and SSE streams among them) one user may have open on one worker at once.
     parlant_max_open_requests: int = 10
+    #: Attachments (``chat.services.attachments``): where uploads are stored
+    #: by default (a local directory), or a Django storage class (any
+    #: ``django-storages`` backend, configured through its own settings) instead.
+    attachments_dir: str = str(BASE_DIR / "media" / "attachments")
+    attachments_storage: str = ""
+    #: Default largest upload of a workspace (its ``attachment_max_bytes`` when
+    #: unset), and the ceiling no workspace may pass: bodies above the ceiling
+    #: are refused while they arrive (413 ``attachment_too_large``).
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachment_max_bytes_ceiling: int = 50 * 1024 * 1024
+    #: Content types a workspace accepts when its own list is empty (sniffed
+    #: from the bytes).  HTML, SVG and other scriptable types are never served.
+    attachment_types: tuple[str, ...] = (
+        "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
+    )
+    #: Uploads not yet referenced by a message that one user may hold (``attachments_pending_limit``).
+    attachments_pending_max: int = 20
+    #: Uploads per user per minute (``rate_limited``).
+    upload_rate_limit: int = 20
+    #: Most attachments one message may reference (``too_many_attachments``).
+    attachments_per_message: int = 10
+    #: Lifetime of a signed download URL: short, so a leaked link soon stops working.
+    attachment_url_ttl_s: int = 300
+    #: A deleted message's attachments are removed this long after the deletion
+    #: (the edit window), and unreferenced uploads this long after the upload.
+    attachment_delete_after_s: int = 15 * 60
+    attachment_unreferenced_ttl_s: int = 24 * 3600
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host, process id and a random part, so
     #: that it differs for every start: a worker keeps the presence rows
@@ -324,6 +351,23 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
         parlant_token_max_age_s=_int(env, "CHAT_PARLANT_TOKEN_MAX_AGE_S", defaults.parlant_token_max_age_s, minimum=1),
         parlant_max_open_requests=_int(
             env, "CHAT_PARLANT_MAX_OPEN_REQUESTS", defaults.parlant_max_open_requests, minimum=1
+        ),
+        attachments_dir=env.get("CHAT_ATTACHMENTS_DIR") or defaults.attachments_dir,
+        attachments_storage=env.get("CHAT_ATTACHMENTS_STORAGE", defaults.attachments_storage),
+        attachment_max_bytes=_int(env, "CHAT_ATTACHMENT_MAX_BYTES", defaults.attachment_max_bytes, minimum=1),
+        attachment_max_bytes_ceiling=_int(
+            env, "CHAT_ATTACHMENT_MAX_BYTES_CEILING", defaults.attachment_max_bytes_ceiling, minimum=1
+        ),
+        attachment_types=_list(env, "CHAT_ATTACHMENT_TYPES", defaults.attachment_types),
+        attachments_pending_max=_int(env, "CHAT_ATTACHMENTS_PENDING_MAX", defaults.attachments_pending_max, minimum=1),
+        upload_rate_limit=_int(env, "CHAT_UPLOAD_RATE_LIMIT", defaults.upload_rate_limit, minimum=1),
+        attachments_per_message=_int(
+            env, "CHAT_ATTACHMENTS_PER_MESSAGE", defaults.attachments_per_message, minimum=1
+        ),
+        attachment_url_ttl_s=_int(env, "CHAT_ATTACHMENT_URL_TTL_S", defaults.attachment_url_ttl_s, minimum=1),
+        attachment_delete_after_s=_int(env, "CHAT_ATTACHMENT_DELETE_AFTER_S", defaults.attachment_delete_after_s),
+        attachment_unreferenced_ttl_s=_int(
+            env, "CHAT_ATTACHMENT_UNREFERENCED_TTL_S", defaults.attachment_unreferenced_ttl_s, minimum=60
         ),
         api_rate_limit=env.get("CHAT_API_RATE_LIMIT", defaults.api_rate_limit),
         login_rate_limit=env.get("CHAT_LOGIN_RATE_LIMIT", defaults.login_rate_limit),

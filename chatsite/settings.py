@@ -117,6 +117,17 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Uploads (``chat.services.attachments``) go through the "attachments" storage: a local directory by
+# default, any Django storage (django-storages' S3, GCS, Azure...) by CHAT_ATTACHMENTS_STORAGE.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {
+        "BACKEND": CHAT.attachments_storage or "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {} if CHAT.attachments_storage else {"location": CHAT.attachments_dir},
+    },
+}
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Static files are the apps' own (chat/static/chat/...), found by the app directories finder.

@@ -25,9 +25,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 CODE = "payload_too_large"
 
 
-def too_large_body(limit: int) -> bytes:
+def too_large_body(limit: int, code: str = CODE) -> bytes:
     return json.dumps(
-        {"error": f"Request body exceeds {limit} bytes.", "code": CODE, "maxBytes": limit}, separators=(",", ":")
+        {"error": f"Request body exceeds {limit} bytes.", "code": code, "maxBytes": limit}, separators=(",", ":")
     ).encode()
 
 
@@ -84,10 +84,58 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     @staticmethod
-    async def _refuse(send: Send, limit: int) -> None:
-        body = too_large_body(limit)
+    async def _refuse(send: Send, limit: int, code: str = CODE) -> None:
+        body = too_large_body(limit, code)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         # The rest of the body is not read: the connection closes after the answer.
         headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class StreamingBodyLimit:
+    """Like :class:`BodyLimit`, for large bodies (uploads): nothing is buffered here.
+
+    The body goes to the application as it arrives, counted; once past the
+    limit the application is told the client left (Django stops reading and
+    drops what it spooled) and the client gets 413 with ``code``, unless the
+    application had answered already.
+    """
+
+    def __init__(self, app: App, limit: Callable[[], int], code: str = CODE) -> None:
+        self.app = app
+        self.limit = limit
+        self.code = code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        declared = declared_length(scope)
+        if declared is not None and not 0 <= declared <= limit:
+            await BodyLimit._refuse(send, limit, self.code)
+            return
+        received, over, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def answer(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted, answer)
+        if over and not started:
+            await BodyLimit._refuse(send, limit, self.code)

@@ -73,6 +73,7 @@ LIMIT_SETTINGS: Mapping[str, str] = {
     "typing": "typing_rate_limit",
     "presence": "presence_rate_limit",
     "history": "history_rate_limit",
+    "upload": "upload_rate_limit",
 }
 
 

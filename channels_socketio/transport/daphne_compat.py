@@ -1,4 +1,4 @@
-"""Let daphne close a WebSocket with the RFC 6455 protocol codes.
+"""Let daphne close a WebSocket with the RFC 6455 protocol codes, and leave form bodies to the application.
 
 Layer: transport.  Installed once by ``chatsite/asgi.py``.
 
@@ -11,6 +11,12 @@ sent, and the client stayed connected to a session the server had already
 forgotten; daphne also drops the close reason.  The patched ``handle_reply``
 sends the close frame with its code and reason, the protocol codes directly,
 the others through autobahn's checks.
+
+Twisted, under daphne, also parses every ``multipart/form-data`` body itself
+(into ``request.args``, which daphne never reads), whole and in memory,
+and answers a body it cannot parse with an empty 400 before the application
+sees it: :func:`install` turns that off, so uploads reach the application's
+own streaming parser and limits.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ def install() -> None:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # another ASGI server: nothing to patch
         return
+    _leave_forms_to_the_application()
     if getattr(WebSocketProtocol.handle_reply, "chat_patched", False):
         return
     original = WebSocketProtocol.handle_reply
@@ -43,3 +50,18 @@ def install() -> None:
 
     handle_reply.chat_patched = True  # type: ignore[attr-defined]
     WebSocketProtocol.handle_reply = handle_reply
+
+
+def _leave_forms_to_the_application() -> None:
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest.__init__, "chat_patched", False):
+        return
+    original = WebRequest.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False  # twisted.web.http.Request's switch (Twisted 22.10+)
+
+    __init__.chat_patched = True  # type: ignore[attr-defined]
+    WebRequest.__init__ = __init__

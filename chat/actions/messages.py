@@ -31,6 +31,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import Signal
 
@@ -38,7 +39,7 @@ from chat import event_names, notify
 from chat.errors import InvalidPayload
 from chat.ids import AGENT_REPLY_PREFIX, is_reserved_message_id
 from chat.models import ContentType, SenderType
-from chat.services import screening
+from chat.services import attachments, screening
 from chat.services.messages import NewMessage, Sender, StoredMessage, check_content, render
 from chat.services.writer import writer
 from chat.shapes import message_shape
@@ -86,6 +87,8 @@ class Draft:
     content: str
     content_type: str = ContentType.TEXT
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Ids of the member's uploads in the session that the message carries (``chat.services.attachments``).
+    attachments: tuple[str, ...] = ()
 
 
 async def limit_sends(author: Author) -> None:
@@ -128,6 +131,7 @@ async def post_message(
     """
     if is_reserved_message_id(draft.key):
         raise InvalidPayload(f"Message ids starting with {AGENT_REPLY_PREFIX!r} are reserved for agent replies.")
+    claimed = attachments.check_count(draft.attachments)
     await limit_sends(author)
     stored = writer.recently_stored(where.session_id, draft.key)
     if stored is None:
@@ -136,7 +140,13 @@ async def post_message(
             where.session_id, author.sender, draft.key, draft.content, draft.content_type, draft.metadata, html
         )
         announce = functools.partial(announce_message, where, exclude=tuple(exclude))
-        stored = await writer.store(new, announce)
+        if claimed:
+            # Off the batching writer: the message and its claim on the uploads commit together.
+            stored = await database_sync_to_async(attachments.store_with_attachments)(new, author.member.pk, claimed)
+            if stored.created:
+                await announce(stored)
+        else:
+            stored = await writer.store(new, announce)
         if not stored.created:
             # Sent before, but not by this worker lately: its announcement may have died with the worker
             # that committed it.  At least once: announce it again; clients deduplicate by id and seq.

@@ -20,8 +20,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
-from chat.errors import NotAMember, SessionNotFound
-from chat.ids import CLIENT_ID_PATTERN, SLUG_PATTERN
+from chat.errors import AttachmentNotFound, NotAMember, SessionNotFound
+from chat.ids import ATTACHMENT_ID_PATTERN, CLIENT_ID_PATTERN, SLUG_PATTERN
 from chat.models import Membership
 from chat.services import access
 from chat.services.moderation import MemberNotFound, moderator_membership
@@ -32,6 +32,7 @@ from .throttling import ApiRateThrottle
 
 SLUG = re.compile(SLUG_PATTERN)
 CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+ATTACHMENT_ID = re.compile(ATTACHMENT_ID_PATTERN)
 USERNAME = re.compile(USERNAME_PATTERN)
 
 #: URL keyword -> (allowed shape, the error a malformed value gets).
@@ -40,6 +41,7 @@ PATH_SHAPES = {
     "session": (CLIENT_ID, SessionNotFound),
     "message": (CLIENT_ID, MessageNotFound),
     "username": (USERNAME, MemberNotFound),
+    "attachment": (ATTACHMENT_ID, AttachmentNotFound),
 }
 
 

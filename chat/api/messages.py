@@ -26,7 +26,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.models import ChatMessage, ChatSession
-from chat.services import announce, moderation
+from chat.services import announce, attachments, moderation
 from chat.services import sessions as service
 from chat.services.messages import Sender
 
@@ -87,6 +87,7 @@ class MessageList(ApiView):
         older = bool(page) and messages.filter(seq__lt=page[0].seq).exists()
         for message in page:
             message.session = row
+        attachments.attach_shapes(page, user_id=request.user.pk)
         url = remove_query_param(remove_query_param(request.build_absolute_uri(), "after_seq"), "before_seq")
         return Response(
             {
@@ -125,6 +126,9 @@ class MessageList(ApiView):
                 "not_a_member",
                 "session_not_found",
                 "session_closed",
+                "too_many_attachments",
+                "attachment_not_found",
+                "attachment_in_use",
             ),
         },
     )
@@ -143,10 +147,11 @@ class MessageList(ApiView):
         stored = async_to_sync(post_message)(
             Author(sender, request.user, scope, "rest"),
             SessionRef(row.pk, row.key, row.workspace_id, row.workspace.slug),
-            Draft(data["id"], data["content"], data["contentType"], data["metadata"]),
+            Draft(data["id"], data["content"], data["contentType"], data["metadata"], tuple(data["attachments"])),
         )
         message = stored.message
         message.session = row
+        attachments.attach_shapes([message], user_id=request.user.pk)
         body = MessageSerializer(message).data
         if message.hidden and not membership.moderates:
             body.update(content="", html=None, metadata={})  # the id was reused: do not reveal what was hidden
@@ -165,6 +170,7 @@ class MessageDetail(ApiView):
     def get(self, request: Request, workspace: str, session: str, message: str) -> Response:
         row = service.get_session(self.membership, session)
         found = service.get_message(row, message, include_hidden=self.membership.moderates)
+        attachments.attach_shapes([found], user_id=request.user.pk)
         return Response(MessageSerializer(found).data)
 
 
@@ -178,6 +184,7 @@ class _SetHidden(ApiView):
         found = service.get_message(row, message, include_hidden=True)
         if moderation.set_hidden(request.user, found, self.hidden):
             (announce.message_hidden if self.hidden else announce.message_unhidden)(found, row)
+        attachments.attach_shapes([found], user_id=request.user.pk)
         return Response(MessageSerializer(found).data)
 
 
@@ -268,4 +275,5 @@ class MessageSearch(ApiView):
     )
     def get(self, request: Request, workspace: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
+        attachments.attach_shapes(page, user_id=request.user.pk)
         return self.get_paginated_response(MessageSerializer(page, many=True).data)

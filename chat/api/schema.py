@@ -113,6 +113,40 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         "error": "Request was throttled. Expected available in 42 seconds.", "code": "rate_limited",
         "retryAfter": 42000,
     }),
+    "attachment_too_large": (413, "The file is larger than the workspace's limit (`maxBytes`), or the body larger "
+                             "than CHAT_ATTACHMENT_MAX_BYTES_CEILING; refused while it arrives.", {
+        "error": "The file is larger than this workspace accepts.", "code": "attachment_too_large",
+        "maxBytes": 10485760,
+    }),
+    "attachment_type_not_allowed": (415, "The type sniffed from the bytes (`contentType`) is not on the workspace's "
+                                    "list, or is scriptable (HTML, SVG, XML, Flash): never accepted.", {
+        "error": "Files of this type are not accepted here.", "code": "attachment_type_not_allowed",
+        "contentType": "text/html",
+    }),
+    "attachment_name_invalid": (400, "The display name has control or bidi characters, or is over 255 characters.", {
+        "error": "The file name may not contain control characters and is limited to 255 characters.",
+        "code": "attachment_name_invalid",
+    }),
+    "attachments_pending_limit": (429, "The caller holds CHAT_ATTACHMENTS_PENDING_MAX uploads no message sent yet.", {
+        "error": "Too many uploads not yet sent in a message; send or wait for them to expire.",
+        "code": "attachments_pending_limit", "limit": 20,
+    }),
+    "attachment_not_found": (404, "No such attachment in this session that the caller may see (another user's "
+                             "upload not yet sent, another session's, another workspace's).", {
+        "error": "No such attachment.", "code": "attachment_not_found",
+    }),
+    "attachment_in_use": (409, "The upload was sent with another message already.", {
+        "error": "This attachment already belongs to another message.", "code": "attachment_in_use",
+    }),
+    "too_many_attachments": (400, "More than CHAT_ATTACHMENTS_PER_MESSAGE attachments.", {
+        "error": "Too many attachments for one message.", "code": "too_many_attachments", "limit": 10,
+    }),
+    "attachment_link_expired": (403, "The signed link is older than CHAT_ATTACHMENT_URL_TTL_S: ask for a new one.", {
+        "error": "This download link has expired; ask for a new one.", "code": "attachment_link_expired",
+    }),
+    "attachment_link_invalid": (403, "The link's signature does not verify.", {
+        "error": "This download link is not valid.", "code": "attachment_link_invalid",
+    }),
 }
 
 #: What every paginated list can answer besides its own errors.
@@ -146,6 +180,9 @@ SESSION = OpenApiParameter(
 )
 MESSAGE = OpenApiParameter(
     "message", str, OpenApiParameter.PATH, description="The message's id within its session."
+)
+ATTACHMENT = OpenApiParameter(
+    "attachment", str, OpenApiParameter.PATH, description="The attachment's id (32 hex digits, the server's)."
 )
 USERNAME = OpenApiParameter("username", str, OpenApiParameter.PATH, description="A user's username (`userId`).")
 

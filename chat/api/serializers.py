@@ -17,7 +17,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from chat.ids import CLIENT_ID_PATTERN
+from chat.ids import ATTACHMENT_ID_PATTERN, CLIENT_ID_PATTERN
 from chat.models import (
     ChatMessage,
     ChatSession,
@@ -330,7 +330,46 @@ MESSAGE_EXAMPLE = {
     "hidden": False,
     "hiddenBy": None,
     "hiddenAt": None,
+    "attachments": [],
 }
+
+
+ATTACHMENT_EXAMPLE = {
+    "id": "3f5c0a9e8b7d4c2a9e1f0b6d5c4a3b21",
+    "name": "receipt.png",
+    "contentType": "image/png",
+    "size": 48213,
+    "width": 640,
+    "height": 480,
+    "url": "/api/v1/attachments/eyJhIjoiM2Y1YyIsInUiOjd9:1uXyZa:3kQm.../",
+}
+
+
+@extend_schema_serializer(examples=[OpenApiExample("attachment", value=ATTACHMENT_EXAMPLE, response_only=True)])
+class AttachmentSerializer(serializers.Serializer):
+    """An uploaded file (``chat.shapes.attachment_shape``)."""
+
+    id = serializers.CharField(help_text="The server's id (32 hex digits): what a message's `attachments` lists.")
+    name = serializers.CharField(help_text="The uploader's file name, for display only (last path segment).")
+    contentType = serializers.CharField(help_text="Sniffed from the bytes, never the uploader's claim.")
+    size = serializers.IntegerField(help_text="Bytes.")
+    width = serializers.IntegerField(allow_null=True, help_text="Raster images: pixels, when the header says.")
+    height = serializers.IntegerField(allow_null=True)
+    url = serializers.CharField(
+        allow_null=True,
+        help_text="A signed download path for the caller, relative to the server, valid for "
+        "CHAT_ATTACHMENT_URL_TTL_S. `null` in broadcasts: ask `GET .../attachments/<id>/` for one.",
+    )
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The file (multipart/form-data). Its type is sniffed from its bytes.")
+    name = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The name to show instead of the part's filename (control characters: `attachment_name_invalid`).",
+    )
 
 
 @extend_schema_serializer(examples=[OpenApiExample("message", value=MESSAGE_EXAMPLE, response_only=True)])
@@ -359,6 +398,7 @@ class MessageSerializer(serializers.Serializer):
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")
     hiddenBy = serializers.CharField(allow_null=True, help_text="Moderators only: who hid it.")
     hiddenAt = serializers.IntegerField(allow_null=True, help_text="Moderators only: when (ms).")
+    attachments = AttachmentSerializer(many=True, help_text="The files the message carries, in the order sent.")
 
     def to_representation(self, message: ChatMessage) -> dict[str, Any]:
         data = message_shape(message)
@@ -404,6 +444,14 @@ class MessageCreateSerializer(serializers.Serializer):
     )
     senderName = Text(
         max_length=150, required=False, allow_blank=False, help_text="For `system` messages: the name shown."
+    )
+    attachments = serializers.ListField(
+        child=serializers.RegexField(ATTACHMENT_ID_PATTERN),
+        required=False,
+        default=list,
+        help_text="Ids of your uploads in this session (`POST .../attachments/`), at most "
+        "CHAT_ATTACHMENTS_PER_MESSAGE (`too_many_attachments`); each must be yours, in this session and not "
+        "sent before (`attachment_not_found`, `attachment_in_use`).",
     )
 
     def validate_metadata(self, value: dict) -> dict:

@@ -11,7 +11,7 @@ from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import feedback, messages, monitoring, presence, security_events, sessions, versions, workspaces
+from . import attachments, feedback, messages, monitoring, presence, security_events, sessions, versions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -42,6 +42,10 @@ urlpatterns = [
     path(f"{S}/messages/<str:message>/unhide/", messages.MessageUnhide.as_view(), name="message-unhide"),
     path(f"{S}/messages/<str:message>/versions/", versions.MessageVersionList.as_view(), name="message-versions"),
     path(f"{W}/messages/", messages.MessageSearch.as_view(), name="message-search"),
+    # attachments: uploads to a session, and downloads by signed link (no credentials: the link is one)
+    path(f"{S}/attachments/", attachments.AttachmentUpload.as_view(), name="attachment-list"),
+    path(f"{S}/attachments/<str:attachment>/", attachments.AttachmentDetail.as_view(), name="attachment-detail"),
+    path("attachments/<str:token>/", attachments.AttachmentDownload.as_view(), name="attachment-download"),
     # presence and security
     path(f"{W}/presence/", presence.WorkspacePresence.as_view(), name="workspace-presence"),
     path(f"{W}/security-events/", security_events.SecurityEventList.as_view(), name="security-event-list"),

@@ -1,5 +1,6 @@
 """This worker's periodic chores: keep its presence rows alive, expire dead workers' rows and old socket tokens,
-and have its sockets that lost access to a session re-read it (should the change's notice have been lost)."""
+have its sockets that lost access to a session re-read it (should the change's notice have been lost), and
+remove attachments no message claimed in time or whose message was deleted longer ago than the edit window."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import event_names, notify
-from chat.services import access, presence
+from chat.services import access, attachments, presence
 from chat.shapes import user_left_shape
 from monitoring import metrics
 from security.models import SocketToken
@@ -52,6 +53,7 @@ class Housekeeping:
                 user_left_shape(gone.session_key, gone.user_name, gone.socket_id),
             )
         metrics.purged("socket_tokens", await database_sync_to_async(SocketToken.purge_expired)())
+        metrics.purged("attachments", await database_sync_to_async(attachments.purge)())
 
 
 housekeeping = Housekeeping()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
@@ -13,15 +14,16 @@ from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.errors import InvalidPayload
 from chat.events.access import current_joined
 from chat.events.handler import chat_event
-from chat.events.payloads import optional_int, optional_str, required_client_id, required_object
+from chat.events.payloads import attachment_ids, optional_int, optional_str, required_client_id, required_object
 from chat.models import ChatSession, ContentType
-from chat.services import messages
+from chat.services import attachments, messages
 from chat.shapes import message_shape, now_ms, to_ms
 
 
-def _history(session_id: int, moderates: bool, **query: Any):
+def _history(session_id: int, moderates: bool, user_id: int, **query: Any):
     page = messages.history(session_id, include_hidden=moderates, **query)
     session = ChatSession.objects.select_related("workspace").get(pk=session_id)
+    attachments.attach_shapes(page.messages, user_id=user_id)
     return page, [message_shape(m, session) for m in page.messages]
 
 
@@ -39,10 +41,11 @@ def register(namespace: Namespace) -> None:
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidPayload("message.metadata must be a JSON object.")
+        attached = attachment_ids(message, "attachments", limit=settings.CHAT.attachments_per_message)
         stored = await post_message(
             Author.member_of(socket.user, socket.scope, "socket"),
             SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug),
-            Draft(key, content, ContentType.TEXT if content_type is None else content_type, metadata),
+            Draft(key, content, ContentType.TEXT if content_type is None else content_type, metadata, attached),
             exclude=[socket.id],
         )
         confirmation = {
@@ -62,6 +65,7 @@ def register(namespace: Namespace) -> None:
         page, shapes = await database_sync_to_async(_history)(
             entry.session_id,
             entry.moderates,
+            socket.user.pk,
             limit=optional_int(payload, "limit"),
             offset=optional_int(payload, "offset") or 0,
             after_seq=optional_int(payload, "afterSeq"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat.errors import InvalidPayload
-from chat.ids import is_client_id, is_slug
+from chat.errors import InvalidPayload, TooManyAttachments
+from chat.ids import is_attachment_id, is_client_id, is_slug
 
 
 def payload_object(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -68,3 +68,17 @@ def required_object(payload: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidPayload(f"{name} must be a JSON object.")
     return value
+
+
+def attachment_ids(payload: dict[str, Any], name: str, *, limit: int) -> tuple[str, ...]:
+    """A list of at most ``limit`` attachment ids (``too_many_attachments`` beyond, before any is read)."""
+    value = payload.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidPayload(f"{name} must be a list of attachment ids.")
+    if len(value) > limit:
+        raise TooManyAttachments(limit=limit)
+    if not all(is_attachment_id(item) for item in value):
+        raise InvalidPayload(f"{name} must hold attachment ids (32 hex digits).")
+    return tuple(value)

@@ -17,7 +17,7 @@ from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_client_id, required_client_id, required_slug
 from chat.events.typing_state import stop_typing
-from chat.services import access, messages, moderation, presence
+from chat.services import access, attachments, messages, moderation, presence
 from chat.services.access import Standing
 from chat.shapes import message_shape, now_ms, presence_shape, user_left_shape
 from monitoring import metrics
@@ -39,9 +39,15 @@ def _join(user: Any, workspace_slug: str, session_key: str, agent_key: str | Non
     ), session, presence_shape(row, session)
 
 
+def _missed_rows(session_id: int, first: int, last: int | None) -> list[Any]:
+    rows = messages.visible_between(session_id, first, last)
+    attachments.attach_shapes(rows, user_id=None)  # as broadcast: no one's links
+    return rows
+
+
 async def _missed(session_id: int, first: int, last: int | None) -> list[tuple[int, str, list[Any]]]:
     """A session's messages that this worker's members missed, as ``chat:message-received`` events."""
-    rows = await database_sync_to_async(messages.visible_between)(session_id, first, last)
+    rows = await database_sync_to_async(_missed_rows)(session_id, first, last)
     return [(row.seq, event_names.MESSAGE_RECEIVED, [message_shape(row, row.session)]) for row in rows]
 
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0008_message_versions'),
+        ('chat', '0011_attachments'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

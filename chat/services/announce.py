@@ -24,6 +24,7 @@ from django.db import transaction
 from channels_socketio.protocol.emitter import socket_room
 from chat import event_names, notify
 from chat.models import ChatMessage, ChatSession
+from chat.services import attachments
 from chat.shapes import message_shape, now_ms
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def message_hidden(message: ChatMessage, session: ChatSession) -> None:
 
 
 def message_unhidden(message: ChatMessage, session: ChatSession) -> None:
-    """Clients that dropped the message get it back whole."""
+    """Clients that dropped the message get it back whole (its attachments without anyone's links)."""
+    attachments.attach_shapes([message], user_id=None)
     payload = {
         "sessionId": session.key,
         "messageId": message.key,

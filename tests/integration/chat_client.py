@@ -62,6 +62,7 @@ MESSAGE_FIELDS = {
     "metadata",
     "timestamp",
     "version",
+    "attachments",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}
 USER_LEFT_FIELDS = {"sessionId", "userId", "socketId", "timestamp"}

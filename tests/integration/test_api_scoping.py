@@ -37,9 +37,10 @@ BODIES = {
     "session-share": {"username": "bob"},
     "message-list": {"id": "new-message", "content": "hello"},
 }
-#: Not workspace-scoped: the socket token (the caller's own) and the monitoring API (staff or ops;
-#: tests/integration/test_monitoring_endpoints.py).
-SKIP = {"socket-token", "api-not-found", "monitoring-metrics", "monitoring-health"}
+#: Not workspace-scoped: the socket token (the caller's own), the monitoring API (staff or ops;
+#: tests/integration/test_monitoring_endpoints.py), and attachment downloads, whose signed link is the
+#: credential (tests/integration/test_api_attachments.py).
+SKIP = {"socket-token", "api-not-found", "monitoring-metrics", "monitoring-health", "attachment-download"}
 
 
 def endpoints() -> list[tuple[str, str, str]]:
@@ -69,7 +70,7 @@ def beta(world):
     """Workspace B's objects, as ids an A user could learn or guess."""
     session = world.session(world.b, "bs", "bob")
     world.message(session, "bm", "beta's secret", sender="bob")
-    return {"workspace": "beta", "session": "bs", "message": "bm", "username": "bob"}
+    return {"workspace": "beta", "session": "bs", "message": "bm", "username": "bob", "attachment": "0" * 32}
 
 
 def snapshot() -> tuple:

@@ -372,6 +372,7 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "metadata": metadata,
         "timestamp": sent["timestamp"],
         "version": 1,
+        "attachments": [],
     }
     for other in (a2, bob):
         received = await other.wait_for("chat:message-received", since=marks[other])

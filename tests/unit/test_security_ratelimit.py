@@ -53,6 +53,7 @@ def test_default_rules() -> None:
         "typing": Rule(60, 60),
         "presence": Rule(30, 60),
         "history": Rule(60, 60),
+        "upload": Rule(20, 60),
     }
 
 

@@ -8,6 +8,7 @@
  */
 
 import { ActivityMonitor } from "./activity.js";
+import { AttachmentLinks, uploadFile } from "./attachments.js";
 import { Connection } from "./connection.js";
 import { ChatRoom } from "./session.js";
 import { newId } from "./store.js";
@@ -54,8 +55,17 @@ const state = {
 };
 
 const connection = new Connection().start();
+const sessionPath = () => `workspaces/${enc(state.workspace.id)}/sessions/${enc(state.room.sessionId)}`;
 const view = new ChatView($("[data-chat-panel]"), {
   connection,
+  attachments: {
+    upload: (file, onProgress) =>
+      uploadFile(`${boot.urls.api}${sessionPath()}/attachments/`, file, {
+        headers: { "X-CSRFToken": boot.csrfToken },
+        onProgress,
+      }),
+    links: new AttachmentLinks((id) => api("GET", `${sessionPath()}/attachments/${enc(id)}/`)),
+  },
   canModerate: () => Boolean(state.workspace?.moderates),
   onHide: (messageId) =>
     api("POST", `workspaces/${enc(state.workspace.id)}/sessions/${enc(state.room.sessionId)}/messages/${enc(messageId)}/hide/`),

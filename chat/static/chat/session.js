@@ -376,15 +376,19 @@ export class ChatRoom extends EventTarget {
     return Date.now() < this.sendBlockedUntil;
   }
 
-  /** Send `text` as a new message; returns its entry (or null when there is nothing to send). */
-  send(text) {
-    const content = String(text ?? "").replace(/\s+$/, "");
+  /**
+   * Send `text` as a new message, with `attachments` uploaded before (their names stand in for an empty
+   * text); returns its entry (or null when there is nothing to send).
+   */
+  send(text, attachments = []) {
+    let content = String(text ?? "").replace(/\s+$/, "");
+    if (!content.trim() && attachments.length) content = attachments.map((a) => a.name).join(", ");
     if (!content.trim()) return null;
     if (this.closed) {
       this._setError({ code: "session_closed", message: "This conversation is closed." }, "send");
       return null;
     }
-    const item = this.store.addLocal({ id: newId("m"), content, contentType: "text" });
+    const item = this.store.addLocal({ id: newId("m"), content, contentType: "text", attachments });
     this.stopTyping();
     this._changed("messages", { own: true, id: item.id });
     this._deliver(item.id);
@@ -424,6 +428,7 @@ export class ChatRoom extends EventTarget {
     let ack;
     try {
       const message = { id, ...this._ids(), content: item.content, contentType: item.contentType };
+      if (item.attachments.length) message.attachments = item.attachments.map((attachment) => attachment.id);
       ack = await this.connection.request("chat:send-message", { message }, SEND_TIMEOUT_MS);
     } catch {
       // No answer: it may or may not be stored.  It goes again with the same id after the next

@@ -97,6 +97,7 @@ export class MessageStore {
       html: null,
       timestamp: Date.now(),
       metadata: {},
+      attachments: [],
       state: MessageState.STORED,
       mine: false,
       queued: false,
@@ -126,6 +127,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: Array.isArray(message.attachments) ? message.attachments : [],
       timestamp: message.timestamp ?? Date.now(),
       queued: false,
       error: null,
@@ -140,7 +142,10 @@ export class MessageStore {
       if (existing.regenVersion != null) Object.assign(fields, { regenVersion: null, previous: null });
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
       const same =
-        existing.content === fields.content && existing.html === fields.html && existing.version === fields.version;
+        existing.content === fields.content &&
+        existing.html === fields.html &&
+        existing.version === fields.version &&
+        existing.attachments.length === fields.attachments.length;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
       }
@@ -151,11 +156,12 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once (the optimistic bubble). */
-  addLocal({ id, content, contentType = "text" }) {
+  addLocal({ id, content, contentType = "text", attachments = [] }) {
     return this._create({
       id,
       content,
       contentType,
+      attachments,
       senderType: "user",
       userId: this.self.userId,
       userName: this.self.userName ?? "",

@@ -13,6 +13,7 @@
  */
 
 import { ConnectionState } from "./connection.js";
+import { renderAttachments } from "./attachments.js";
 import { copyCode, renderBody } from "./message_body.js";
 import { FOCUS_PARTNER, REPLY_ACTIONS, replyTools } from "./reply_tools.js";
 import { VersionBrowser } from "./versions.js";
@@ -101,13 +102,22 @@ export class ChatView {
    * @param {() => boolean} [options.canModerate] show "Hide" on messages
    * @param {(id: string) => Promise<void>} [options.onHide]
    * @param {(id: string) => Promise<object>} [options.fetchVersions] a reply's earlier versions (REST), to browse them
+   * @param {{upload: (file: File, onProgress: (f: number) => void) => Promise<object>,
+   *          links: import("./attachments.js").AttachmentLinks}} [options.attachments]
+   *   uploads and download links; without it there is no attach button
    */
-  constructor(root, { connection, canModerate = () => false, onHide = null, fetchVersions = null } = {}) {
+  constructor(
+    root,
+    { connection, canModerate = () => false, onHide = null, attachments = null, fetchVersions = null } = {},
+  ) {
     this.root = root;
     this.connection = connection;
     this.canModerate = canModerate;
     this.onHide = onHide;
     this.versions = new VersionBrowser(fetchVersions);
+    this.attachments = attachments;
+    this._uploaded = [];
+    this._uploading = 0;
     this.room = null;
     this.elements = new Map();
     this._frame = 0;
@@ -141,6 +151,11 @@ export class ChatView {
       composer: q("composer"),
       input: q("composer-input"),
       send: q("send"),
+      attach: q("attach"),
+      attachInput: q("attach-input"),
+      uploads: q("uploads"),
+      uploadProgress: q("upload-progress"),
+      uploadList: q("upload-list"),
       hint: q("composer-hint"),
       announcer: q("announcer"),
     };
@@ -168,16 +183,19 @@ export class ChatView {
     });
     composer.addEventListener("submit", (event) => {
       event.preventDefault();
-      if (!this.room || !this._canSend()) return;
-      const item = this.room.send(input.value);
+      if (!this.room || !this._canSend() || this._uploading) return;
+      const item = this.room.send(input.value, this._uploaded);
       if (item) {
         input.value = "";
+        this._uploaded = [];
+        this._renderUploads();
         this._autosize();
         this._pending.own = true;
         this._renderComposer();
       }
       input.focus();
     });
+    if (this.attachments) this._bindAttachments();
     scroller.addEventListener("scroll", () => this._onScroll(), { passive: true });
     loadOlder.addEventListener("click", () => this.room?.loadOlder());
     jump.addEventListener("click", () => {
@@ -340,6 +358,64 @@ export class ChatView {
     }
   }
 
+  _bindAttachments() {
+    const { attach, attachInput, uploadList } = this.dom;
+    attach.hidden = false;
+    attach.addEventListener("click", () => attachInput.click());
+    attachInput.addEventListener("change", () => {
+      const [file] = attachInput.files;
+      attachInput.value = "";
+      if (file) void this._upload(file);
+    });
+    uploadList.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-remove]");
+      if (!button) return;
+      this._uploaded = this._uploaded.filter((attachment) => attachment.id !== button.dataset.remove);
+      this._renderUploads();
+      this.dom.input.focus();
+    });
+  }
+
+  async _upload(file) {
+    const { uploadProgress } = this.dom;
+    this._uploading += 1;
+    uploadProgress.value = 0;
+    this._renderUploads();
+    try {
+      const attachment = await this.attachments.upload(file, (fraction) => {
+        uploadProgress.value = fraction;
+      });
+      this._uploaded = [...this._uploaded, attachment];
+      this.announce(`${attachment.name} is ready to send.`);
+    } catch (error) {
+      this.announce(`${file.name} could not be uploaded: ${error.message}`);
+      this.dom.errorText.textContent = `${file.name}: ${error.message}`;
+      this.dom.error.hidden = false;
+    } finally {
+      this._uploading -= 1;
+      this._renderUploads();
+      this._renderComposer();
+    }
+  }
+
+  _renderUploads() {
+    const { uploads, uploadProgress, uploadList } = this.dom;
+    uploads.hidden = !this._uploading && !this._uploaded.length;
+    uploadProgress.hidden = !this._uploading;
+    uploadList.replaceChildren(
+      ...this._uploaded.map((attachment) => {
+        const entry = el("li", "composer__file", attachment.name);
+        entry.dataset.attachmentId = attachment.id;
+        const remove = el("button", "composer__remove", "×");
+        remove.type = "button";
+        remove.dataset.remove = attachment.id;
+        remove.setAttribute("aria-label", `Remove ${attachment.name}`);
+        entry.append(remove);
+        return entry;
+      }),
+    );
+  }
+
   _fillMessage(li, item, continued, moderator, blockedFor) {
     const kind = item.senderType === "system" ? "system" : item.mine ? "mine" : item.senderType === "agent" ? "agent" : "other";
     li.className = `msg msg--${kind}${continued ? " msg--continued" : ""} msg--${item.state}`;
@@ -392,6 +468,7 @@ export class ChatView {
     renderBody(body, shown);
     li.dataset.version = String(earlier?.version ?? item.version ?? 1); // the version on screen
     bubble.append(body);
+    if (item.attachments?.length) renderAttachments(bubble, item.attachments, this.attachments?.links ?? null);
     if (item.state === MessageState.STREAMING) {
       bubble.setAttribute("aria-busy", "true");
       const caret = el("span", "msg__caret");
@@ -520,7 +597,8 @@ export class ChatView {
     closedNote.hidden = !closed;
     input.disabled = !room || closed || room.status === "ended";
     input.placeholder = closed ? "This conversation is closed" : "Write a message…";
-    send.disabled = !this._canSend() || !input.value.trim();
+    send.disabled = !this._canSend() || Boolean(this._uploading) || (!input.value.trim() && !this._uploaded.length);
+    if (this.attachments) this.dom.attach.disabled = !this._canSend();
     const blocked = room?.sendBlocked ? secondsLeft(room.sendBlockedUntil) : 0;
     hint.textContent = blocked ? `Sending paused: you can send again in ${blocked} s.` : this._defaultHint;
     this.root.classList.toggle("chat--closed", closed);

@@ -25,9 +25,11 @@
 import { io as defaultIo } from "socket.io-client";
 import type { ManagerOptions, Socket, SocketOptions } from "socket.io-client";
 
+import { attachmentLink, type RestTarget, type UploadProgress, uploadAttachment } from "./attachments.js";
 import { ChatRequestError, OFFLINE, TIMEOUT } from "./errors.js";
 import type {
   AckResult,
+  ChatAttachment,
   ChatPresence,
   ClientEventName,
   ClientToServerEvents,
@@ -76,6 +78,11 @@ export interface ChatClientOptions {
   presenceTtlMs?: number;
   /** socket.io-client's `io`, replaceable for tests. */
   io?: IoFactory;
+  /**
+   * Headers for the REST calls attachments need (uploads, links).  Default: `Authorization: Bearer`
+   * with `token`; a page using the session cookie returns its CSRF header here instead.
+   */
+  restHeaders?: () => Record<string, string>;
 }
 
 const DEFAULT_ACK_TIMEOUT_MS = 10_000;
@@ -380,6 +387,23 @@ export class ChatClient {
    * connected.  Sessions are shared: each call takes a reference, and the
    * session leaves when the last is released (`session.release()`).
    */
+  /** Where and how the REST API is reached (attachments). */
+  restTarget(): RestTarget {
+    const { url, token, restHeaders } = this.options;
+    const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+    return { base: url ?? "", headers: { ...headers, ...(restHeaders?.() ?? {}) } };
+  }
+
+  /** Upload a file to a session (progress from 0 to 1); send its `id` in a message's `attachments`. */
+  uploadAttachment(workspaceId: string, sessionId: string, file: Blob, onProgress?: UploadProgress): Promise<ChatAttachment> {
+    return uploadAttachment(this.restTarget(), workspaceId, sessionId, file, onProgress);
+  }
+
+  /** A fresh download link (absolute) for an attachment of the session. */
+  attachmentLink(workspaceId: string, sessionId: string, attachmentId: string): Promise<string> {
+    return attachmentLink(this.restTarget(), workspaceId, sessionId, attachmentId);
+  }
+
   session(sessionId: string, workspaceId: string, options: SessionOptions = {}): ChatSession {
     const key = `${workspaceId}\u0000${sessionId}`;
     let session = this.sessions.get(key);

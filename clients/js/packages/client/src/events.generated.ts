@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "unknown_event" | "too_many_pending_events" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -45,6 +45,25 @@ export interface ChatMessage {
   timestamp: Millis;
   /** 1, then one more with every change of the content (a regenerated agent reply, an edit): never show an older version over a newer one. */
   version?: number;
+  /** The files the message carries, in the order sent (absent from servers before attachments). */
+  attachments?: ChatAttachment[];
+}
+
+/** An attachment's id: the server's, 32 hex digits (REST `POST .../sessions/<id>/attachments/` answers it). */
+export type AttachmentId = string;
+
+/** A file a message carries. `contentType` was sniffed from its bytes. */
+export interface ChatAttachment {
+  id: AttachmentId;
+  /** The uploader's file name, for display only: show it as text. */
+  name: string;
+  contentType: string;
+  size: number;
+  /** Raster images: pixels, when the header says. */
+  width: number | null;
+  height: number | null;
+  /** A short-lived signed download path for the receiving user, relative to the server; null in broadcasts (ask REST `GET .../attachments/<id>/` for one). */
+  url: string | null;
 }
 
 /** One socket of a user in a session. */
@@ -78,6 +97,10 @@ export interface ChatError {
   mutedUntil?: Millis;
   /** message_blocked, spam_detected: which rule. */
   reason?: string;
+  /** attachment_not_found, attachment_in_use: which one. */
+  attachmentId?: AttachmentId;
+  /** too_many_attachments: the most a message carries. */
+  limit?: number;
 }
 
 /** The `data` of a `connect_error` the server refused with (not a chat:* event). */
@@ -137,6 +160,8 @@ export interface OutgoingMessage {
   content: string;
   contentType?: ContentType;
   metadata?: Record<string, unknown>;
+  /** Ids of the sender's uploads in this session, not sent before (at most CHAT_ATTACHMENTS_PER_MESSAGE). */
+  attachments?: AttachmentId[];
 }
 
 export interface SendMessageRequest {

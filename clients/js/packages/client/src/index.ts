@@ -26,4 +26,6 @@ export { PresenceTracker } from "./presence.js";
 export type { Person, Typer } from "./presence.js";
 export { ChatRequestError, errorInfo } from "./errors.js";
 export { isClientId, newId } from "./ids.js";
+export { absolute, attachmentLink, uploadAttachment } from "./attachments.js";
+export type { RestTarget, UploadProgress } from "./attachments.js";
 export type * from "./events.js";

@@ -32,14 +32,17 @@ import type {
   AgentStreamChunk,
   AgentToolCall,
   CancelAgentAck,
+  ChatAttachment,
   ChatMessage,
   ChatPresence,
   ContentType,
+  OutgoingMessage,
   PresenceStatus,
   RateMessageAck,
   RegenerateAck,
   ServerToClientPayloads,
 } from "./events.js";
+import { absolute, type UploadProgress } from "./attachments.js";
 import { newId } from "./ids.js";
 import { type Person, PresenceTracker, type Typer } from "./presence.js";
 import { type ChatErrorInfo, type Identity, type MessageItem, MessageStore } from "./store.js";
@@ -446,9 +449,33 @@ export class ChatSession {
 
   // --- sending ----------------------------------------------------------------------------
 
-  /** Send `text` as a new message; returns its entry (null when there is nothing to send). */
-  send(text: string, options: { contentType?: ContentType; metadata?: Record<string, unknown>; id?: string } = {}): MessageItem | null {
-    const content = String(text ?? "").replace(/\s+$/, "");
+  /** Upload a file to this session; pass what it resolves with in `send`'s `attachments`. */
+  uploadAttachment(file: Blob, onProgress?: UploadProgress): Promise<ChatAttachment> {
+    return this.client.uploadAttachment(this.workspaceId, this.sessionId, file, onProgress);
+  }
+
+  /** A download link for one of this session's attachments: its own `url`, or a fresh one (received live). */
+  attachmentUrl(attachment: ChatAttachment): Promise<string> {
+    if (attachment.url) return Promise.resolve(absolute(this.client.restTarget().base, attachment.url));
+    return this.client.attachmentLink(this.workspaceId, this.sessionId, attachment.id);
+  }
+
+  /**
+   * Send `text` as a new message, with `attachments` uploaded before (at most 10; their names stand in
+   * for an empty text); returns its entry (null when there is nothing to send).
+   */
+  send(
+    text: string,
+    options: {
+      contentType?: ContentType;
+      metadata?: Record<string, unknown>;
+      id?: string;
+      attachments?: readonly ChatAttachment[];
+    } = {},
+  ): MessageItem | null {
+    const attachments = options.attachments ?? [];
+    let content = String(text ?? "").replace(/\s+$/, "");
+    if (!content.trim() && attachments.length) content = attachments.map((attachment) => attachment.name).join(", ");
     if (!content.trim()) return null;
     if (this.closed) {
       this.setError({ code: "session_closed", message: "This conversation is closed.", retryable: false }, "send");
@@ -459,6 +486,7 @@ export class ChatSession {
       content,
       contentType: options.contentType ?? "text",
       metadata: options.metadata ?? {},
+      attachments,
     });
     this.stopTyping();
     this.changed();
@@ -503,12 +531,10 @@ export class ChatSession {
     this.inFlight.add(id);
     let ack: AckResult<"chat:send-message">;
     try {
-      const { content, contentType, metadata } = item;
-      ack = await this.client.request(
-        "chat:send-message",
-        { message: { id, ...this.ids(), content, contentType, metadata: { ...metadata } } },
-        SEND_TIMEOUT_MS,
-      );
+      const { content, contentType, metadata, attachments } = item;
+      const message: OutgoingMessage = { id, ...this.ids(), content, contentType, metadata: { ...metadata } };
+      if (attachments.length) message.attachments = attachments.map((attachment) => attachment.id);
+      ack = await this.client.request("chat:send-message", { message }, SEND_TIMEOUT_MS);
     } catch {
       // No answer: it may or may not be stored.  It goes again with the same id after the
       // next (re)join, and the server answers a repeat with the original confirmation.

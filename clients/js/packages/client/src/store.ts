@@ -22,6 +22,7 @@ import type {
   AgentStep,
   AgentStreamChunk,
   AgentToolCall,
+  ChatAttachment,
   ChatMessage,
   ContentType,
   SenderType,
@@ -126,6 +127,8 @@ export interface MessageItem {
   /** The server's sanitised HTML of a stored message, when it sent one; never set from anything else. */
   readonly html: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** The files it carries (uploaded through REST); `url` is null for those received live. */
+  readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
   readonly state: MessageState;
   /** Written by this user (this tab or another). */
@@ -244,6 +247,7 @@ export class MessageStore {
       contentType: message.contentType ?? "text",
       html: typeof message.html === "string" ? message.html : null,
       metadata: message.metadata ?? {},
+      attachments: existing && !message.attachments ? existing.attachments : (message.attachments ?? []),
       timestamp: message.timestamp ?? Date.now(),
       state: (mine ? "sent" : "stored") as MessageState,
       mine,
@@ -261,6 +265,7 @@ export class MessageStore {
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
+        existing.attachments.length === fields.attachments.length &&
         existing.userName === fields.userName &&
         existing.version === fields.version;
       if (same) return { item: existing, added: false };
@@ -272,7 +277,13 @@ export class MessageStore {
   }
 
   /** Our own new message, shown at once. */
-  addLocal(fields: { id: string; content: string; contentType?: ContentType; metadata?: Record<string, unknown> }): MessageItem {
+  addLocal(fields: {
+    id: string;
+    content: string;
+    contentType?: ContentType;
+    metadata?: Record<string, unknown>;
+    attachments?: readonly ChatAttachment[];
+  }): MessageItem {
     return this.set({
       id: fields.id,
       seq: null,
@@ -283,6 +294,7 @@ export class MessageStore {
       contentType: fields.contentType ?? "text",
       html: null,
       metadata: fields.metadata ?? {},
+      attachments: fields.attachments ?? [],
       timestamp: Date.now(),
       state: "pending",
       mine: true,
@@ -403,6 +415,7 @@ export class MessageStore {
         contentType: "text",
         html: null,
         metadata: {},
+        attachments: [],
         timestamp: event.timestamp ?? Date.now(),
         state: "streaming",
         mine: false,
