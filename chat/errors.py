@@ -175,7 +175,6 @@ WIRE_ERRORS: dict[str, WireError] = {
     "agent_run_not_found": WireError(404, 1008),
     "agent_run_finished": WireError(409, 1008),
     "agent_run_active": WireError(409, 1008),
-    "feedback_not_allowed": WireError(400, 1008),
     "agent_config_invalid": WireError(400, 1008),
     "attachment_too_large": WireError(413, 1009),
     "attachment_type_not_allowed": WireError(415, 1008),
