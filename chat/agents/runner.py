@@ -729,11 +729,17 @@ class AgentRunner:
         if finished.seq is not None and outcome.status in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
             extra["seq"] = finished.seq
         await self._announce_final(ticket, chunks, **extra)
-        if finished.version is not None:
+        if finished.version is not None and finished.shape is not None:
             # A regeneration: the reply's new version replaces the text clients show.
-            await notify.to_session(
-                ticket.workspace_slug, ticket.session_key, event_names.MESSAGE_UPDATED, finished.shape
-            )
+            updated = {
+                "sessionId": ticket.session_key,
+                "workspaceId": ticket.workspace_slug,
+                "messageId": ticket.reply_key,
+                "seq": finished.seq,
+                "version": finished.version,
+                "message": finished.shape,
+            }
+            await notify.to_session(ticket.workspace_slug, ticket.session_key, event_names.MESSAGE_UPDATED, updated)
         elif finished.shape is not None:
             await notify.to_session(
                 ticket.workspace_slug,

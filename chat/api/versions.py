@@ -51,7 +51,8 @@ class MessageVersionSerializer(serializers.Serializer):
 class MessageVersionsSerializer(serializers.Serializer):
     messageId = serializers.CharField()
     version = serializers.IntegerField(min_value=1, help_text="The current version (the message itself).")
-    versions = MessageVersionSerializer(many=True, help_text="Earlier versions, oldest first.")
+    deleted = serializers.BooleanField()
+    results = MessageVersionSerializer(many=True, help_text="Earlier versions, oldest first.")
 
 
 @extend_schema(tags=["messages"], parameters=[WORKSPACE, SESSION, MESSAGE])
@@ -76,6 +77,7 @@ class MessageVersionList(ApiView):
         body = {
             "messageId": found.key,
             "version": found.version,
-            "versions": [MessageVersionSerializer(r).data for r in reversed(rows)],
+            "deleted": found.deleted_at is not None,
+            "results": [MessageVersionSerializer(r).data for r in reversed(rows)],
         }
         return Response(body)

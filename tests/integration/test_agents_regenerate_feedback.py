@@ -176,7 +176,14 @@ async def rate(client: PyClient, session: str, reply: str, rating: str | None, *
 
 
 def updates(client: PyClient, message_id: str) -> list[dict[str, Any]]:
-    return [args[0] for args in client.received(UPDATED) if args[0]["id"] == message_id]
+    """The messages of the ``chat:message-updated`` events about ``message_id`` (each checked against its envelope)."""
+    found = []
+    for [event] in client.received(UPDATED):
+        if event["messageId"] == message_id:
+            message = event["message"]
+            assert (message["id"], message["seq"], message["version"]) == (message_id, event["seq"], event["version"])
+            found.append(message)
+    return found
 
 
 def version_chunks(client: PyClient, message_id: str, version: int) -> list[dict[str, Any]]:
@@ -231,7 +238,7 @@ async def test_regenerate_twice_gives_three_versions_and_one_current(env):
     status, body, _ = await env.api("carol", f"workspaces/{WS}/sessions/{session}/messages/agent-m1/versions/")
     assert status == 200, body
     assert body["version"] == 3
-    assert [(v["version"], v["content"], v["reason"]) for v in body["versions"]] == [
+    assert [(v["version"], v["content"], v["reason"]) for v in body["results"]] == [
         (1, texts[0], "regenerate"),
         (2, texts[1], "regenerate"),
     ]
@@ -297,7 +304,7 @@ async def test_cancel_a_regeneration(env):
     partial = assert_complete_stream(stream)
     assert shown["content"] == partial and "w29" not in partial and shown["metadata"]["cancelled"] is True
     status, body, _ = await env.api("alice", f"workspaces/{WS}/sessions/{session}/messages/agent-m1/versions/")
-    assert status == 200 and [v["content"] for v in body["versions"]] == [first["content"]]
+    assert status == 200 and [v["content"] for v in body["results"]] == [first["content"]]
     # It is over: the reply can be regenerated again.
     assert (await regenerate(alice, session, "agent-m1", "r2"))["ok"]
     await regenerated(carol, "agent-m1", 3)
@@ -469,6 +476,6 @@ async def test_a_request_id_sent_to_two_server_processes_runs_once(regen_pair):
             assert len(updates(client, "agent-m1")) == 1
             assert len([c for c in finals(client, "agent-m1") if c.get("version") == 2]) == 1
         status, body, _ = await env.api("alice", f"workspaces/{WS}/sessions/{session}/messages/agent-m1/versions/")
-        assert status == 200 and body["version"] == 2 and len(body["versions"]) == 1
+        assert status == 200 and body["version"] == 2 and len(body["results"]) == 1
     finally:
         await env.close()

@@ -653,9 +653,9 @@ export class ChatRoom extends EventTarget {
           this._announce("A message was hidden by a moderator.");
         }
       },
-      "chat:message-updated": (message) => {
-        if (!this._ours(message)) return;
-        const { item } = this.store.putStored(message);
+      "chat:message-updated": (updated) => {
+        if (!this._ours(updated) || !updated.message) return;
+        const { item } = this.store.putStored(updated.message);
         this._changed("messages", { id: item.id });
       },
       "chat:message-unhidden": (unhidden) => {

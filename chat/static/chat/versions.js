@@ -8,7 +8,7 @@
  */
 
 export class VersionBrowser {
-  /** @param {((id: string) => Promise<{versions: Array<object>}>) | null} fetchVersions */
+  /** @param {((id: string) => Promise<{results: Array<object>}>) | null} fetchVersions */
   constructor(fetchVersions) {
     this.fetchVersions = fetchVersions;
     /** id -> {current, shown, versions: Map<number, object>} */
@@ -44,7 +44,7 @@ export class VersionBrowser {
     let entry = this.state.get(item.id);
     if (!entry || entry.current !== position.total) {
       const body = await this.fetchVersions(item.id);
-      const versions = new Map((body?.versions ?? []).map((v) => [v.version, v]));
+      const versions = new Map((body?.results ?? []).map((v) => [v.version, v]));
       entry = { current: position.total, shown: position.total, versions };
       this.state.set(item.id, entry);
     }

@@ -285,8 +285,16 @@ export interface AgentStreamChunk {
   version?: number;
 }
 
-/** A stored message's content changed (a regenerated agent reply): the whole message with its new version. Replace what you show for that id if this version is newer than yours. */
-export type MessageUpdated = ChatMessage & unknown;
+/** A stored message's content changed (a regenerated agent reply): apply it if its version is higher than the one you have. */
+export interface MessageUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: number;
+  /** The message as it is now, whole. */
+  message: ChatMessage;
+}
 
 export interface RegenerateRequest {
   sessionId: ClientId;

@@ -737,7 +737,7 @@ export class ChatSession {
         return;
       }
       case "chat:message-updated":
-        this.store.putStored(payload as ChatMessage);
+        this.store.putStored((payload as ServerToClientPayloads["chat:message-updated"]).message);
         this.changed();
         return;
       case "chat:message-unhidden":

@@ -289,10 +289,10 @@ describe("events", () => {
     server.push("chat:agent-stream-chunk", { ...chunk, chunk: "ond", index: 1 });
     expect(session.getSnapshot().messages.at(-1)).toMatchObject({ id: "r-1", state: "streaming", content: "second", version: 1 });
     server.push("chat:agent-stream-chunk", { ...chunk, chunk: "", index: 2, isComplete: true, seq: 2 });
-    server.push("chat:message-updated", message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "second", version: 2 }));
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "r-1", seq: 2, version: 2, message: message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "second", version: 2 }) });
     expect(session.getSnapshot().messages.at(-1)).toMatchObject({ id: "r-1", state: "stored", content: "second", version: 2, seq: 2 });
     // A late, older version never rolls it back.
-    server.push("chat:message-updated", message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "first", version: 1 }));
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "r-1", seq: 2, version: 1, message: message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "first", version: 1 }) });
     expect(session.getSnapshot().messages.at(-1)).toMatchObject({ content: "second", version: 2 });
     // A regeneration that fails leaves the reply as it was.
     server.push("chat:agent-stream-chunk", { ...chunk, version: 3, chunk: "thi", index: 0 });
