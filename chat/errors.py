@@ -90,6 +90,33 @@ class MetadataTooLarge(ChatError):
     default_message = "The message metadata is too large or too deeply nested."
 
 
+class NotAuthor(ChatError):
+    code = "not_author"
+    default_message = "Only the author can edit this message."
+
+
+class EditWindowClosed(ChatError):
+    code = "edit_window_closed"
+    default_message = "This message can no longer be changed: the workspace's edit window has passed."
+
+
+class VersionConflict(ChatError):
+    """The client edited from a version that is no longer current; ``currentVersion`` says which is."""
+
+    code = "version_conflict"
+    default_message = "The message changed since you read it; reload it and edit again."
+
+
+class MessageDeleted(ChatError):
+    code = "message_deleted"
+    default_message = "This message was deleted."
+
+
+class TooManyEdits(ChatError):
+    code = "too_many_edits"
+    default_message = "This message has been edited as often as it can be."
+
+
 class StoreFailed(ChatError):
     """Storing failed; nothing was confirmed or broadcast, so the client may retry."""
 
@@ -169,6 +196,11 @@ WIRE_ERRORS: dict[str, WireError] = {
     "member_not_found": WireError(404, 1008),
     "user_not_found": WireError(404, 1008),
     "message_not_found": WireError(404, 1008),
+    "not_author": WireError(403, 1008),
+    "edit_window_closed": WireError(403, 1008),
+    "version_conflict": WireError(409, 1008),
+    "message_deleted": WireError(409, 1008),
+    "too_many_edits": WireError(409, 1008),
     "invalid_cursor": WireError(404, 1008),
     "session_exists": WireError(409, 1008),
     "member_exists": WireError(409, 1008),

@@ -19,6 +19,8 @@ UPDATE_PRESENCE = "chat:update-presence"
 CANCEL_AGENT = "chat:cancel-agent"
 REGENERATE = "chat:regenerate"
 RATE_MESSAGE = "chat:rate-message"
+EDIT_MESSAGE = "chat:edit-message"
+DELETE_MESSAGE = "chat:delete-message"
 
 CLIENT_EVENTS = frozenset(
     {
@@ -31,6 +33,8 @@ CLIENT_EVENTS = frozenset(
         CANCEL_AGENT,
         REGENERATE,
         RATE_MESSAGE,
+        EDIT_MESSAGE,
+        DELETE_MESSAGE,
     }
 )
 
@@ -45,11 +49,12 @@ HISTORY_RESPONSE = "chat:history-response"
 TYPING_INDICATOR = "chat:typing-indicator"
 PRESENCE_UPDATED = "chat:presence-updated"
 AGENT_STREAM_CHUNK = "chat:agent-stream-chunk"
-MESSAGE_UPDATED = "chat:message-updated"
 AGENT_TOOL_CALL = "chat:agent-tool-call"
 AGENT_REASONING = "chat:agent-reasoning"
 MESSAGE_HIDDEN = "chat:message-hidden"
 MESSAGE_UNHIDDEN = "chat:message-unhidden"
+MESSAGE_UPDATED = "chat:message-updated"
+MESSAGE_DELETED = "chat:message-deleted"
 SESSION_UPDATED = "chat:session-updated"
 SESSION_CLOSED = "chat:session-closed"
 SESSION_LEFT = "chat:session-left"
@@ -72,11 +77,12 @@ SERVER_EVENTS = frozenset(
         TYPING_INDICATOR,
         PRESENCE_UPDATED,
         AGENT_STREAM_CHUNK,
-        MESSAGE_UPDATED,
         AGENT_TOOL_CALL,
         AGENT_REASONING,
         MESSAGE_HIDDEN,
         MESSAGE_UNHIDDEN,
+        MESSAGE_UPDATED,
+        MESSAGE_DELETED,
         SESSION_UPDATED,
         SESSION_CLOSED,
         SESSION_LEFT,

@@ -16,6 +16,9 @@ from chat.ids import CLIENT_ID_PATTERN, CLIENT_ID_RULE
 #: The alphabet and length of every client-chosen id (sessions, messages).
 client_id_validator = RegexValidator(CLIENT_ID_PATTERN, f"Use {CLIENT_ID_RULE}.")
 
+#: A new workspace's edit window: 15 minutes.
+EDIT_WINDOW_DEFAULT_S = 15 * 60
+
 
 class ContentPolicy(models.TextChoices):
     """What a workspace does with a message that looks like an attack (``security.content.find_hostile``).
@@ -33,6 +36,9 @@ class Workspace(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     content_policy = models.CharField(max_length=16, choices=ContentPolicy.choices, default=ContentPolicy.STANDARD)
+    #: How long after sending (seconds) an author may edit or delete their message; 0: never.
+    #: Moderators delete any message at any time (``chat.actions.edits``).
+    edit_window_s = models.PositiveIntegerField(default=EDIT_WINDOW_DEFAULT_S)
     #: Largest upload in bytes; unset: ``CHAT_ATTACHMENT_MAX_BYTES``.  Never above ``CHAT_ATTACHMENT_MAX_BYTES_CEILING``.
     attachment_max_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     #: Sniffed content types accepted, comma-separated; empty: ``CHAT_ATTACHMENT_TYPES``.  Scriptable

@@ -28,10 +28,17 @@ def message_shape(
     workspace_slug: str | None = None,
     session_key: str | None = None,
 ) -> dict[str, Any]:
-    """A message on the wire; pass the ids when known to avoid loading the session."""
+    """A message on the wire; pass the ids when known to avoid loading the session.
+
+    A deleted message is a tombstone (:func:`tombstone`): its place in the
+    session, never its content, which only moderators see (in the admin and
+    the versions endpoint).
+    """
     if workspace_slug is None or session_key is None:
         session = session or message.session
         workspace_slug, session_key = session.workspace.slug, session.key
+    if message.deleted_at is not None:
+        return tombstone(message, workspace_slug, session_key)
     return {
         "id": message.key,
         "sessionId": session_key,
@@ -46,9 +53,33 @@ def message_shape(
         "metadata": message.metadata,
         "timestamp": to_ms(message.created_at),
         "version": message.version,
+        "editedAt": to_ms(message.edited_at) if message.edited_at else None,
+        "deleted": False,
         # Set by whoever loaded the message with its attachments (``chat.services.attachments.attach_shapes``,
         # or the send that claimed them); a message nobody gave any has none, with no query on the hot path.
         "attachments": getattr(message, "attachment_shapes", []),
+    }
+
+
+def tombstone(message: ChatMessage, workspace_slug: str, session_key: str) -> dict[str, Any]:
+    """Where a deleted message was: who sent it and when, with empty content."""
+    return {
+        "id": message.key,
+        "sessionId": session_key,
+        "workspaceId": workspace_slug,
+        "seq": message.seq,
+        "senderType": message.sender_type,
+        "userId": message.sender_name if message.sender_type == "user" else None,
+        "userName": message.sender_name,
+        "content": "",
+        "contentType": ContentType.TEXT,
+        "html": None,
+        "metadata": {},
+        "timestamp": to_ms(message.created_at),
+        "version": message.version,
+        "editedAt": to_ms(message.edited_at) if message.edited_at else None,
+        "deleted": True,
+        "attachments": [],
     }
 
 

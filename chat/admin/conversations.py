@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from chat.admin.scoping import ReadOnly, ScopedRelatedFilter, WorkspaceScoped
-from chat.models import ChatMessage, ChatSession, Presence
+from chat.models import ChatMessage, ChatSession, MessageVersion, Presence
 from chat.services import announce, moderation
 from chat.services import sessions as session_service
 
@@ -125,13 +125,56 @@ class HiddenFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ChangedFilter(admin.SimpleListFilter):
+    """Edited or deleted messages (their earlier versions are on each message's page)."""
+
+    title = "changed"
+    parameter_name = "changed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("edited", "Edited"), ("deleted", "Deleted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "edited":
+            return queryset.filter(edited_at__isnull=False)
+        if self.value() == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+class VersionsInline(admin.TabularInline):
+    """What every edit or deletion of the message replaced (the message's page is scoped already)."""
+
+    model = MessageVersion
+    fk_name = "message"
+    verbose_name_plural = "earlier versions"
+    fields = ("version", "content", "content_type", "reason", "changed_by", "replaced_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("version",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+
 @admin.register(ChatMessage)
 class ChatMessageAdmin(WorkspaceScoped):
     workspace_lookup = "session__workspace_id"
-    list_display = ("seq", "session", "workspace", "sender_type", "sender_name", "short_content", "hidden", "created_at")
+    list_display = (
+        "seq", "session", "workspace", "sender_type", "sender_name", "short_content", "version", "hidden", "deleted",
+        "created_at",
+    )
     list_filter = (
         ("session__workspace", ScopedRelatedFilter),
         HiddenFilter,
+        ChangedFilter,
         "sender_type",
         "content_type",
         "created_at",
@@ -154,7 +197,11 @@ class ChatMessageAdmin(WorkspaceScoped):
         "hidden",
         "hidden_by",
         "hidden_at",
+        "version",
+        "edited_at",
+        "deleted_at",
     )
+    inlines = (VersionsInline,)
     actions = ("hide", "unhide")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -170,6 +217,10 @@ class ChatMessageAdmin(WorkspaceScoped):
     @admin.display(description="content")
     def short_content(self, message: ChatMessage) -> str:
         return Truncator(message.content).chars(80)
+
+    @admin.display(description="deleted", boolean=True)
+    def deleted(self, message: ChatMessage) -> bool:
+        return message.deleted_at is not None
 
     def _set_hidden(self, request: HttpRequest, queryset: QuerySet, hidden: bool) -> None:
         changed = 0

@@ -20,7 +20,7 @@ from chat.services import moderation
 @admin.register(Workspace)
 class WorkspaceAdmin(WorkspaceScoped):
     workspace_lookup = "pk"
-    list_display = ("slug", "name", "content_policy", "member_count", "created_at")
+    list_display = ("slug", "name", "content_policy", "edit_window_s", "member_count", "created_at")
     list_filter = ("content_policy",)
     search_fields = ("slug", "name")
     date_hierarchy = "created_at"

@@ -294,9 +294,9 @@ def load_context(ticket: RunTicket) -> tuple[ContextMessage, list[ContextMessage
     """(the user message, earlier messages oldest first, the backend's saved state)."""
     trigger = ChatMessage.objects.get(pk=ticket.trigger_id)
     earlier = list(
-        ChatMessage.objects.filter(session_id=ticket.session_id, seq__lt=trigger.seq, hidden=False).order_by("-seq")[
-            :HISTORY_LIMIT
-        ]
+        ChatMessage.objects.filter(
+            session_id=ticket.session_id, seq__lt=trigger.seq, hidden=False, deleted_at__isnull=True
+        ).order_by("-seq")[:HISTORY_LIMIT]
     )
     state: dict[str, Any] = {}
     if ticket.agent_id is not None:

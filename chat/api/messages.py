@@ -7,7 +7,8 @@ cursor the newest page; ``before_seq`` pages back; ``after_seq`` catches up
 after a known seq, oldest first -- the same as ``chat:request-history``'s
 ``afterSeq``.  Each page is in seq order with ``next``/``previous`` links.
 Hidden messages are left out for members, shown with ``hidden: true`` to
-moderators.
+moderators.  Deleted messages are tombstones (``deleted: true``) for
+everyone; edits and deletions go through :mod:`chat.actions.edits`.
 """
 
 from __future__ import annotations
@@ -24,20 +25,28 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from chat.actions.edits import Edit, delete_message, edit_message
 from chat.actions.messages import Author, Draft, SessionRef, post_message
 from chat.models import ChatMessage, ChatSession
 from chat.services import announce, attachments, moderation
+from chat.services import edits as edit_service
 from chat.services import sessions as service
+from chat.services.edits import Change
 from chat.services.messages import Sender
 
 from .base import ApiView, valid_body
 from .pagination import NewestFirst
 from .schema import LIST, MESSAGE, SESSION, WORKSPACE, errors
 from .serializers import (
+    ChangedMessageSerializer,
     HistoryPageSerializer,
     HistoryParamsSerializer,
     MessageCreateSerializer,
+    MessageDeleteParamsSerializer,
+    MessageEditSerializer,
     MessageSerializer,
+    MessageVersionSerializer,
+    MessageVersionsSerializer,
     PostedMessageSerializer,
     SearchParamsSerializer,
 )
@@ -65,7 +74,8 @@ class MessageList(ApiView):
         description="Paged by `seq`: without `after_seq`/`before_seq` the newest `limit` messages; "
         "`before_seq` pages back; `after_seq` returns what came after a known seq (oldest first); both: "
         "the messages between them, oldest first. `next`/`previous` link the neighbouring pages. "
-        "Every page is in seq order. Hidden messages are left out for members.",
+        "Every page is in seq order. Hidden messages are left out for members. Each message has its current "
+        "content and `version`; an edited one has `editedAt`, a deleted one is a tombstone (`deleted: true`).",
         parameters=[HistoryParamsSerializer],
         responses={200: HistoryPageSerializer, **errors("invalid_payload", "not_a_member", "session_not_found")},
     )
@@ -173,6 +183,120 @@ class MessageDetail(ApiView):
         attachments.attach_shapes([found], user_id=request.user.pk)
         return Response(MessageSerializer(found).data)
 
+    @extend_schema(
+        summary="Edit your message",
+        description="The author only, within the workspace's `editWindowSeconds` of sending. The new content "
+        "goes through every check a new message does (length, spam, the content policy, markdown rendering) "
+        "and the previous content is kept as a version (`GET .../versions/`). Send the `version` you edit: "
+        "if the message has moved on, 409 `version_conflict` with `currentVersion`; repeating the same edit "
+        "answers 200 with `duplicate: true` and stores nothing. Sockets in the session receive "
+        "`chat:message-updated` with `seq`, the new `version` and the whole message. The session's agent is "
+        "not asked again.",
+        request=MessageEditSerializer,
+        responses={
+            200: ChangedMessageSerializer,
+            **errors(
+                "invalid_payload",
+                "payload_too_large",
+                "message_too_long",
+                "metadata_too_large",
+                "message_blocked",
+                "spam_detected",
+                "not_author",
+                "edit_window_closed",
+                "muted",
+                "not_a_member",
+                "session_not_found",
+                "message_not_found",
+                "version_conflict",
+                "message_deleted",
+                "too_many_edits",
+                "session_closed",
+            ),
+        },
+    )
+    def patch(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        row = service.get_session(self.membership, session)
+        data = valid_body(MessageEditSerializer, request)
+        edit = Edit(message, data["version"], data["content"], data.get("contentType"), data.get("metadata"))
+        change = async_to_sync(edit_message)(
+            self._author(request), _where(row), edit, moderates=self.membership.moderates
+        )
+        return self._changed(row, change)
+
+    @extend_schema(
+        summary="Delete a message",
+        description="The author within the workspace's `editWindowSeconds` of sending, or a moderator at any "
+        "time. Members then see a tombstone (`deleted: true`, empty content) in its place; the content is kept "
+        "as a version for the author and moderators. Sockets in the session receive `chat:message-deleted` "
+        "with `seq` and the new `version`. Idempotent: deleting again answers 200 with `duplicate: true`.",
+        parameters=[MessageDeleteParamsSerializer],
+        request=None,
+        responses={
+            200: ChangedMessageSerializer,
+            **errors(
+                "invalid_payload",
+                "not_author",
+                "edit_window_closed",
+                "not_a_member",
+                "session_not_found",
+                "message_not_found",
+                "version_conflict",
+            ),
+        },
+    )
+    def delete(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        row = service.get_session(self.membership, session)
+        query = self.validated_query(MessageDeleteParamsSerializer)
+        change = async_to_sync(delete_message)(
+            self._author(request), _where(row), message, moderates=self.membership.moderates, version=query.get("version")
+        )
+        return self._changed(row, change)
+
+    def _author(self, request: Request) -> Author:
+        scope = getattr(request._request, "scope", None) or {"client": (request.META.get("REMOTE_ADDR", ""), 0)}
+        return Author.member_of(request.user, scope, "rest")
+
+    def _changed(self, row: ChatSession, change: Change) -> Response:
+        change.message.session = row
+        attachments.attach_shapes([change.message], user_id=self.request.user.pk)
+        body = ChangedMessageSerializer(change.message).data
+        body["duplicate"] = not change.changed
+        return Response(body)
+
+
+@extend_schema(tags=TAG, parameters=[WORKSPACE, SESSION, MESSAGE])
+class MessageVersions(ApiView):
+    serializer_class = MessageVersionsSerializer
+
+    @extend_schema(
+        summary="A message's earlier versions",
+        description="For its author and the workspace's moderators: what every edit or deletion replaced, "
+        "oldest first, with who replaced it and when. The current content is the message itself "
+        "(a deleted message's last content is its last version here).",
+        responses={
+            200: MessageVersionsSerializer,
+            **errors("not_author", "not_a_member", "session_not_found", "message_not_found"),
+        },
+    )
+    def get(self, request: Request, workspace: str, session: str, message: str) -> Response:
+        membership = self.membership
+        row = service.get_session(membership, session)
+        found = service.get_message(row, message, include_hidden=membership.moderates)
+        rows = edit_service.versions_of(found, request.user.pk, membership.moderates)
+        return Response(
+            {
+                "messageId": found.key,
+                "version": found.version,
+                "deleted": found.deleted_at is not None,
+                "results": MessageVersionSerializer(rows, many=True).data,
+            }
+        )
+
+
+def _where(row: ChatSession) -> SessionRef:
+    return SessionRef(row.pk, row.key, row.workspace_id, row.workspace.slug)
+
 
 class _SetHidden(ApiView):
     serializer_class = MessageSerializer
@@ -264,12 +388,13 @@ class MessageSearch(ApiView):
         )
         if not membership.moderates:
             messages = messages.filter(hidden=False)
-        return search(messages, query["q"])
+        # A deleted message's words are not searchable: its tombstone has none.
+        return search(messages.filter(deleted_at__isnull=True), query["q"])
 
     @extend_schema(
         summary="Search messages in a workspace",
         description="Full-text search (PostgreSQL `websearch` syntax) over the messages of every session "
-        "the caller may see, newest first. Hidden messages are left out for members.",
+        "the caller may see, newest first. Hidden messages are left out for members, deleted ones for everyone.",
         parameters=[SearchParamsSerializer],
         responses={200: MessageSerializer(many=True), **errors(*LIST, "not_a_member")},
     )

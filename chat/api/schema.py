@@ -100,6 +100,23 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "member_exists": (409, "The user is a member already.", {
         "error": "That user is already a member of this workspace.", "code": "member_exists",
     }),
+    "not_author": (403, "Only a message's author may edit it (and, besides moderators, delete it or list its versions).", {
+        "error": "Only the author can edit this message.", "code": "not_author",
+    }),
+    "edit_window_closed": (403, "The workspace's edit window (`editWindowSeconds`) since sending has passed.", {
+        "error": "This message can no longer be changed: the workspace's edit window has passed.",
+        "code": "edit_window_closed", "editWindowSeconds": 900,
+    }),
+    "version_conflict": (409, "The message is no longer at the `version` sent (`currentVersion` is).", {
+        "error": "The message changed since you read it; reload it and edit again.", "code": "version_conflict",
+        "currentVersion": 3,
+    }),
+    "message_deleted": (409, "The message was deleted: it cannot be edited.", {
+        "error": "This message was deleted.", "code": "message_deleted",
+    }),
+    "too_many_edits": (409, "The message has as many versions as one can have (`maxVersions`).", {
+        "error": "This message has been edited as often as it can be.", "code": "too_many_edits", "maxVersions": 50,
+    }),
     "session_closed": (409, "The session is closed: readable, not writable.", {
         "error": "This session is closed.", "code": "session_closed",
     }),

@@ -24,13 +24,15 @@ from chat.models import (
     ContentPolicy,
     ContentType,
     Membership,
+    MessageVersion,
     PresenceStatus,
     Role,
     SenderType,
     SessionStatus,
+    VersionReason,
     WorkspaceBan,
 )
-from chat.services.moderation import MUTE_MAX_SECONDS
+from chat.services.moderation import EDIT_WINDOW_MAX_S, MUTE_MAX_SECONDS
 from chat.shapes import message_shape, to_ms
 from security.models import SecurityEvent, SecurityEventType
 
@@ -121,6 +123,8 @@ class Username(Strict, serializers.RegexField):
                 "name": "Acme support",
                 "role": "moderator",
                 "mutedUntil": None,
+                "contentPolicy": "standard",
+                "editWindowSeconds": 900,
                 "createdAt": "2026-01-05T09:30:00Z",
             },
             response_only=True,
@@ -140,12 +144,22 @@ class WorkspaceSerializer(serializers.Serializer):
         help_text="What a message that looks like an attack does: `standard` -- it is delivered as text and "
         "recorded as `suspicious_activity`; `strict` -- it is refused with `message_blocked`.",
     )
+    editWindowSeconds = serializers.IntegerField(
+        source="workspace.edit_window_s",
+        help_text="How long after sending an author may edit or delete a message (0: never).",
+    )
     createdAt = serializers.DateTimeField(source="workspace.created_at")
 
 
 class WorkspaceUpdateSerializer(serializers.Serializer):
     contentPolicy = serializers.ChoiceField(
         ContentPolicy.choices, required=False, help_text="`standard` or `strict` (admins only). Absent: nothing changes."
+    )
+    editWindowSeconds = Integer(
+        min_value=0,
+        max_value=EDIT_WINDOW_MAX_S,
+        required=False,
+        help_text="Seconds after sending during which authors may edit or delete (admins only; 0: never).",
     )
 
 
@@ -327,6 +341,8 @@ MESSAGE_EXAMPLE = {
     "metadata": {},
     "timestamp": 1767605672000,
     "version": 1,
+    "editedAt": None,
+    "deleted": False,
     "hidden": False,
     "hiddenBy": None,
     "hiddenAt": None,
@@ -392,8 +408,10 @@ class MessageSerializer(serializers.Serializer):
     )
     metadata = serializers.DictField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
-    version = serializers.IntegerField(
-        min_value=1, help_text="1, then one more with every change of the content (a regenerated agent reply, an edit)."
+    version = serializers.IntegerField(help_text="1 when sent, one more with every edit, deletion or regeneration.")
+    editedAt = serializers.IntegerField(allow_null=True, help_text="When last edited (ms); null if never.")
+    deleted = serializers.BooleanField(
+        help_text="A tombstone: deleted by its author or a moderator; `content`, `html`, `metadata` are empty."
     )
     hidden = serializers.BooleanField(help_text="Hidden by a moderator (only moderators ever see these).")
     hiddenBy = serializers.CharField(allow_null=True, help_text="Moderators only: who hid it.")
@@ -456,6 +474,78 @@ class MessageCreateSerializer(serializers.Serializer):
 
     def validate_metadata(self, value: dict) -> dict:
         return storable_json(value)
+
+
+class ChangedMessageSerializer(MessageSerializer):
+    duplicate = serializers.BooleanField(
+        help_text="True when nothing new was stored: a repeat of this change, the same text, or deleted already."
+    )
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("edit", value={"version": 1, "content": "Where is my refund for #7781?"}, request_only=True)]
+)
+class MessageEditSerializer(serializers.Serializer):
+    version = Integer(
+        min_value=1,
+        max_value=2**31,
+        help_text="The version you edit (the message's `version` as you have it). Another current version is "
+        "409 `version_conflict`; repeating this very edit answers 200 with `duplicate: true`.",
+    )
+    content = Text(help_text="1 to CHAT_MESSAGE_MAX_LENGTH characters (longer: `message_too_long`).")
+    contentType = serializers.ChoiceField(ContentType.choices, required=False, help_text="Default: the message's own.")
+    metadata = serializers.DictField(required=False, help_text="Default: the message's own. At most 16 KiB of JSON.")
+
+    def validate_metadata(self, value: dict) -> dict:
+        return storable_json(value)
+
+    # An edit replaces the content: ``version`` and ``content`` are required even though the method is PATCH
+    # (the view validates it whole; drf-spectacular would otherwise document a PATCH body as all-optional).
+    @property
+    def partial(self) -> bool:
+        return False
+
+    @partial.setter
+    def partial(self, value: bool) -> None:
+        pass
+
+
+class MessageDeleteParamsSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31,
+        required=False,
+        help_text="Delete only if the message is still at this version (otherwise 409 `version_conflict`).",
+    )
+
+
+class MessageVersionSerializer(serializers.Serializer):
+    """A version of a message that an edit or deletion replaced."""
+
+    version = serializers.IntegerField()
+    content = serializers.CharField(help_text="Exactly what it said then. Show it as text, never as HTML.")
+    contentType = serializers.ChoiceField(ContentType.choices, source="content_type")
+    html = serializers.SerializerMethodField()
+    metadata = serializers.DictField()
+    reason = serializers.ChoiceField(VersionReason.choices, help_text="What replaced it.")
+    changedBy = serializers.SerializerMethodField(help_text="Who replaced it (null: a deleted user).")
+    replacedAt = serializers.SerializerMethodField(help_text="When it was replaced (ms).")
+
+    def get_html(self, row: MessageVersion) -> str | None:
+        return row.html if row.content_type == ContentType.MARKDOWN else None
+
+    def get_changedBy(self, row: MessageVersion) -> str | None:
+        return row.changed_by.get_username() if row.changed_by else None
+
+    def get_replacedAt(self, row: MessageVersion) -> int:
+        return to_ms(row.replaced_at)
+
+
+class MessageVersionsSerializer(serializers.Serializer):
+    messageId = serializers.CharField()
+    version = serializers.IntegerField(help_text="The current version (the message itself).")
+    deleted = serializers.BooleanField()
+    results = MessageVersionSerializer(many=True, help_text="The replaced versions, oldest first.")
 
 
 class HistoryParamsSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import attachments, feedback, messages, monitoring, presence, security_events, sessions, versions, workspaces
+from . import attachments, feedback, messages, monitoring, presence, security_events, sessions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -38,9 +38,9 @@ urlpatterns = [
     # messages
     path(f"{S}/messages/", messages.MessageList.as_view(), name="message-list"),
     path(f"{S}/messages/<str:message>/", messages.MessageDetail.as_view(), name="message-detail"),
+    path(f"{S}/messages/<str:message>/versions/", messages.MessageVersions.as_view(), name="message-versions"),
     path(f"{S}/messages/<str:message>/hide/", messages.MessageHide.as_view(), name="message-hide"),
     path(f"{S}/messages/<str:message>/unhide/", messages.MessageUnhide.as_view(), name="message-unhide"),
-    path(f"{S}/messages/<str:message>/versions/", versions.MessageVersionList.as_view(), name="message-versions"),
     path(f"{W}/messages/", messages.MessageSearch.as_view(), name="message-search"),
     # attachments: uploads to a session, and downloads by signed link (no credentials: the link is one)
     path(f"{S}/attachments/", attachments.AttachmentUpload.as_view(), name="attachment-list"),

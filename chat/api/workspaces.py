@@ -68,7 +68,8 @@ class WorkspaceDetail(ApiView):
         description="Admins of the workspace only. `contentPolicy`: what a message that looks like an attack "
         "(script tags, event handlers, `javascript:` URLs, obfuscated hosts) does -- `standard` (the default) "
         "delivers it as text and records `suspicious_activity` with a strike for the sender; `strict` refuses "
-        "it with `message_blocked`. Applies to the next message (on other workers within 5 s). Audited.",
+        "it with `message_blocked`. Applies to the next message (on other workers within 5 s). "
+        "`editWindowSeconds`: how long after sending an author may edit or delete a message (0: never). Audited.",
         request=WorkspaceUpdateSerializer,
         responses={200: WorkspaceSerializer, **errors("invalid_payload", "forbidden", "not_a_member")},
     )
@@ -77,6 +78,8 @@ class WorkspaceDetail(ApiView):
         membership = self.membership
         if "contentPolicy" in data:
             membership.workspace = moderation.set_content_policy(membership, data["contentPolicy"])
+        if "editWindowSeconds" in data:
+            membership.workspace = moderation.set_edit_window(membership, data["editWindowSeconds"])
         return Response(WorkspaceSerializer(membership).data)
 
 

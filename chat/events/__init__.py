@@ -6,9 +6,9 @@ from channels_socketio.protocol.namespace import Namespace
 
 
 def chat_namespace() -> Namespace:
-    from chat.events import access, agents, connection, feedback, messages, presence, sessions
+    from chat.events import access, agents, connection, edits, feedback, messages, presence, sessions
 
     namespace = Namespace("/")
-    for module in (connection, sessions, access, messages, presence, agents, feedback):
+    for module in (connection, sessions, access, messages, edits, presence, agents, feedback):
         module.register(namespace)
     return namespace

@@ -376,7 +376,9 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
         chunks = [c for c in run.stream if isinstance(c, str)] if isinstance(run.stream, list) else []
         if message is None and run.reply is not None and run.reply.sender_type == SenderType.AGENT:
             message = run.reply
-        if message is not None:
+        if message is not None and message.deleted_at is not None:
+            text, html = "", None  # deleted: a tombstone, like everywhere else
+        elif message is not None:
             text, html = message.content, rendered_html(message)
         else:
             # Still streaming (or it failed part-way): the raw chunks so far, as text (no HTML until it is stored).
@@ -384,12 +386,15 @@ def _message_data(row: LogEvent) -> tuple[dict[str, Any], dict[str, Any], bool]:
         data: dict[str, Any] = {"message": text, "participant": _agent_participant(run)}
         if html is not None:
             data["html"] = html
-        if chunks:
+        removed = message is not None and message.deleted_at is not None
+        if chunks and not removed:
             data["chunks"] = chunks + ([None] if run.status not in AGENT_RUN_OPEN_STATES else [])
         metadata = message.metadata if message is not None and isinstance(message.metadata, dict) else {}
-        return data, metadata, bool(message is not None and message.hidden)
+        return data, ({} if removed else metadata), bool(message is not None and message.hidden) or removed
     if message is None:  # deleted since
         return {"message": "", "participant": {"id": None, "display_name": ""}}, {}, True
+    if message.deleted_at is not None:  # deleted by its author or a moderator: no content, ever
+        return {"message": "", "participant": _participant(message)}, {}, True
     metadata = message.metadata if isinstance(message.metadata, dict) else {}
     data = {"message": message.content, "participant": _participant(message)}
     html = rendered_html(message)

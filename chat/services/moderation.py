@@ -176,6 +176,25 @@ def set_content_policy(actor: Membership, policy: str) -> Workspace:
     return workspace
 
 
+#: The longest edit window a workspace can have (a week).
+EDIT_WINDOW_MAX_S = 7 * 24 * 3600
+
+
+def set_edit_window(actor: Membership, seconds: int) -> Workspace:
+    """Workspace admins choose how long authors may edit or delete their messages (0: never); audited."""
+    if not 0 <= seconds <= EDIT_WINDOW_MAX_S:
+        raise InvalidPayload(f"editWindowSeconds must be 0 to {EDIT_WINDOW_MAX_S}.")
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied("Only workspace admins can change the edit window.")
+    workspace = actor.workspace
+    if workspace.edit_window_s != seconds:
+        old = workspace.edit_window_s
+        workspace.edit_window_s = seconds
+        workspace.save(update_fields=["edit_window_s"])
+        audit(actor.user, workspace, f"Changed the edit window of {workspace.slug} from {old} s to {seconds} s.")
+    return workspace
+
+
 # --- members ---------------------------------------------------------------------------------
 
 

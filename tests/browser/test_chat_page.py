@@ -335,10 +335,13 @@ def test_keyboard_only_use(chat_server, open_user):
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("line two")
     assert page.input_value("#composer-input") == "line one\nline two"
-    # From the message box backwards: the message's own control (a moderator's "Hide"), then the
-    # message region itself (focusable, for keyboard scrolling).
-    page.keyboard.press("Shift+Tab")
-    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Hide message from demo"
+    # From the message box backwards: the message's own controls (the author's "Delete" and "Edit" under
+    # it, a moderator's "Hide" beside its author), then the message region itself (focusable, for scrolling).
+    labels = []
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+        labels.append(page.evaluate("() => document.activeElement.getAttribute('aria-label')"))
+    assert labels == ["Delete your message", "Edit your message", "Hide message from demo"], labels
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("() => document.activeElement.matches('[data-scroller]')")
     # Every control shows where the focus is.

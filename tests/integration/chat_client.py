@@ -62,6 +62,8 @@ MESSAGE_FIELDS = {
     "metadata",
     "timestamp",
     "version",
+    "editedAt",
+    "deleted",
     "attachments",
 }
 PRESENCE_FIELDS = {"sessionId", "workspaceId", "userId", "userName", "socketId", "status", "lastSeen"}

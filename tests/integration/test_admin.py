@@ -378,3 +378,22 @@ def test_admin_role_change_and_removal_reach_live_sockets(world, data, emitted, 
         response = client.post(f"/admin/chat/membership/{alice.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Membership.objects.filter(pk=alice.pk).exists()
     assert ("notice_room", f"chat:workspace:acme:user:{world.users['alice'].pk}", notice) in emitted.calls
+
+
+def test_moderators_see_versions_and_deleted_content_of_their_workspace_only(world, data):
+    from chat.services.edits import NewContent, apply_delete, apply_edit
+
+    for tag, owner in (("acme", "alice"), ("bsecret", "bob")):
+        message = data[tag]["message"]
+        apply_edit(message.pk, world.users[owner], 1, NewContent(f"{tag} edited", "text", {}, ""))
+        apply_delete(message.pk, world.users[owner], False, 2)
+    client = login(world, "mod")
+    html = page(client, f"/admin/chat/chatmessage/{data['acme']['message'].pk}/change/")
+    assert "Earlier versions" in html
+    assert "acme content" in html and "acme edited" in html  # v1 (edited away), v2 (deleted, still the row's)
+    reasons = re.findall(r'<td class="field-reason">\s*<p>(\w+)</p>', html)
+    assert reasons == ["Edit", "Delete"], reasons
+    listing = page(client, "/admin/chat/chatmessage/", changed="deleted")
+    assert "acme edited" in listing and "bsecret" not in listing
+    response = client.get(f"/admin/chat/chatmessage/{data['bsecret']['message'].pk}/change/")
+    assert response.status_code in (302, 403, 404) and "bsecret" not in response.content.decode()

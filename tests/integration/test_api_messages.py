@@ -68,7 +68,7 @@ def test_history_message_shape_is_the_socket_shape(world, session):
     assert message | {"timestamp": 0} == {
         "id": "m7", "sessionId": "s", "workspaceId": "acme", "seq": 7, "senderType": "user", "userId": "alice",
         "userName": "alice", "content": "message number 7", "contentType": "text", "html": None, "metadata": {},
-        "timestamp": 0, "version": 1, "attachments": [],
+        "timestamp": 0, "version": 1, "editedAt": None, "deleted": False, "attachments": [],
         "hidden": False, "hiddenBy": None, "hiddenAt": None,
     }
     assert world.client("alice").get(f"{S}/messages/m7/").json() == message

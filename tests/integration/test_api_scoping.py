@@ -36,6 +36,7 @@ BODIES = {
     "session-detail": {"title": "taken over"},
     "session-share": {"username": "bob"},
     "message-list": {"id": "new-message", "content": "hello"},
+    "message-detail": {"version": 1, "content": "taken over"},
 }
 #: Not workspace-scoped: the socket token (the caller's own), the monitoring API (staff or ops;
 #: tests/integration/test_monitoring_endpoints.py), and attachment downloads, whose signed link is the
@@ -76,7 +77,7 @@ def beta(world):
 def snapshot() -> tuple:
     return (
         list(ChatSession.objects.values_list("workspace__slug", "key", "title", "status", "last_seq")),
-        list(ChatMessage.objects.values_list("session__key", "key", "hidden", "content")),
+        list(ChatMessage.objects.values_list("session__key", "key", "hidden", "content", "version", "deleted_at")),
         list(Membership.objects.values_list("workspace__slug", "user__username", "role", "muted_until")),
         list(WorkspaceBan.objects.values_list("workspace__slug", "user__username")),
     )
@@ -107,6 +108,11 @@ def test_b_ids_inside_a_workspace_url_are_not_found_either(world, beta):
     error_of(client.post(f"{API}/workspaces/acme/sessions/bs/close/"), 404, "session_not_found")
     error_of(client.get(f"{API}/workspaces/acme/sessions/as/messages/bm/"), 404, "message_not_found")
     error_of(client.post(f"{API}/workspaces/acme/sessions/as/messages/bm/hide/"), 404, "message_not_found")
+    edit = {"version": 1, "content": "taken over"}
+    error_of(client.patch(f"{API}/workspaces/acme/sessions/as/messages/bm/", edit, format="json"), 404, "message_not_found")
+    error_of(client.delete(f"{API}/workspaces/acme/sessions/as/messages/bm/"), 404, "message_not_found")
+    error_of(client.get(f"{API}/workspaces/acme/sessions/as/messages/bm/versions/"), 404, "message_not_found")
+    assert ChatMessage.objects.get(key="bm").version == 1
     error_of(client.get(f"{API}/workspaces/acme/members/bob/"), 404, "member_not_found")
     error_of(client.post(f"{API}/workspaces/acme/bans/", {"username": "bob"}, format="json"), 404, "member_not_found")
     assert client.get(f"{API}/workspaces/acme/messages/", {"q": "secret"}).json()["results"] == []

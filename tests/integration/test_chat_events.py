@@ -372,6 +372,8 @@ async def test_send_message_confirms_to_sender_and_reaches_everyone_else(world, 
         "metadata": metadata,
         "timestamp": sent["timestamp"],
         "version": 1,
+        "editedAt": None,
+        "deleted": False,
         "attachments": [],
     }
     for other in (a2, bob):

@@ -567,6 +567,25 @@ async def test_posting_is_screened_like_a_socket_send_and_stored_as_sent(world, 
     assert (status, body["code"]) == (403, "forbidden")
 
 
+async def test_a_deleted_message_is_a_deleted_event_without_its_content(world, http):
+    session = (await new_session(http, world))["id"]
+    gone = await post_message(http, world, session, "my card is 4111 1111 1111 1111")
+    await events_until(http, world, session, finished)  # the echo agent's reply repeats it, in chunks too
+    db_execute(  # the member's message and the reply, as a moderator deleting both would
+        world.server,
+        "UPDATE chat_chatmessage SET deleted_at = CURRENT_TIMESTAMP, version = 2 WHERE session_id IN "
+        "(SELECT s.id FROM chat_chatsession s JOIN chat_workspace w ON w.id = s.workspace_id WHERE w.slug = ? AND s.key = ?)",
+        (world.ws, session),
+    )
+    for who in ("alice", "mod"):
+        _, events, _ = await call(http, "GET", f"{world.base(who)}/sessions/{session}/events?wait_for_data=0")
+        [event] = [e for e in events if e["id"] == gone["id"]]
+        assert (event["deleted"], event["data"]["message"]) == (True, ""), event
+        messages = [e for e in events if e["kind"] == "message"]
+        assert len(messages) == 2 and all(e["deleted"] for e in messages), messages
+        assert "4111" not in json.dumps(events)
+
+
 async def test_hidden_messages_are_left_out_for_members_and_closed_sessions_refuse_posts(world, http):
     session = (await new_session(http, world, agent="echo"))["id"]
     kept = await post_message(http, world, session, "keep me")

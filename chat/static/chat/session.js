@@ -47,6 +47,7 @@ export function errorFrom(ack) {
   if (typeof ack.maxLength === "number") error.maxLength = ack.maxLength;
   if (typeof ack.mutedUntil === "number") error.mutedUntil = ack.mutedUntil;
   if (typeof ack.reason === "string") error.reason = ack.reason;
+  if (typeof ack.currentVersion === "number") error.currentVersion = ack.currentVersion;
   return error;
 }
 
@@ -467,6 +468,39 @@ export class ChatRoom extends EventTarget {
     for (const item of this.store.unsent()) if (!this._inFlight.has(item.id)) this._deliver(item.id);
   }
 
+  // --- editing and deleting ---------------------------------------------------------------
+
+  /**
+   * Edit one of our messages, from the version we hold (a message that
+   * changed meanwhile is refused with `version_conflict`, never overwritten).
+   * Resolves true once stored; the entry changes with `chat:message-updated`.
+   */
+  editMessage(id, content) {
+    const item = this.store.get(id);
+    if (!item || item.seq == null || item.deleted) return Promise.resolve(false);
+    return this._change("chat:edit-message", { ...this._ids(), messageId: id, version: item.version, content });
+  }
+
+  /** Delete a message (ours within the edit window; any, for a moderator): a tombstone takes its place. */
+  deleteMessage(id) {
+    const item = this.store.get(id);
+    if (!item || item.seq == null || item.deleted) return Promise.resolve(false);
+    return this._change("chat:delete-message", { ...this._ids(), messageId: id });
+  }
+
+  async _change(event, payload) {
+    let ack;
+    try {
+      ack = await this.connection.request(event, payload, SEND_TIMEOUT_MS);
+    } catch (error) {
+      this._setError({ code: error instanceof RequestError ? error.code : "internal", message: error.message }, "edit");
+      return false;
+    }
+    if (ack?.ok) return true;
+    this._setError(errorFrom(ack ?? {}), "edit");
+    return false;
+  }
+
   // --- typing -----------------------------------------------------------------------------
 
   /** Call on every edit of the message box (with its text): typing events go out debounced. */
@@ -653,15 +687,27 @@ export class ChatRoom extends EventTarget {
           this._announce("A message was hidden by a moderator.");
         }
       },
-      "chat:message-updated": (updated) => {
-        if (!this._ours(updated) || !updated.message) return;
-        const { item } = this.store.putStored(updated.message);
-        this._changed("messages", { id: item.id });
-      },
       "chat:message-unhidden": (unhidden) => {
         if (!this._ours(unhidden) || !unhidden.message) return;
         this.store.putStored(unhidden.message);
         this._changed("messages");
+      },
+      "chat:message-updated": (updated) => {
+        if (!this._ours(updated)) return;
+        const item = this.store.applyUpdate(updated);
+        if (item) {
+          this._changed("messages", { id: item.id });
+          if (item.senderType === "agent") this._announce(`${item.userName || "The agent"} answered again.`);
+          else if (!item.mine) this._announce(`${item.userName || "Someone"} edited a message.`);
+        }
+      },
+      "chat:message-deleted": (deleted) => {
+        if (!this._ours(deleted)) return;
+        const item = this.store.applyDelete(deleted);
+        if (item) {
+          this._changed("messages", { id: item.id });
+          this._announce("A message was deleted.");
+        }
       },
       "chat:session-closed": (closed) => {
         if (!this._ours(closed)) return;

@@ -22,6 +22,11 @@
  * regeneration's chunks (they carry the `version` they make) stream into the
  * reply's entry, keeping the stored reply in `previous` to show again if the
  * regeneration fails or stops before saying anything.
+ *
+ * Edits and deletions carry the message's `version`: an entry keeps the
+ * highest it has seen and ignores anything older (a late event, a stale
+ * history page), so reordered or repeated events converge.  A deleted
+ * message is a tombstone (`deleted: true`, empty content) in its place.
  */
 
 import { applyStep } from "./steps.js";
@@ -97,12 +102,14 @@ export class MessageStore {
       html: null,
       timestamp: Date.now(),
       metadata: {},
+      version: 1,
+      editedAt: null,
+      deleted: false,
       attachments: [],
       state: MessageState.STORED,
       mine: false,
       queued: false,
       error: null,
-      version: 1,
       feedback: null,
       order: ++localOrder,
       rev: 0,
@@ -118,6 +125,9 @@ export class MessageStore {
    * `{item, added}`; `added` is true only for a message not seen before.
    */
   putStored(message) {
+    const version = message.version ?? 1;
+    const held = this.items.get(message.id);
+    if (held && held.seq != null && held.version > version) return { item: held, added: false }; // we hold newer
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -129,9 +139,11 @@ export class MessageStore {
       metadata: message.metadata ?? {},
       attachments: Array.isArray(message.attachments) ? message.attachments : [],
       timestamp: message.timestamp ?? Date.now(),
+      version,
+      editedAt: message.editedAt ?? null,
+      deleted: message.deleted === true,
       queued: false,
       error: null,
-      version: message.version ?? 1,
     };
     const existing = this.items.get(message.id);
     const mine = this.isMine(message);
@@ -145,6 +157,7 @@ export class MessageStore {
         existing.content === fields.content &&
         existing.html === fields.html &&
         existing.version === fields.version &&
+        existing.deleted === fields.deleted &&
         existing.attachments.length === fields.attachments.length;
       if (existing.seq === fields.seq && existing.state === state && same) {
         return { item: existing, added: false };
@@ -312,6 +325,20 @@ export class MessageStore {
   setFeedback(id, feedback) {
     const item = this.items.get(id);
     return item ? this._touch(item, { feedback }) : null;
+  }
+
+  /** `chat:message-updated`: the message as it is now, if newer than ours (null: nothing changed). */
+  applyUpdate({ messageId, version, message }) {
+    const item = this.items.get(messageId);
+    if (!item || item.seq == null || !message || version <= item.version) return null;
+    return this.putStored({ ...message, version }).item;
+  }
+
+  /** `chat:message-deleted`: a tombstone in its place, if newer than ours (null: nothing changed). */
+  applyDelete({ messageId, version }) {
+    const item = this.items.get(messageId);
+    if (!item || item.seq == null || version <= item.version) return null;
+    return this._touch(item, { version, deleted: true, content: "", contentType: "text", html: null, metadata: {}, attachments: [] });
   }
 
   remove(id) {

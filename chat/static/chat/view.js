@@ -44,7 +44,12 @@ const ERROR_TEXT = {
   message_blocked: () => "This workspace does not accept messages that look like code injection.",
   agent_run_active: () => "The agent is already answering that message.",
   agent_run_finished: () => "That reply has already finished.",
+  not_author: () => "Only the author can change this message.",
+  edit_window_closed: () => "This message can no longer be edited or deleted.",
+  version_conflict: () => "This message changed meanwhile; edit it again.",
+  message_deleted: () => "This message was deleted.",
   message_not_found: () => "That message no longer exists.",
+  too_many_edits: () => "This message has been edited too many times.",
   spam_detected: (e) =>
     e.reason === "repeated_message" ? "You already sent that message several times." : "That message looks like spam.",
 };
@@ -125,6 +130,8 @@ export class ChatView {
     this._unseen = 0;
     this._countdown = null;
     this._flashTimer = null;
+    /** The id of the message being edited in place, or null. */
+    this._editing = null;
     const q = (name) => root.querySelector(`[data-${name}]`);
     this.dom = {
       title: q("chat-title"),
@@ -207,6 +214,23 @@ export class ChatView {
       input.focus();
     });
     bannerRetry.addEventListener("click", () => this.connection.retryNow());
+    list.addEventListener("submit", (event) => {
+      const form = event.target.closest("form[data-edit-form]");
+      if (!form) return;
+      event.preventDefault();
+      this._saveEdit(form);
+    });
+    list.addEventListener("keydown", (event) => {
+      const form = event.target.closest?.("form[data-edit-form]");
+      if (!form) return;
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this._stopEdit(true);
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
     list.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
       if (!button || !this.room) return;
@@ -220,6 +244,9 @@ export class ChatView {
         this._replyAction(id, button.dataset.action); // focus stays on the control
         return;
       }
+      if (button.dataset.action === "edit-message") return this._startEdit(id);
+      if (button.dataset.action === "cancel-edit") return this._stopEdit(true);
+      if (button.dataset.action === "delete-message") return this._delete(id, button);
       if (button.dataset.action === "retry") this.room.retry(id);
       else if (button.dataset.action === "discard") this.room.discard(id);
       else if (button.dataset.action === "edit") {
@@ -246,6 +273,7 @@ export class ChatView {
     this.elements.clear();
     this._unseen = 0;
     this.room = room;
+    this._editing = null;
     this.dom.input.value = "";
     this._autosize();
     if (!room) return;
@@ -340,8 +368,9 @@ export class ChatView {
         previous.userName === item.userName &&
         item.senderType !== "system" &&
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
+      const editing = this._editing === item.id;
       const shown = this.versions.position(item)?.shown ?? "";
-      const key = `${item.rev}|${continued}|${moderator}|${item.state === MessageState.FAILED ? blockedFor : ""}|${shown}`;
+      const key = `${item.rev}|${continued}|${moderator}|${editing}|${item.state === MessageState.FAILED ? blockedFor : ""}|${shown}`;
       if (element._key !== key) {
         // Re-rendering replaces the entry's buttons: keep the keyboard focus on the same control.
         const focused = element.contains(document.activeElement) ? document.activeElement.dataset?.action : null;
@@ -452,6 +481,12 @@ export class ChatView {
     }
     main.append(meta);
 
+    if (item.deleted) li.classList.add("msg--deleted");
+    if (this._editing === item.id && !item.deleted) {
+      main.append(this._editForm(item));
+      li.append(main);
+      return;
+    }
     const bubble = el("div", "msg__bubble");
     // An earlier version being browsed (versions.js) is shown whole: its text and its steps.
     const earlier = this.versions.shownVersion(item);
@@ -465,7 +500,8 @@ export class ChatView {
       bubble.append(list);
     }
     const body = el("div", "msg__body");
-    renderBody(body, shown);
+    if (item.deleted) body.append(el("p", "msg__tombstone", "This message was deleted."));
+    else renderBody(body, shown);
     li.dataset.version = String(earlier?.version ?? item.version ?? 1); // the version on screen
     bubble.append(body);
     if (item.attachments?.length) renderAttachments(bubble, item.attachments, this.attachments?.links ?? null);
@@ -476,6 +512,8 @@ export class ChatView {
       if (!item.streamDone) (body.lastElementChild ?? body).append(caret);
     }
     main.append(bubble);
+    const changes = this._changesLine(item, moderator);
+    if (changes) main.append(changes);
 
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
@@ -485,6 +523,88 @@ export class ChatView {
     if (tools) main.append(tools);
     li.append(main);
     if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
+  }
+
+  /** "(edited)", and Edit / Delete on our own stored messages (Delete on any, for moderators). */
+  _changesLine(item, moderator) {
+    if (item.seq == null || item.deleted || item.state === MessageState.STREAMING) return null;
+    const line = el("p", "msg__changes");
+    if (item.editedAt) {
+      const edited = el("span", "msg__edited", "(edited)");
+      edited.title = `Edited ${new Date(item.editedAt).toLocaleString()}`;
+      line.append(edited);
+    }
+    const tool = (action, text, label) => {
+      const b = el("button", "msg__tool", text);
+      b.type = "button";
+      b.dataset.action = action;
+      b.setAttribute("aria-label", label);
+      line.append(b);
+    };
+    const own = item.mine && item.senderType === "user";
+    if (own) tool("edit-message", "Edit", "Edit your message");
+    if (own || (moderator && item.senderType !== "system")) {
+      tool("delete-message", "Delete", own ? "Delete your message" : `Delete message from ${item.userName || "someone"}`);
+    }
+    return line.childElementCount ? line : null;
+  }
+
+  _editForm(item) {
+    const form = el("form", "msg__edit");
+    form.dataset.editForm = "";
+    const box = el("textarea", "msg__edit-input");
+    box.value = item.content;
+    box.rows = Math.min(8, Math.max(2, item.content.split("\n").length));
+    box.setAttribute("aria-label", "Edit your message (Enter saves, Escape cancels)");
+    const save = el("button", "msg__action", "Save");
+    save.type = "submit";
+    const cancel = el("button", "msg__action", "Cancel");
+    cancel.type = "button";
+    cancel.dataset.action = "cancel-edit";
+    const actions = el("span", "msg__actions");
+    actions.append(save, cancel);
+    form.append(box, actions);
+    return form;
+  }
+
+  _startEdit(id) {
+    const item = this.room?.store.get(id);
+    if (!item || !item.mine || item.deleted) return;
+    this._editing = id;
+    this._renderMessages();
+    const box = this.elements.get(id)?.querySelector("textarea");
+    if (box) {
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+  }
+
+  _stopEdit(refocus) {
+    const id = this._editing;
+    this._editing = null;
+    if (!this.room) return;
+    this._renderMessages();
+    if (refocus) (this.elements.get(id)?.querySelector('[data-action="edit-message"]') ?? this.dom.input).focus();
+  }
+
+  async _saveEdit(form) {
+    const id = this._editing;
+    const box = form.querySelector("textarea");
+    const item = id && this.room?.store.get(id);
+    if (!item || !box) return;
+    if (!box.value.trim() || box.value === item.content) return this._stopEdit(true);
+    for (const control of form.elements) control.disabled = true;
+    const saved = await this.room.editMessage(id, box.value);
+    if (saved) return this._stopEdit(true);
+    for (const control of form.elements) control.disabled = false;
+    box.focus();
+  }
+
+  async _delete(id, button) {
+    button.disabled = true;
+    const deleted = await this.room.deleteMessage(id);
+    if (!deleted) button.disabled = false;
+    this.dom.input.focus();
   }
 
   _statusLine(item, blockedFor) {

@@ -38,6 +38,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:agent-reasoning": (p) => `${p.messageId} ${p.index.toFixed()} ${p.text}`,
   "chat:message-hidden": (p) => `${p.messageId}`,
   "chat:message-unhidden": (p) => `${p.messageId} ${p.message.content}`,
+  "chat:message-updated": (p) => `${p.messageId} ${p.seq.toFixed()} ${p.version.toFixed()} ${p.message.content} ${String(p.message.deleted ?? false)}`,
+  "chat:message-deleted": (p) => `${p.messageId} ${p.seq.toFixed()} ${p.version.toFixed()} ${p.timestamp.toFixed()}`,
   "chat:session-closed": (p) => `${p.sessionId} ${p.closedBy}`,
   "chat:session-updated": (p) => `${p.title} ${p.agentId ?? ""} ${p.status}`,
   "chat:banned": (p) => `${p.workspaceId}`,
@@ -51,6 +53,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:cancel-agent-error": (p) => `${p.code}`,
   "chat:regenerate-error": (p) => `${p.code}`,
   "chat:rate-message-error": (p) => `${p.code}`,
+  "chat:edit-message-error": (p) => `${p.code} ${p.currentVersion ?? ""}`,
+  "chat:delete-message-error": (p) => `${p.code}`,
 };
 
 export function listen(socket: ChatSocket): void {
@@ -74,6 +78,8 @@ const requests: Exhaustive<ClientEventName, { [E in ClientEventName]: ClientToSe
   "chat:cancel-agent": { sessionId: "s-1", messageId: "r-1" },
   "chat:regenerate": { sessionId: "s-1", messageId: "r-1", requestId: "q-1" },
   "chat:rate-message": { sessionId: "s-1", messageId: "r-1", rating: null, comment: "meh" },
+  "chat:edit-message": { sessionId: "s-1", messageId: "m-1", version: 1, content: "hi again", contentType: "text" },
+  "chat:delete-message": { sessionId: "s-1", messageId: "m-1", version: 2 },
 };
 
 const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
@@ -86,6 +92,8 @@ const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
   "chat:cancel-agent": (a) => (a.ok ? `${a.status} ${a.inReplyTo}` : a.code),
   "chat:regenerate": (a) => (a.ok ? `${a.version.toFixed()} ${a.status} ${String(a.duplicate)}` : a.code),
   "chat:rate-message": (a) => (a.ok ? `${a.rating ?? "none"} ${a.feedback.up.toFixed()} ${a.feedback.down.toFixed()}` : a.code),
+  "chat:edit-message": (a) => (a.ok ? `${a.version.toFixed()} ${String(a.duplicate)}` : `${a.code} ${a.currentVersion ?? ""}`),
+  "chat:delete-message": (a) => (a.ok ? `${a.seq.toFixed()} ${a.version.toFixed()}` : a.code),
 };
 
 export async function sendAll(socket: ChatSocket, client: ChatClient): Promise<string[]> {
@@ -117,5 +125,8 @@ export function useSession(client: ChatClient): void {
   }
   session.send("hello", { contentType: "markdown", metadata: { x: 1 } });
   void session.cancelAgent("r-1");
+  void session.editMessage("m-1", "better", { contentType: "markdown" });
+  void session.deleteMessage("m-1");
+  for (const item of snapshot.messages) void [item.version.toFixed(), item.editedAt ?? 0, item.deleted satisfies boolean];
   session.release();
 }

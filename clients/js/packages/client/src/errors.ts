@@ -30,6 +30,7 @@ export function errorInfo(error: Partial<ChatError>, now = Date.now()): ChatErro
   if (typeof error.maxLength === "number") info.maxLength = error.maxLength;
   if (typeof error.mutedUntil === "number") info.mutedUntil = error.mutedUntil;
   if (typeof error.reason === "string") info.reason = error.reason;
+  if (typeof error.currentVersion === "number") info.currentVersion = error.currentVersion;
   return info;
 }
 

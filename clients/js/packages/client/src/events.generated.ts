@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "not_author" | "edit_window_closed" | "version_conflict" | "message_deleted" | "too_many_edits" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -43,8 +43,11 @@ export interface ChatMessage {
   /** At most 16 KiB of JSON, nested at most 8 deep. */
   metadata: Record<string, unknown>;
   timestamp: Millis;
-  /** 1, then one more with every change of the content (a regenerated agent reply, an edit): never show an older version over a newer one. */
-  version?: number;
+  version?: Version;
+  /** When the content was last edited (ms); null if never. */
+  editedAt?: number | null;
+  /** A tombstone: the message was deleted; content, html and metadata are empty. */
+  deleted?: boolean;
   /** The files the message carries, in the order sent (absent from servers before attachments). */
   attachments?: ChatAttachment[];
 }
@@ -65,6 +68,9 @@ export interface ChatAttachment {
   /** A short-lived signed download path for the receiving user, relative to the server; null in broadcasts (ask REST `GET .../attachments/<id>/` for one). */
   url: string | null;
 }
+
+/** A message's version: 1 when sent, one more with every edit or deletion. Keep the highest you have seen: an event with a version at or below it is late and changes nothing. */
+export type Version = number;
 
 /** One socket of a user in a session. */
 export interface ChatPresence {
@@ -97,6 +103,12 @@ export interface ChatError {
   mutedUntil?: Millis;
   /** message_blocked, spam_detected: which rule. */
   reason?: string;
+  /** version_conflict: the message's current version. */
+  currentVersion?: Version;
+  /** edit_window_closed: the workspace's edit window. */
+  editWindowSeconds?: number;
+  /** too_many_edits: the most versions a message can have. */
+  maxVersions?: number;
   /** attachment_not_found, attachment_in_use: which one. */
   attachmentId?: AttachmentId;
   /** too_many_attachments: the most a message carries. */
@@ -232,6 +244,58 @@ export interface UpdatePresenceRequest {
   status: PresenceStatus;
 }
 
+export interface EditMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** The version being edited; another current version is version_conflict (a repeat of this very edit is acknowledged with duplicate: true). */
+  version: Version;
+  content: string;
+  /** Default: the message's own. */
+  contentType?: ContentType;
+  /** Default: the message's own. */
+  metadata?: Record<string, unknown>;
+}
+
+export interface DeleteMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  messageId: ClientId;
+  /** Optional: delete only if this is still the current version (otherwise version_conflict). */
+  version?: Version;
+}
+
+/** An edit or deletion is stored with this version. */
+export interface MessageChangeAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** True when nothing new was stored (a repeat, the same text, or already deleted). */
+  duplicate: boolean;
+}
+
+/** A message was edited, or an agent reply regenerated: apply it if its version is higher than the one you have. */
+export interface MessageUpdated {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  /** The message as it is now, whole. */
+  message: ChatMessage;
+}
+
+/** A message was deleted: show a tombstone in its place if its version is higher than the one you have. */
+export interface MessageDeleted {
+  sessionId: ClientId;
+  workspaceId: WorkspaceSlug;
+  messageId: ClientId;
+  seq: Seq;
+  version: Version;
+  timestamp: Millis;
+}
+
 export interface CancelAgentRequest {
   sessionId: ClientId;
   workspaceId?: WorkspaceSlug;
@@ -283,17 +347,6 @@ export interface AgentStreamChunk {
   error?: AgentStreamError;
   /** Only on a regeneration's chunks: the version of the reply (messageId) they make. Their index counts from 0 again: replace the reply's shown text with them; if the final chunk has an error (or is cancelled with no text), the reply stays as it was. */
   version?: number;
-}
-
-/** A stored message's content changed (a regenerated agent reply): apply it if its version is higher than the one you have. */
-export interface MessageUpdated {
-  sessionId: ClientId;
-  workspaceId: WorkspaceSlug;
-  messageId: ClientId;
-  seq: Seq;
-  version: number;
-  /** The message as it is now, whole. */
-  message: ChatMessage;
 }
 
 export interface RegenerateRequest {
@@ -457,11 +510,12 @@ export interface ServerToClientPayloads {
   "chat:typing-indicator": TypingIndicator;
   "chat:presence-updated": ChatPresence;
   "chat:agent-stream-chunk": AgentStreamChunk;
-  "chat:message-updated": MessageUpdated;
   "chat:agent-tool-call": AgentToolCall;
   "chat:agent-reasoning": AgentReasoning;
   "chat:message-hidden": MessageHidden;
   "chat:message-unhidden": MessageUnhidden;
+  "chat:message-updated": MessageUpdated;
+  "chat:message-deleted": MessageDeleted;
   "chat:session-closed": SessionClosed;
   "chat:session-updated": SessionUpdated;
   "chat:banned": Banned;
@@ -475,6 +529,8 @@ export interface ServerToClientPayloads {
   "chat:cancel-agent-error": ChatError;
   "chat:regenerate-error": ChatError;
   "chat:rate-message-error": ChatError;
+  "chat:edit-message-error": ChatError;
+  "chat:delete-message-error": ChatError;
 }
 
 /** Events a client emits; each takes one payload and may ask for an acknowledgement. */
@@ -488,6 +544,8 @@ export interface ClientToServerPayloads {
   "chat:cancel-agent": CancelAgentRequest;
   "chat:regenerate": RegenerateRequest;
   "chat:rate-message": RateMessageRequest;
+  "chat:edit-message": EditMessageRequest;
+  "chat:delete-message": DeleteMessageRequest;
 }
 
 /** The body of each client event's successful acknowledgement, without its `ok: true`. */
@@ -501,4 +559,6 @@ export interface AckBodies {
   "chat:cancel-agent": CancelAgentAck;
   "chat:regenerate": RegenerateAck;
   "chat:rate-message": RateMessageAck;
+  "chat:edit-message": MessageChangeAck;
+  "chat:delete-message": MessageChangeAck;
 }

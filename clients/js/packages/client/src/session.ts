@@ -34,6 +34,7 @@ import type {
   CancelAgentAck,
   ChatAttachment,
   ChatMessage,
+  MessageChangeAck,
   ChatPresence,
   ContentType,
   OutgoingMessage,
@@ -55,7 +56,7 @@ export interface SessionOptions {
 }
 
 export type SessionStatus = "idle" | "joining" | "joined" | "error" | "banned" | "left";
-export type ErrorScope = "join" | "send" | "history" | "cancel" | "regenerate" | "rate" | "session";
+export type ErrorScope = "join" | "send" | "history" | "cancel" | "edit" | "regenerate" | "rate" | "session";
 
 export interface SessionError extends ChatErrorInfo {
   scope: ErrorScope;
@@ -93,9 +94,10 @@ type SessionEventName =
   | "chat:user-joined"
   | "chat:presence-updated"
   | "chat:user-left"
-  | "chat:message-updated"
   | "chat:message-hidden"
   | "chat:message-unhidden"
+  | "chat:message-updated"
+  | "chat:message-deleted"
   | "chat:session-closed"
   | "chat:session-updated"
   | "chat:session-left";
@@ -627,6 +629,68 @@ export class ChatSession {
     return null;
   }
 
+  // --- editing and deleting -------------------------------------------------------------------
+
+  /**
+   * Edit one of our messages (within the workspace's edit window).  The
+   * version sent is the one we hold, so an edit of a message that changed
+   * meanwhile is refused with `version_conflict` rather than overwriting it.
+   * The entry changes when `chat:message-updated` (or the ack) comes back;
+   * a refusal is the session's error with scope `edit`, and null.
+   */
+  async editMessage(
+    messageId: string,
+    content: string,
+    options: { contentType?: ContentType; metadata?: Record<string, unknown> } = {},
+  ): Promise<MessageChangeAck | null> {
+    const item = this.store.get(messageId);
+    if (!item || item.seq === null) return null;
+    return this.change("chat:edit-message", {
+      ...this.ids(),
+      messageId,
+      version: item.version,
+      content,
+      ...options,
+    });
+  }
+
+  /** Delete a message (ours within the edit window, any as a moderator): a tombstone takes its place. */
+  async deleteMessage(messageId: string): Promise<MessageChangeAck | null> {
+    const item = this.store.get(messageId);
+    if (!item || item.seq === null) return null;
+    return this.change("chat:delete-message", { ...this.ids(), messageId });
+  }
+
+  private async change(
+    event: "chat:edit-message" | "chat:delete-message",
+    payload: Parameters<ChatClient["request"]>[1],
+  ): Promise<MessageChangeAck | null> {
+    try {
+      const ack = await this.client.request(event, payload as never, SEND_TIMEOUT_MS);
+      if (ack.ok) {
+        this.later(() => {
+          if (ack.version > (this.store.get(ack.messageId)?.version ?? ack.version)) this.refresh();
+        }, GAP_WAIT_MS);
+        return ack;
+      }
+      this.setError(errorInfo(ack), "edit");
+    } catch (error) {
+      this.setError((error as ChatRequestError).info, "edit");
+    }
+    return null;
+  }
+
+  /** The broadcast of our own change did not come: read the newest page, which holds the message as it is. */
+  private refresh(): void {
+    this.history({ limit: this.pageSize })
+      .then((ack) => {
+        if (!ack.ok) return;
+        this.store.applyPage({ messages: ack.messages, hasMore: true });
+        this.changed();
+      })
+      .catch(() => {});
+  }
+
   // --- typing and presence -------------------------------------------------------------------
 
   /** Call on every edit of the message box, with its text: typing events go out debounced. */
@@ -736,13 +800,15 @@ export class ChatSession {
         if (this.store.remove(hidden.messageId)) this.changed();
         return;
       }
-      case "chat:message-updated":
-        this.store.putStored((payload as ServerToClientPayloads["chat:message-updated"]).message);
-        this.changed();
-        return;
       case "chat:message-unhidden":
         this.store.putStored((payload as ServerToClientPayloads["chat:message-unhidden"]).message);
         this.changed();
+        return;
+      case "chat:message-updated":
+        if (this.store.applyUpdate(payload as ServerToClientPayloads["chat:message-updated"])) this.changed();
+        return;
+      case "chat:message-deleted":
+        if (this.store.applyDelete(payload as ServerToClientPayloads["chat:message-deleted"])) this.changed();
         return;
       case "chat:session-closed":
         this.closed = true;

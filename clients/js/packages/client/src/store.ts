@@ -11,6 +11,11 @@
  * Entries are immutable: a change replaces the entry, and `list()` returns
  * a new array only after a change, so a view can compare by identity.
  *
+ * Edits and deletions carry the message's `version`: an entry keeps the
+ * highest version it has seen, and anything older (a late event, a stale
+ * history page) leaves it as it is, so reordered or repeated events
+ * converge (`applyUpdate`, `applyDelete`).
+ *
  * `syncedSeq` is the catch-up cursor: every message up to it that the
  * server shows us is held.  A live message right after it moves it on; one
  * further on leaves a gap (`hasGap`) that a catch-up with
@@ -25,6 +30,8 @@ import type {
   ChatAttachment,
   ChatMessage,
   ContentType,
+  MessageDeleted,
+  MessageUpdated,
   SenderType,
 } from "./events.generated.js";
 
@@ -51,6 +58,8 @@ export interface ChatErrorInfo {
   maxLength?: number;
   mutedUntil?: number;
   reason?: string;
+  /** version_conflict: the message's current version. */
+  currentVersion?: number;
 }
 
 /** An agent's reply while (and after) it streams. */
@@ -130,6 +139,12 @@ export interface MessageItem {
   /** The files it carries (uploaded through REST); `url` is null for those received live. */
   readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
+  /** 1 when sent, one more with every edit, deletion or regeneration (the server's): never rolled back. */
+  readonly version: number;
+  /** When last edited (ms), or null. */
+  readonly editedAt: number | null;
+  /** A tombstone: deleted by its author or a moderator; content, html and metadata are empty. */
+  readonly deleted: boolean;
   readonly state: MessageState;
   /** Written by this user (this tab or another). */
   readonly mine: boolean;
@@ -137,8 +152,6 @@ export interface MessageItem {
   readonly queued: boolean;
   readonly error: ChatErrorInfo | null;
   readonly stream: StreamInfo | null;
-  /** 1, then one more with every change (a regenerated agent reply): an older version never replaces a newer one. */
-  readonly version: number;
   /** Our rating and the counts, once we rated it (null: not rated in this page). */
   readonly feedback: FeedbackInfo | null;
   /** Local arrival order, for entries without a seq. */
@@ -238,6 +251,10 @@ export class MessageStore {
   putStored(message: ChatMessage): { item: MessageItem; added: boolean } {
     const existing = this.items.get(message.id);
     const mine = (existing?.mine ?? false) || this.isMine(message);
+    const version = message.version ?? 1;
+    if (existing && existing.seq !== null && existing.version > version) {
+      return { item: existing, added: false }; // we hold a newer version (an edit arrived before this page)
+    }
     const fields = {
       seq: message.seq,
       senderType: message.senderType,
@@ -249,11 +266,13 @@ export class MessageStore {
       metadata: message.metadata ?? {},
       attachments: existing && !message.attachments ? existing.attachments : (message.attachments ?? []),
       timestamp: message.timestamp ?? Date.now(),
+      version,
+      editedAt: message.editedAt ?? null,
+      deleted: message.deleted === true,
       state: (mine ? "sent" : "stored") as MessageState,
       mine,
       queued: false,
       error: null,
-      version: message.version ?? 1,
     };
     if (existing) {
       // A late event never rolls a message back; a newer version ends a regeneration's stream.
@@ -265,9 +284,10 @@ export class MessageStore {
         existing.state === fields.state &&
         existing.content === fields.content &&
         existing.html === fields.html &&
+        existing.version === fields.version &&
+        existing.deleted === fields.deleted &&
         existing.attachments.length === fields.attachments.length &&
-        existing.userName === fields.userName &&
-        existing.version === fields.version;
+        existing.userName === fields.userName;
       if (same) return { item: existing, added: false };
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
       return { item: this.set({ ...existing, ...fields, stream }, existing), added: false };
@@ -296,12 +316,14 @@ export class MessageStore {
       metadata: fields.metadata ?? {},
       attachments: fields.attachments ?? [],
       timestamp: Date.now(),
+      version: 1,
+      editedAt: null,
+      deleted: false,
       state: "pending",
       mine: true,
       queued: true,
       error: null,
       stream: null,
-      version: 1,
       feedback: null,
       order: ++arrivals,
     });
@@ -417,12 +439,14 @@ export class MessageStore {
         metadata: {},
         attachments: [],
         timestamp: event.timestamp ?? Date.now(),
+        version: 1,
+        editedAt: null,
+        deleted: false,
         state: "streaming",
         mine: false,
         queued: false,
         error: null,
         stream: next,
-        version: 1,
         feedback: null,
         order: ++arrivals,
       });
@@ -498,6 +522,32 @@ export class MessageStore {
       }
     }
     return count;
+  }
+
+  /**
+   * `chat:message-updated`: the message as it is now, if its version is
+   * newer than ours.  Null when nothing changed (a late or repeated event,
+   * or a message we do not hold: history brings it as it is).
+   */
+  applyUpdate(event: MessageUpdated): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.putStored({ ...event.message, version: event.version }).item;
+  }
+
+  /** `chat:message-deleted`: a tombstone in its place, if the deletion is newer than what we hold. */
+  applyDelete(event: MessageDeleted): MessageItem | null {
+    const item = this.items.get(event.messageId);
+    if (!item || item.seq === null || event.version <= item.version) return null;
+    return this.update(item.id, {
+      version: event.version,
+      deleted: true,
+      content: "",
+      contentType: "text",
+      html: null,
+      metadata: {},
+      attachments: [],
+    });
   }
 
   /** A message a moderator hid (or a failed one we discard). */

@@ -363,6 +363,37 @@ describe("events", () => {
     expect(session.getSnapshot().error).toMatchObject({ code: "session_closed" });
   });
 
+  it("edits and deletes by version, applies the broadcasts and reports a conflict", async () => {
+    const server = chatServer([message(1, { userId: "ann", userName: "ann" }), message(2)]);
+    server.handle("chat:edit-message", (p) =>
+      p.messageId === "m-1"
+        ? { ok: true, sessionId: SID, messageId: p.messageId, seq: 1, version: 2, duplicate: false }
+        : { ok: false, code: "version_conflict", error: "changed", currentVersion: 3 },
+    );
+    server.handle("chat:delete-message", (p) => ({ ok: true, sessionId: SID, messageId: p.messageId, seq: 1, version: 3, duplicate: false }));
+    const session = connect(server).session(SID, WS);
+    await tick();
+    expect(await session.editMessage("m-1", "better")).toMatchObject({ version: 2 });
+    expect(server.sentOf("chat:edit-message")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "m-1", version: 1, content: "better" }]);
+    const edited = message(1, { userId: "ann", userName: "ann", content: "better", version: 2, editedAt: 5, deleted: false });
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "m-1", seq: 1, version: 2, message: edited });
+    expect(session.getSnapshot().messages[0]).toMatchObject({ id: "m-1", content: "better", version: 2, editedAt: 5, mine: true });
+
+    // Delivered out of order: the deletion (version 3) first, then a stale edit (version 2) again.
+    server.push("chat:message-deleted", { sessionId: SID, workspaceId: WS, messageId: "m-1", seq: 1, version: 3, timestamp: 1 });
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "m-1", seq: 1, version: 2, message: edited });
+    expect(session.getSnapshot().messages.map((m) => [m.id, m.deleted, m.content, m.version])).toEqual([
+      ["m-1", true, "", 3],
+      ["m-2", false, "message 2", 1],
+    ]);
+
+    // Our own stale edit: refused, and the session says why.
+    expect(await session.editMessage("m-2", "not mine anyway")).toBeNull();
+    expect(session.getSnapshot().error).toMatchObject({ scope: "edit", code: "version_conflict", currentVersion: 3 });
+    expect(await session.deleteMessage("m-1")).toMatchObject({ version: 3 });
+    expect(await session.editMessage("no-such", "x")).toBeNull();
+  });
+
   it("stops at chat:session-left: access to the session ended", async () => {
     const server = chatServer([message(1)]);
     const session = connect(server).session(SID, WS);

@@ -253,3 +253,84 @@ describe("stream assembly", () => {
     expect(store.get("reply-1")?.stream?.interrupted).toBe(true);
   });
 });
+
+describe("edits and deletions by version", () => {
+  const updated = (seq: number, version: number, content: string) => ({
+    sessionId: "s-1",
+    workspaceId: "demo",
+    messageId: `m-${seq}`,
+    seq,
+    version,
+    message: msg(seq, { version, content, editedAt: 1_700_000_000_100 + version, deleted: false }),
+  });
+  const deleted = (seq: number, version: number) => ({
+    sessionId: "s-1",
+    workspaceId: "demo",
+    messageId: `m-${seq}`,
+    seq,
+    version,
+    timestamp: 1,
+  });
+  type Change = { kind: "updated"; event: ReturnType<typeof updated> } | { kind: "deleted"; event: ReturnType<typeof deleted> };
+  const apply = (store: MessageStore, change: Change) =>
+    change.kind === "updated" ? store.applyUpdate(change.event) : store.applyDelete(change.event);
+
+  it("applies an edit newer than what it holds, and ignores a late or repeated one", () => {
+    const store = new MessageStore();
+    store.putStored(msg(1, { version: 1 }));
+    expect(store.applyUpdate(updated(1, 3, "third"))).toMatchObject({ content: "third", version: 3, editedAt: 1_700_000_000_103 });
+    expect(store.applyUpdate(updated(1, 2, "second"))).toBeNull();
+    expect(store.applyUpdate(updated(1, 3, "third"))).toBeNull();
+    expect(store.get("m-1")).toMatchObject({ content: "third", version: 3 });
+  });
+
+  it("a history page older than an edit we hold does not roll it back", () => {
+    const store = new MessageStore();
+    store.putStored(msg(1));
+    store.applyUpdate(updated(1, 2, "edited"));
+    store.applyPage({ messages: [msg(1, { version: 1, content: "message 1" })], hasMore: false });
+    expect(store.get("m-1")).toMatchObject({ content: "edited", version: 2 });
+    store.applyPage({ messages: [msg(1, { version: 3, content: "newer" })], hasMore: false });
+    expect(store.get("m-1")).toMatchObject({ content: "newer", version: 3 });
+  });
+
+  it("a deletion leaves a tombstone in its place; an older edit after it changes nothing", () => {
+    const store = new MessageStore();
+    store.putStored(msg(1, { contentType: "markdown", html: "<p>x</p>", metadata: { a: 1 } }));
+    store.putStored(msg(2));
+    expect(store.applyDelete(deleted(1, 3))).toMatchObject({ deleted: true, content: "", html: null, metadata: {}, version: 3, seq: 1 });
+    expect(store.applyUpdate(updated(1, 2, "late edit"))).toBeNull();
+    expect(store.list().map((m) => [m.id, m.deleted])).toEqual([
+      ["m-1", true],
+      ["m-2", false],
+    ]);
+  });
+
+  it("ignores changes to messages it does not hold (history brings them as they are)", () => {
+    const store = new MessageStore();
+    expect(store.applyUpdate(updated(7, 2, "x"))).toBeNull();
+    expect(store.applyDelete(deleted(7, 2))).toBeNull();
+    expect(store.size).toBe(0);
+  });
+
+  it("every delivery order of the same changes, with repeats, converges on the newest", () => {
+    const changes: Change[] = [
+      { kind: "updated", event: updated(1, 2, "two") },
+      { kind: "updated", event: updated(1, 3, "three") },
+      { kind: "updated", event: updated(1, 4, "four") },
+      { kind: "updated", event: updated(2, 2, "other two") },
+      { kind: "deleted", event: deleted(2, 3) },
+    ];
+    const permutations = (items: Change[]): Change[][] =>
+      items.length <= 1 ? [items] : items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+    const ends = new Set<string>();
+    for (const order of permutations(changes)) {
+      const store = new MessageStore();
+      store.putStored(msg(1));
+      store.putStored(msg(2));
+      for (const change of [...order, order[0]!, order[order.length - 1]!]) apply(store, change);
+      ends.add(JSON.stringify(store.list().map((m) => [m.id, m.version, m.content, m.deleted])));
+    }
+    expect([...ends]).toEqual([JSON.stringify([["m-1", 4, "four", false], ["m-2", 3, "", true]])]);
+  });
+});

@@ -315,6 +315,7 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel }: Messa
       data-state={message.state}
       data-sender-type={message.senderType}
       data-mine={message.mine ? "true" : "false"}
+      data-version={message.version}
       aria-busy={streaming ? "true" : undefined}
     >
       <p className="rtc-msg__meta">
@@ -323,11 +324,14 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel }: Messa
           {timeOf(message.timestamp)}
         </time>
       </p>
-      {showHtml ? (
+      {message.deleted ? (
+        <div className="rtc-msg__body rtc-msg__body--deleted">This message was deleted.</div>
+      ) : showHtml ? (
         <div className="rtc-msg__body rtc-msg__body--html" dangerouslySetInnerHTML={{ __html: message.html! }} />
       ) : (
         <div className="rtc-msg__body">{message.content}</div>
       )}
+      {message.editedAt !== null && !message.deleted && <p className="rtc-msg__edited">(edited)</p>}
       {streaming && <span className="rtc-msg__caret" aria-hidden="true" />}
       {(status || streaming || message.state === "failed") && (
         <p className="rtc-msg__status">

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0011_attachments'),
+        ('chat', '0012_workspace_edit_window'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
