@@ -32,7 +32,6 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:presence-updated": (p) => `${p.userId} ${p.status}`,
   "chat:agent-stream-chunk": (p) =>
     `${p.messageId} ${p.chunk} ${p.index.toFixed()} ${String(p.isComplete)} ${p.seq ?? ""} ${p.error?.code ?? ""} ${String(p.cancelled ?? false)} ${p.inReplyTo}`,
-  "chat:message-updated": (p) => `${p.messageId} ${p.version.toFixed()} ${p.seq.toFixed()} ${p.message.content}`,
   "chat:agent-tool-call": (p) =>
     `${p.messageId} ${p.index.toFixed()} ${p.toolCallId} ${p.name} ${p.argumentsDelta} ${p.status} ${p.result ?? ""}`,
   "chat:agent-reasoning": (p) => `${p.messageId} ${p.index.toFixed()} ${p.text}`,
