@@ -69,6 +69,10 @@ def request_regeneration(session_id: int, reply_key: str, request_key: str, user
     if first.session.agent_id is None:
         raise AgentNotFound("The session no longer has an agent.")
     if AgentRun.objects.filter(message_id=first.message_id, status__in=AGENT_RUN_OPEN_STATES).exists():
+        # Perhaps this very request, created by another worker since we looked: then it is a repeat.
+        again = _runs().filter(message_id=first.message_id, request_key=request_key).first()
+        if again is not None:
+            return Regeneration(_ticket(again), False, again.status)
         raise AgentRunActive(messageId=reply_key)
     attempt = (AgentRun.objects.filter(message_id=first.message_id).aggregate(top=Max("attempt"))["top"] or 0) + 1
     try:
