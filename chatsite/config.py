@@ -236,9 +236,8 @@ class Config:
     attachments_per_message: int = 10
     #: Lifetime of a signed download URL: short, so a leaked link soon stops working.
     attachment_url_ttl_s: int = 300
-    #: A deleted message's attachments are removed this long after the deletion
-    #: (the edit window), and unreferenced uploads this long after the upload.
-    attachment_delete_after_s: int = 15 * 60
+    #: Unreferenced uploads are removed this long after the upload (a deleted
+    #: message's attachments, once its workspace's edit window has passed).
     attachment_unreferenced_ttl_s: int = 24 * 3600
     #: Worker identity used in session ids so that any worker can tell which
     #: one owns a session; defaults to host, process id and a random part, so
@@ -365,7 +364,6 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
             env, "CHAT_ATTACHMENTS_PER_MESSAGE", defaults.attachments_per_message, minimum=1
         ),
         attachment_url_ttl_s=_int(env, "CHAT_ATTACHMENT_URL_TTL_S", defaults.attachment_url_ttl_s, minimum=1),
-        attachment_delete_after_s=_int(env, "CHAT_ATTACHMENT_DELETE_AFTER_S", defaults.attachment_delete_after_s),
         attachment_unreferenced_ttl_s=_int(
             env, "CHAT_ATTACHMENT_UNREFERENCED_TTL_S", defaults.attachment_unreferenced_ttl_s, minimum=60
         ),

@@ -266,12 +266,17 @@ PURGE_BATCH = 200
 
 def purge(now: object = None) -> int:
     """Housekeeping: uploads no message claimed within their time, and the attachments of messages deleted
-    longer ago than the edit window (``CHAT_ATTACHMENT_DELETE_AFTER_S``)."""
+    longer ago than their workspace's edit window (``Workspace.edit_window_s``)."""
     now = now or timezone.now()
     unreferenced = Attachment.objects.filter(
         message__isnull=True, created_at__lt=now - timedelta(seconds=settings.CHAT.attachment_unreferenced_ttl_s)
     )
-    deleted = Attachment.objects.filter(
-        message__deleted_at__lt=now - timedelta(seconds=settings.CHAT.attachment_delete_after_s)
+    deleted = Attachment.objects.filter(message__deleted_at__lt=now).select_related(
+        "message", "message__session__workspace"
     )
-    return delete_attachments(list(unreferenced[:PURGE_BATCH])) + delete_attachments(list(deleted[:PURGE_BATCH]))
+    expired = [
+        attachment
+        for attachment in deleted[:PURGE_BATCH]
+        if attachment.message.deleted_at + timedelta(seconds=attachment.message.session.workspace.edit_window_s) < now
+    ]
+    return delete_attachments(list(unreferenced[:PURGE_BATCH])) + delete_attachments(expired)

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.signing import TimestampSigner
 from django.utils import timezone
 
-from chat.models import Attachment, ChatMessage, Membership
+from chat.models import Attachment, ChatMessage, Membership, Workspace
 from chat.services import attachment_links, attachments
 from tests.integration import attachment_files as files
 from tests.integration.api_support import API, committed, emitted, error_of, world  # noqa: F401 (fixtures)
@@ -273,8 +273,11 @@ def test_housekeeping_purges_stale_uploads_and_deleted_messages_attachments(worl
     assert attachments.purge() == 1
     assert set(Attachment.objects.values_list("public_id", flat=True)) == {kept, sent}
     ChatMessage.objects.filter(key="m1").update(deleted_at=timezone.now() - timedelta(minutes=1))
-    assert attachments.purge() == 0  # still within the edit window
-    ChatMessage.objects.filter(key="m1").update(deleted_at=timezone.now() - timedelta(hours=1))
+    assert attachments.purge() == 0  # still within the workspace's edit window (15 minutes by default)
+    Workspace.objects.filter(pk=session.workspace_id).update(edit_window_s=3600)
+    ChatMessage.objects.filter(key="m1").update(deleted_at=timezone.now() - timedelta(minutes=20))
+    assert attachments.purge() == 0  # ... which this workspace made an hour
+    ChatMessage.objects.filter(key="m1").update(deleted_at=timezone.now() - timedelta(hours=2))
     assert attachments.purge() == 1
     assert list(Attachment.objects.values_list("public_id", flat=True)) == [kept]
     assert [path.name for path in stored_files(store)] == [kept]
