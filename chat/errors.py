@@ -221,6 +221,7 @@ WIRE_ERRORS: dict[str, WireError] = {
     "member_exists": WireError(409, 1008),
     "agent_run_not_found": WireError(404, 1008),
     "agent_run_finished": WireError(409, 1008),
+    "agent_run_active": WireError(409, 1008),
     "agent_config_invalid": WireError(400, 1008),
     "invalid_emoji": WireError(400, 1008),
     "reaction_emoji_limit": WireError(409, 1008),

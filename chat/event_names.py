@@ -20,6 +20,8 @@ CANCEL_AGENT = "chat:cancel-agent"
 ADD_REACTION = "chat:add-reaction"
 REMOVE_REACTION = "chat:remove-reaction"
 MARK_READ = "chat:mark-read"
+REGENERATE = "chat:regenerate"
+RATE_MESSAGE = "chat:rate-message"
 EDIT_MESSAGE = "chat:edit-message"
 DELETE_MESSAGE = "chat:delete-message"
 
@@ -35,6 +37,8 @@ CLIENT_EVENTS = frozenset(
         ADD_REACTION,
         REMOVE_REACTION,
         MARK_READ,
+        REGENERATE,
+        RATE_MESSAGE,
         EDIT_MESSAGE,
         DELETE_MESSAGE,
     }

@@ -371,16 +371,30 @@ AGENT_RUN_OPEN_STATES = (AgentRunStatus.PENDING, AgentRunStatus.RUNNING)
 
 
 class AgentRun(models.Model):
-    """One agent reply to one user message (``chat.agents.runner``).
+    """One agent reply to one user message (``chat.agents.runner``), or one regeneration of it.
 
-    The row is unique on its triggering message, so a message resent to any
-    number of workers triggers one run; runs of a session are claimed one at
-    a time in the ``seq`` order of their messages by whichever worker gets
-    there first, and the claim is a lease that worker keeps renewing.
+    ``attempt`` 0 is the answer the message's arrival triggers: unique on
+    (message, attempt), so a message resent to any number of workers
+    triggers one run.  Attempts 1, 2... regenerate that answer
+    (``chat:regenerate``), each unique on its client's ``request_key``; at
+    most one run of a message is open at a time (a partial unique index).
+    Runs of a session are claimed one at a time in the ``seq`` order of
+    their messages by whichever worker gets there first, and the claim is a
+    lease that worker keeps renewing.
     """
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="agent_runs")
-    message = models.OneToOneField(ChatMessage, on_delete=models.CASCADE, related_name="agent_run")
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="agent_run")
+    #: 0: the answer to the message; 1, 2...: regenerations of that answer.
+    attempt = models.PositiveIntegerField(default=0)
+    #: A regeneration's ``requestId`` (its idempotency key); empty for attempt 0.
+    request_key = models.CharField(max_length=128, blank=True, default="")
+    #: Who asked for a regeneration (whose run caps it counts against); ``None`` for attempt 0.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: A regeneration's version of the reply (its stream chunks carry it): set when it is requested.
+    version = models.PositiveIntegerField(null=True, blank=True)
     agent = models.ForeignKey(Agent, null=True, on_delete=models.SET_NULL, related_name="runs")
     #: The ``seq`` of the triggering message: the session's queue order.
     seq = models.PositiveBigIntegerField()
@@ -410,6 +424,19 @@ class AgentRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "attempt"], name="one_run_per_message_attempt"),
+            models.UniqueConstraint(
+                fields=["message", "request_key"],
+                condition=~models.Q(request_key=""),
+                name="one_run_per_regenerate_request",
+            ),
+            models.UniqueConstraint(
+                fields=["message"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="one_open_run_per_message",
+            ),
+        ]
         indexes = [
             models.Index(fields=["session", "status", "seq"]),
             models.Index(fields=["status", "lease_expires_at"]),
@@ -417,6 +444,35 @@ class AgentRun(models.Model):
 
     def __str__(self) -> str:
         return f"run of #{self.seq} in {self.session_id} ({self.status})"
+
+
+class Rating(models.TextChoices):
+    UP = "up"
+    DOWN = "down"
+
+
+#: The longest comment a rating may carry.
+FEEDBACK_COMMENT_MAX = 2000
+
+
+class MessageFeedback(models.Model):
+    """One member's rating of one agent reply (``chat:rate-message``): changeable, removable."""
+
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="message_feedback")
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    comment = models.TextField(blank=True, default="", max_length=FEEDBACK_COMMENT_MAX)
+    #: The reply's version when it was rated (a regeneration may change what was rated).
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="one_rating_per_user_and_message")]
+        indexes = [models.Index(fields=["updated_at"], name="feedback_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.message_id} by {self.user_id}"
 
 
 class AgentSessionState(models.Model):

@@ -65,6 +65,8 @@ CLIENT_EVENTS = frozenset(
         "chat:remove-reaction",
         "chat:mark-read",
         "chat:cancel-agent",
+        "chat:regenerate",
+        "chat:rate-message",
         "chat:edit-message",
         "chat:delete-message",
         "chat:hide-message",
@@ -214,6 +216,11 @@ AGENT_FIRST_CHUNK = Histogram(
 AGENT_ERRORS = Counter(
     "chat_agent_run_errors", "Agent runs that ended in an error, by error code.", ["backend", "error"]
 )
+AGENT_FEEDBACK = Counter(
+    "chat_agent_feedback",
+    "Ratings of agent replies given or changed, by agent key and rating (up, down, cleared).",
+    ["agent", "rating"],
+)
 
 LOOP_DELAY = Histogram(
     "chat_event_loop_delay_seconds", "How late the event-loop probe woke up (its overshoot).", buckets=_SECONDS
@@ -321,6 +328,7 @@ _housekeeping_runs = _Children(HOUSEKEEPING_RUNS, ("ok", "failed"))
 _purged = _Children(HOUSEKEEPING_PURGED, open_values=True)
 _event_errors: dict[tuple[str, str], Any] = {}
 _agent_errors: dict[tuple[str, str], Any] = {}
+_agent_feedback: dict[tuple[str, str], Any] = {}
 _workspace_children: dict[str, tuple[Any, Any, Any, Any]] = {}
 _workspaces: frozenset[str] | None = None
 
@@ -728,6 +736,15 @@ class AgentRunTimer:
 
 def agent_run(backend: str) -> AgentRunTimer:
     return AgentRunTimer(backend)
+
+
+FEEDBACK_RATINGS = ("up", "down", "cleared")
+
+
+def agent_feedback(agent: str, rating: str) -> None:
+    """A member rated an agent's reply (or cleared their rating); ``agent`` is the agent's key (operator-chosen)."""
+    label = rating if rating in FEEDBACK_RATINGS else OTHER
+    _pair(_agent_feedback, AGENT_FEEDBACK, _code_label(agent), label).inc()
 
 
 def purged(kind: str, count: int) -> None:

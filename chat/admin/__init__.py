@@ -1,4 +1,5 @@
-"""The Django admin for moderators: workspaces, members, bans, agents, sessions, messages, attachments, presence, security.
+"""The Django admin for moderators: workspaces, members, bans, agents, sessions, messages, attachments,
+feedback, presence, security.
 
 Layer: chat application (moderation UI).
 
@@ -16,6 +17,6 @@ REST API, and every moderation action is recorded in the admin log.
 One module per subject; importing them registers their model admins.
 """
 
-from chat.admin import agents, attachments, conversations, scoping, security, workspaces
+from chat.admin import agents, attachments, conversations, feedback, scoping, security, workspaces
 
-__all__ = ["agents", "attachments", "conversations", "scoping", "security", "workspaces"]
+__all__ = ["agents", "attachments", "conversations", "feedback", "scoping", "security", "workspaces"]

@@ -1,4 +1,4 @@
-"""Errors of ``chat:cancel-agent`` and of saving an agent, with stable codes like every :class:`~chat.errors.ChatError`."""
+"""Errors of ``chat:cancel-agent``, ``chat:regenerate`` and of saving an agent, with stable codes like every :class:`~chat.errors.ChatError`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ class AgentRunNotFound(ChatError):
 class AgentRunFinished(ChatError):
     code = "agent_run_finished"
     default_message = "That agent reply has already finished."
+
+
+class AgentRunActive(ChatError):
+    """``chat:regenerate`` while a run of the same message is queued or running (one at a time per reply)."""
+
+    code = "agent_run_active"
+    default_message = "The agent is already answering that message; cancel it or wait for it to finish."
 
 
 class AgentConfigInvalid(ChatError):

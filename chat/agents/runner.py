@@ -48,6 +48,12 @@ event handler beyond creating the run row.  A worker executes at most
 slot: a run claimed beyond either fails at once with ``agent_run_limit``
 (its final chunk's ``error`` and a system note say so; the user may send again).
 
+Regenerating.  ``chat:regenerate`` queues another run of a replied-to
+message (:mod:`chat.agents.regenerations`); its chunks carry the reply's
+``messageId`` and ``version`` (the version it will become), index from 0
+again, and its end is announced as ``chat:message-updated`` with the
+reply's new version instead of ``chat:message-received``.
+
 Cancelling.  The worker running a reply is named in its run row; a cancel
 handled by another worker reaches it as a ``chat.agent.cancel`` message on
 its channel (and, should that be lost, through the ``cancel_requested``
@@ -98,7 +104,7 @@ from django.conf import settings
 
 from chat import event_names, notify
 from chat.actions.messages import message_posted
-from chat.agents import runs, steps
+from chat.agents import regenerations, runs, steps
 from chat.agents.backends import AgentContext, BackendError, make_backend
 from chat.agents.backends.base import MAX_TIMEOUT_S
 from chat.agents.relay import Reply
@@ -145,6 +151,7 @@ def chunk_shape(ticket: runs.RunTicket, chunk: str, *, complete: bool, index: in
         "agentId": ticket.agent_key,
         "inReplyTo": ticket.trigger_key,
         "index": index,
+        **({"version": ticket.version} if ticket.version else {}),
         **extra,
     }
 
@@ -159,6 +166,7 @@ def step_event(ticket: runs.RunTicket, event: dict[str, Any], index: int) -> tup
         "agentId": ticket.agent_key,
         "inReplyTo": ticket.trigger_key,
         "index": index,
+        **({"version": ticket.version} if ticket.version else {}),
         **{key: value for key, value in event.items() if key != "type"},
     }
     name = event_names.AGENT_TOOL_CALL if event["type"] == steps.TOOL else event_names.AGENT_REASONING
@@ -326,6 +334,17 @@ class AgentRunner:
                 logger.warning(
                     "could not reach the worker of agent run %s; it will see the flag", request.ticket.run_id
                 )
+        return request
+
+    async def regenerate(
+        self, session_id: int, reply_key: str, request_key: str, user: Any, moderates: bool
+    ) -> regenerations.Regeneration:
+        await self.start()
+        request = await database_sync_to_async(regenerations.request_regeneration)(
+            session_id, reply_key, request_key, user, moderates
+        )
+        if request.created:
+            self.kick(session_id)
         return request
 
     async def catch_up(self, session_id: int, socket_id: str) -> None:
@@ -710,7 +729,18 @@ class AgentRunner:
         if finished.seq is not None and outcome.status in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
             extra["seq"] = finished.seq
         await self._announce_final(ticket, chunks, **extra)
-        if finished.shape is not None:
+        if finished.version is not None and finished.shape is not None:
+            # A regeneration: the reply's new version replaces the text clients show.
+            updated = {
+                "sessionId": ticket.session_key,
+                "workspaceId": ticket.workspace_slug,
+                "messageId": ticket.reply_key,
+                "seq": finished.seq,
+                "version": finished.version,
+                "message": finished.shape,
+            }
+            await notify.to_session(ticket.workspace_slug, ticket.session_key, event_names.MESSAGE_UPDATED, updated)
+        elif finished.shape is not None:
             await notify.to_session(
                 ticket.workspace_slug,
                 ticket.session_key,
@@ -745,6 +775,13 @@ async def on_user_message(session_id: int, message_id: int) -> int | None:
 async def cancel(session_id: int, message_key: str, user: Any, moderates: bool) -> runs.CancelRequest:
     """Cancel the run answering ``message_key`` (the reply's ``messageId`` or the user message's id)."""
     return await runner.cancel(session_id, message_key, user, moderates)
+
+
+async def regenerate(
+    session_id: int, reply_key: str, request_key: str, user: Any, moderates: bool
+) -> regenerations.Regeneration:
+    """Run the agent again for the user message ``reply_key`` answers (see :mod:`chat.agents.regenerations`)."""
+    return await runner.regenerate(session_id, reply_key, request_key, user, moderates)
 
 
 async def catch_up(session_id: int, socket_id: str) -> None:

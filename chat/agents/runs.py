@@ -44,8 +44,9 @@ from chat.models import (
     ChatSession,
     ContentType,
     SenderType,
+    VersionReason,
 )
-from chat.services import messages
+from chat.services import messages, versions
 from chat.shapes import message_shape
 
 #: Earlier messages a backend is given (backends bound it further).
@@ -82,8 +83,13 @@ class RunTicket:
     agent_name: str
     backend: str
     config: dict[str, Any] = field(repr=False)
-    #: The user whose message this run answers (``None``: a deleted user).
+    #: Whose run caps it counts against: who asked for a regeneration, else the
+    #: author of the message it answers (``None``: a deleted user).
     sender_id: int | None = None
+    #: 0: the answer to the message; 1, 2...: a regeneration (``chat.agents.regenerate``).
+    attempt: int = 0
+    #: A regeneration's version of the reply (``AgentRun.version``).
+    version: int | None = None
 
 
 def _ticket(run: AgentRun) -> RunTicket:
@@ -103,7 +109,9 @@ def _ticket(run: AgentRun) -> RunTicket:
         agent_name=agent.name if agent else "agent",
         backend=agent.backend if agent else "",
         config=dict(agent.config) if agent and isinstance(agent.config, dict) else {},
-        sender_id=run.message.user_id,
+        sender_id=run.requested_by_id if run.attempt else run.message.user_id,
+        attempt=run.attempt,
+        version=run.version if run.attempt else None,
     )
 
 
@@ -126,13 +134,14 @@ def create_run(session_id: int, message_id: int) -> tuple[int | None, bool]:
         ChatMessage.objects.filter(
             pk=message_id, session_id=session_id, sender_type=SenderType.USER, session__agent__isnull=False
         )
-        .values("key", "seq", "session__agent_id", "agent_run__id")
+        .values("key", "seq", "session__agent_id")
         .first()
     )
     if row is None:
         return None, False
-    if row["agent_run__id"] is not None:
-        return row["agent_run__id"], False
+    existing = AgentRun.objects.filter(message_id=message_id, attempt=0).values_list("pk", flat=True).first()
+    if existing is not None:
+        return existing, False
     reply_key = derive_key(row["key"])
     if ChatMessage.objects.filter(session_id=session_id, key=reply_key).exists():
         # A client already used that id for a message of its own.
@@ -147,7 +156,7 @@ def create_run(session_id: int, message_id: int) -> tuple[int | None, bool]:
                 reply_key=reply_key,
             )
     except IntegrityError:
-        return AgentRun.objects.filter(message_id=message_id).values_list("pk", flat=True).first(), False
+        return AgentRun.objects.filter(message_id=message_id, attempt=0).values_list("pk", flat=True).first(), False
     return run.pk, True
 
 
@@ -182,7 +191,7 @@ def claim_next(session_id: int, worker_id: str, worker_channel: str, lease_s: fl
             _runs()
             .select_for_update(skip_locked=True, of=("self",))
             .filter(session_id=session_id, status__in=AGENT_RUN_OPEN_STATES)
-            .order_by("seq")
+            .order_by("seq", "attempt")
             .first()
         )
         if head is None:
@@ -313,6 +322,8 @@ class Finished:
     #: The stored message's ``ChatMessage`` shape (reply or system note), if any.
     shape: dict[str, Any] | None = None
     seq: int | None = None
+    #: A regeneration's new version of the reply: ``shape`` is announced as ``chat:message-updated``.
+    version: int | None = None
 
 
 #: Every code a failed run may show clients, with the reason they are told:
@@ -380,6 +391,10 @@ def finish_run(
                 changes["stream"] = stream
             if not owned.update(**changes):
                 return Finished(held=False)
+        if ticket.attempt:
+            return _finish_regeneration(
+                ticket, status, content, truncated=truncated, cancelled_by=cancelled_by, steps=steps
+            )
         base_metadata = {"agentId": ticket.agent_key, "inReplyTo": ticket.trigger_key, "agentRun": status}
         stored = None
         if content.strip() and status in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
@@ -417,6 +432,49 @@ def finish_run(
         return Finished(held=True, shape=message_shape(stored.message, session), seq=stored.message.seq)
 
 
+def _reply_metadata(ticket: RunTicket, status: str, *, truncated: bool, cancelled_by: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"agentId": ticket.agent_key, "inReplyTo": ticket.trigger_key, "agentRun": status}
+    if status == AgentRunStatus.CANCELLED:
+        metadata["cancelled"] = True
+        if cancelled_by:
+            metadata["cancelledBy"] = cancelled_by
+    if truncated:
+        metadata["truncated"] = True
+    return metadata
+
+
+def _finish_regeneration(
+    ticket: RunTicket,
+    status: str,
+    content: str,
+    *,
+    truncated: bool,
+    cancelled_by: str,
+    steps: list[dict[str, Any]] | None = None,
+) -> Finished:
+    """A regeneration with text becomes the reply's next version; one that failed changes nothing."""
+    if not content.strip() or status not in (AgentRunStatus.COMPLETED, AgentRunStatus.CANCELLED):
+        return Finished(held=True)
+    run = AgentRun.objects.filter(pk=ticket.run_id).values("reply_id", "requested_by_id").first() or {}
+    reply = content[: settings.CHAT.message_max_length]
+    metadata = _reply_metadata(ticket, status, truncated=truncated or len(reply) < len(content), cancelled_by=cancelled_by)
+    metadata["regenerated"] = True
+    if steps:
+        metadata["steps"] = steps
+    message = versions.replace_content(
+        run.get("reply_id") or 0,
+        reply,
+        reply_content_type(ticket.config),
+        metadata,
+        reason=VersionReason.REGENERATE,
+        changed_by=run.get("requested_by_id"),
+    )
+    if message is None:
+        return Finished(held=True)  # the reply was deleted meanwhile: nothing to replace
+    session = ChatSession.objects.select_related("workspace").get(pk=ticket.session_id)
+    return Finished(held=True, shape=message_shape(message, session), seq=message.seq, version=message.version)
+
+
 def reply_content_type(config: dict[str, Any]) -> str:
     """Agents answer in ``markdown`` (what language models write) unless the config says ``"content_type": "text"``."""
     return ContentType.TEXT if config.get("content_type") == ContentType.TEXT else ContentType.MARKDOWN
@@ -446,7 +504,7 @@ class CancelRequest:
 def find_run(session_id: int, message_key: str) -> AgentRun | None:
     """The newest run of a session whose reply or triggering message has that id."""
     by_key = Q(reply_key=message_key) | Q(message__key=message_key)
-    return _runs().filter(by_key, session_id=session_id).order_by("-seq").first()
+    return _runs().filter(by_key, session_id=session_id).order_by("-seq", "-attempt").first()
 
 
 def request_cancel(session_id: int, message_key: str, user: Any, moderates: bool) -> CancelRequest:

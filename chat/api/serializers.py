@@ -446,7 +446,7 @@ class MessageSerializer(serializers.Serializer):
     )
     metadata = serializers.DictField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
-    version = serializers.IntegerField(help_text="1 when sent, one more with every edit or deletion.")
+    version = serializers.IntegerField(help_text="1 when sent, one more with every edit, deletion or regeneration.")
     editedAt = serializers.IntegerField(allow_null=True, help_text="When last edited (ms); null if never.")
     deleted = serializers.BooleanField(
         help_text="A tombstone: deleted by its author or a moderator; `content`, `html`, `metadata` are empty."

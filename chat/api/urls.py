@@ -11,7 +11,7 @@ from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import attachments, messages, monitoring, presence, security_events, sessions, workspaces
+from . import attachments, feedback, messages, monitoring, presence, security_events, sessions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -49,6 +49,7 @@ urlpatterns = [
     # presence and security
     path(f"{W}/presence/", presence.WorkspacePresence.as_view(), name="workspace-presence"),
     path(f"{W}/security-events/", security_events.SecurityEventList.as_view(), name="security-event-list"),
+    path(f"{W}/feedback/", feedback.FeedbackList.as_view(), name="feedback-list"),
     # monitoring (staff or the ops token)
     path("metrics/", monitoring.MetricsAPIView.as_view(), name="monitoring-metrics"),
     path("health/", monitoring.HealthAPIView.as_view(), name="monitoring-health"),

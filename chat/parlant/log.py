@@ -183,7 +183,8 @@ def _pending(session: ChatSession, head: LogHead) -> _Pass:
         session_id=session.pk, run__isnull=False, phase__in=set(TERMINAL_PHASES.values())
     ).values("run_id")
     runs = list(
-        AgentRun.objects.filter(session_id=session.pk, seq__lte=synced_seq)
+        # Regenerations (attempt > 0) replace a reply's content in place: Parlant's log has no such event.
+        AgentRun.objects.filter(session_id=session.pk, seq__lte=synced_seq, attempt=0)
         .exclude(pk__in=finished)
         .select_related("message", "agent", "reply")
         .order_by("seq", "pk")

@@ -190,7 +190,12 @@ def apply_delete(pk: int, actor: AbstractBaseUser, moderates: bool, expected_ver
 
 
 def versions_of(message: ChatMessage, user_id: int, moderates: bool) -> list[MessageVersion]:
-    """The versions a change replaced, oldest first: for the author and moderators only (``not_author``)."""
-    if not (moderates or is_author(message, user_id)):
+    """The versions a change replaced, oldest first: for the author and moderators only (``not_author``).
+
+    An agent's reply has no author: its earlier versions (regenerations) are for every member who can
+    read the session, unless it was deleted.
+    """
+    regenerated = message.sender_type == SenderType.AGENT and message.deleted_at is None
+    if not (moderates or regenerated or is_author(message, user_id)):
         raise NotAuthor("Only the author and moderators can see a message's versions.")
     return list(MessageVersion.objects.filter(message=message).select_related("changed_by").order_by("version"))

@@ -19,7 +19,17 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from chat.models import Agent, ChatMessage, ChatSession, Membership, Presence, Role, Workspace, WorkspaceBan
+from chat.models import (
+    Agent,
+    ChatMessage,
+    ChatSession,
+    Membership,
+    MessageFeedback,
+    Presence,
+    Role,
+    Workspace,
+    WorkspaceBan,
+)
 from security.models import ApiToken, SecurityEvent
 from tests.integration.api_support import API, committed, emitted, world  # noqa: F401 (fixtures)
 
@@ -33,6 +43,7 @@ CHANGELISTS = [
     "chat/chatsession",
     "chat/chatmessage",
     "chat/presence",
+    "chat/messagefeedback",
     "security/securityevent",
 ]
 
@@ -49,7 +60,10 @@ def data(world):
                                 user_name=owner, last_seen=now, worker_id="w")
         SecurityEvent.objects.create(type="message_blocked", workspace=space, user=world.users[owner],
                                      session_key=f"{tag}-session")
-        made[tag] = {"session": session, "message": message}
+        feedback = MessageFeedback.objects.create(
+            message=message, user=world.users[owner], rating="down", comment=f"{tag} feedback"
+        )
+        made[tag] = {"session": session, "message": message, "feedback": feedback}
     SecurityEvent.objects.create(type="rate_limit_exceeded", workspace=world.a)
     SecurityEvent.objects.create(type="rate_limit_exceeded", workspace=world.a)
     banned = get_user_model().objects.create_user("bsecret-banned")
@@ -123,6 +137,7 @@ def test_moderator_cannot_open_b_objects(world, data):
         f"/admin/chat/membership/{Membership.objects.get(user=world.users['bob']).pk}/change/",
         f"/admin/chat/agent/{Agent.objects.get(workspace=world.b).pk}/change/",
         f"/admin/security/securityevent/{SecurityEvent.objects.filter(workspace=world.b).get().pk}/change/",
+        f"/admin/chat/messagefeedback/{data['bsecret']['feedback'].pk}/change/",
     ]
     for url in urls:
         response = client.get(url)
@@ -130,6 +145,7 @@ def test_moderator_cannot_open_b_objects(world, data):
         assert "bsecret" not in response.content.decode()
     # And A's own object pages work.
     assert "acme content" in page(client, f"/admin/chat/chatsession/{data['acme']['session'].pk}/change/")
+    assert "acme feedback" in page(client, f"/admin/chat/messagefeedback/{data['acme']['feedback'].pk}/change/")
 
 
 def test_actions_on_b_objects_do_nothing(world, data, emitted, committed):

@@ -74,6 +74,8 @@ const view = new ChatView($("[data-chat-panel]"), {
   canModerate: () => Boolean(state.workspace?.moderates),
   onHide: (messageId) =>
     api("POST", `workspaces/${enc(state.workspace.id)}/sessions/${enc(state.room.sessionId)}/messages/${enc(messageId)}/hide/`),
+  fetchVersions: (messageId) =>
+    api("GET", `workspaces/${enc(state.room.workspaceId)}/sessions/${enc(state.room.sessionId)}/messages/${enc(messageId)}/versions/`),
 });
 const activity = new ActivityMonitor(options).start();
 

@@ -674,6 +674,42 @@ export class ChatRoom extends EventTarget {
     return true;
   }
 
+  // --- agent replies: stop, regenerate, rate -------------------------------------------------
+
+  /** Ask the server (ack `{ok, ...}`); a refusal or no answer becomes the room's error, in `scope`. */
+  async _agentRequest(event, payload, scope) {
+    try {
+      const ack = await this.connection.request(event, { ...this._ids(), ...payload }, 5_000);
+      if (ack?.ok) return ack;
+      this._setError(errorFrom(ack ?? {}), scope);
+    } catch (error) {
+      this._setError({ code: error.code ?? "timeout", message: error.message ?? "No answer from the server." }, scope);
+    }
+    return null;
+  }
+
+  /** Stop the agent's reply `id` while it streams (its text so far is kept). */
+  stopReply(id) {
+    return this._agentRequest("chat:cancel-agent", { messageId: id }, "agent");
+  }
+
+  /** Ask the agent again for reply `id`: the new answer streams into it and becomes its next version. */
+  async regenerate(id) {
+    const ack = await this._agentRequest("chat:regenerate", { messageId: id, requestId: newId("r") }, "agent");
+    if (ack) this._announce("Asking the agent for another answer.");
+    return ack;
+  }
+
+  /** Thumbs up or down on reply `id`; the same rating again clears it. */
+  async rate(id, rating) {
+    const current = this.store.get(id)?.feedback?.mine ?? null;
+    const ack = await this._agentRequest("chat:rate-message", { messageId: id, rating: current === rating ? null : rating }, "agent");
+    if (ack && this.store.setFeedback(id, { up: ack.feedback.up, down: ack.feedback.down, mine: ack.rating })) {
+      this._changed("messages", { id });
+    }
+    return ack;
+  }
+
   // --- server events ----------------------------------------------------------------------
 
   _makeHandlers() {
@@ -734,7 +770,8 @@ export class ChatRoom extends EventTarget {
         const item = this.store.applyUpdate(updated);
         if (item) {
           this._changed("messages", { id: item.id });
-          if (!item.mine) this._announce(`${item.userName || "Someone"} edited a message.`);
+          if (item.senderType === "agent") this._announce(`${item.userName || "The agent"} answered again.`);
+          else if (!item.mine) this._announce(`${item.userName || "Someone"} edited a message.`);
         }
       },
       "chat:message-deleted": (deleted) => {
@@ -796,7 +833,11 @@ export class ChatRoom extends EventTarget {
 
   _onChunk(chunk) {
     if (chunk.isComplete) {
-      const item = this.store.finishStream(chunk.messageId, { error: chunk.error ?? null, cancelled: !!chunk.cancelled });
+      const item = this.store.finishStream(chunk.messageId, {
+        error: chunk.error ?? null,
+        cancelled: !!chunk.cancelled,
+        version: chunk.version ?? null,
+      });
       if (chunk.error) this._announce("The agent could not finish its reply.");
       if (item || chunk.error) this._changed("messages", { id: chunk.messageId });
       return;

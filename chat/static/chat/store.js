@@ -22,6 +22,12 @@
  * `chat:reactions-updated` or a reaction's ack), so repeated or reordered
  * updates end in the server's state (docs/protocol.md, "Reactions").
  *
+ * Versions: a message's `version` only grows (a regenerated agent reply gets
+ * the next one); an older version never replaces a newer one.  A
+ * regeneration's chunks (they carry the `version` they make) stream into the
+ * reply's entry, keeping the stored reply in `previous` to show again if the
+ * regeneration fails or stops before saying anything.
+ *
  * Edits and deletions carry the message's `version`: an entry keeps the
  * highest it has seen and ignores anything older (a late event, a stale
  * history page), so reordered or repeated events converge.  A deleted
@@ -113,6 +119,7 @@ export class MessageStore {
       mine: false,
       queued: false,
       error: null,
+      feedback: null,
       order: ++localOrder,
       rev: 0,
       reactions: [],
@@ -159,6 +166,10 @@ export class MessageStore {
     fields.reactions = reactions.reactions ?? [];
     fields.reactionsVersion = reactions.reactionsVersion;
     if (existing) {
+      if (existing.version > fields.version || (existing.regenVersion ?? 0) > fields.version) {
+        return { item: existing, added: false }; // a late event never rolls a message back
+      }
+      if (existing.regenVersion != null) Object.assign(fields, { regenVersion: null, previous: null });
       const state = existing.mine || mine ? MessageState.SENT : MessageState.STORED;
       const same =
         existing.content === fields.content &&
@@ -264,8 +275,8 @@ export class MessageStore {
    * the text and steps so far, sent to a socket that joined mid-reply)
    * replaces the text and steps unless we hold a higher index.
    */
-  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp, steps }) {
-    const item = this._streamEntry({ messageId, timestamp, userName, agentId });
+  appendChunk({ messageId, chunk, index, timestamp, userName, agentId, catchUp, steps, inReplyTo, version }) {
+    const item = this._streamEntry({ messageId, timestamp, userName, agentId, inReplyTo, version });
     if (!this._takes(item, index, catchUp === true)) return item;
     if (catchUp === true) return this._touch(item, { content: chunk ?? "", steps: Array.isArray(steps) ? steps : [] });
     return this._touch(item, { content: item.content + (chunk ?? "") });
@@ -281,8 +292,11 @@ export class MessageStore {
     return this._touch(item, { steps: applyStep(item.steps, kind, event) });
   }
 
-  _streamEntry({ messageId, timestamp, userName, agentId }) {
+  _streamEntry({ messageId, timestamp, userName, agentId, inReplyTo, version }) {
     const item = this.items.get(messageId);
+    if (item && version != null && item.version < version && item.regenVersion !== version) {
+      return this._startRegeneration(item, version); // a regeneration's first event
+    }
     if (item) return item;
     return this._create({
       id: messageId,
@@ -293,6 +307,7 @@ export class MessageStore {
       timestamp: timestamp ?? Date.now(),
       lastIndex: -1,
       steps: [],
+      metadata: { inReplyTo: inReplyTo ?? null },
     });
   }
 
@@ -307,14 +322,56 @@ export class MessageStore {
   }
 
   /** The last chunk: the stored reply follows as `chat:message-received`, unless the run failed. */
-  finishStream(messageId, { error = null, cancelled = false } = {}) {
-    const item = this.items.get(messageId);
+  finishStream(messageId, { error = null, cancelled = false, version = null } = {}) {
+    let item = this.items.get(messageId);
+    if (item && version != null && item.version < version && item.regenVersion !== version) {
+      if (error || cancelled) return null; // a regeneration that ended before it started: the reply stays
+      item = this._startRegeneration(item, version);
+    }
     if (!item || item.state !== MessageState.STREAMING) return null;
+    if (item.previous && (error || (cancelled && !item.content))) {
+      // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
+      return this._touch(item, { ...item.previous, previous: null, regenVersion: null });
+    }
     if (error && !item.content && !item.steps?.length) {
       this.items.delete(messageId);
       return null;
     }
     return this._touch(item, { streamDone: true, streamError: error, cancelled });
+  }
+
+  /** A regeneration's first chunk: the stored reply makes way for the new text (kept to restore). */
+  _startRegeneration(item, version) {
+    const streaming = item.state === MessageState.STREAMING;
+    const previous = streaming
+      ? item.previous
+      : {
+          content: item.content,
+          html: item.html,
+          contentType: item.contentType,
+          metadata: item.metadata,
+          state: item.state,
+          steps: item.steps,
+        };
+    return this._touch(item, {
+      previous: previous ?? null,
+      regenVersion: version,
+      state: MessageState.STREAMING,
+      content: "",
+      html: null,
+      contentType: "text",
+      lastIndex: -1,
+      steps: [],
+      streamDone: false,
+      streamError: null,
+      cancelled: false,
+    });
+  }
+
+  /** Our rating of a reply and its counts (the `chat:rate-message` ack): `{up, down, mine}`. */
+  setFeedback(id, feedback) {
+    const item = this.items.get(id);
+    return item ? this._touch(item, { feedback }) : null;
   }
 
   /** `chat:message-updated`: the message as it is now, if newer than ours (null: nothing changed). */

@@ -16,6 +16,8 @@ import { ConnectionState } from "./connection.js";
 import { renderAttachments } from "./attachments.js";
 import { copyCode, renderBody } from "./message_body.js";
 import { openPicker, reactionBar } from "./reactions_view.js";
+import { FOCUS_PARTNER, REPLY_ACTIONS, replyTools } from "./reply_tools.js";
+import { VersionBrowser } from "./versions.js";
 import { renderSteps, stepsOf } from "./steps.js";
 import { MessageState } from "./store.js";
 
@@ -44,6 +46,8 @@ const ERROR_TEXT = {
   invalid_emoji: () => "A reaction is a single emoji.",
   reaction_emoji_limit: (e) => `This message already has ${e.limit ?? "too many"} different reactions.`,
   reaction_user_limit: (e) => `You can add at most ${e.limit ?? "a few"} reactions to one message.`,
+  agent_run_active: () => "The agent is already answering that message.",
+  agent_run_finished: () => "That reply has already finished.",
   not_author: () => "Only the author can change this message.",
   edit_window_closed: () => "This message can no longer be edited or deleted.",
   version_conflict: () => "This message changed meanwhile; edit it again.",
@@ -106,15 +110,20 @@ export class ChatView {
    * @param {import("./connection.js").Connection} options.connection
    * @param {() => boolean} [options.canModerate] show "Hide" on messages
    * @param {(id: string) => Promise<void>} [options.onHide]
+   * @param {(id: string) => Promise<object>} [options.fetchVersions] a reply's earlier versions (REST), to browse them
    * @param {{upload: (file: File, onProgress: (f: number) => void) => Promise<object>,
    *          links: import("./attachments.js").AttachmentLinks}} [options.attachments]
    *   uploads and download links; without it there is no attach button
    */
-  constructor(root, { connection, canModerate = () => false, onHide = null, attachments = null } = {}) {
+  constructor(
+    root,
+    { connection, canModerate = () => false, onHide = null, attachments = null, fetchVersions = null } = {},
+  ) {
     this.root = root;
     this.connection = connection;
     this.canModerate = canModerate;
     this.onHide = onHide;
+    this.versions = new VersionBrowser(fetchVersions);
     this.attachments = attachments;
     this._uploaded = [];
     this._uploading = 0;
@@ -236,6 +245,10 @@ export class ChatView {
       }
       const id = button.closest("[data-id]")?.dataset.id;
       if (!id) return;
+      if (REPLY_ACTIONS.has(button.dataset.action)) {
+        this._replyAction(id, button.dataset.action); // focus stays on the control
+        return;
+      }
       if (button.dataset.action === "edit-message") return this._startEdit(id);
       if (button.dataset.action === "cancel-edit") return this._stopEdit(true);
       if (button.dataset.action === "delete-message") return this._delete(id, button);
@@ -375,11 +388,18 @@ export class ChatView {
         item.senderType !== "system" &&
         Math.abs(item.timestamp - previous.timestamp) < GROUP_WITHIN_MS;
       const editing = this._editing === item.id;
+      const shown = this.versions.position(item)?.shown ?? "";
       const reactable = this.room.joined && !this.room.closed;
-      const key = `${item.rev}|${continued}|${moderator}|${editing}|${reactable}|${item.state === MessageState.FAILED ? blockedFor : ""}`;
+      const key = `${item.rev}|${continued}|${moderator}|${editing}|${reactable}|${item.state === MessageState.FAILED ? blockedFor : ""}|${shown}`;
       if (element._key !== key) {
+        // Re-rendering replaces the entry's buttons: keep the keyboard focus on the same control.
+        const focused = element.contains(document.activeElement) ? document.activeElement.dataset?.action : null;
         this._fillMessage(element, item, continued, moderator, blockedFor);
         element._key = key;
+        if (focused) {
+          const again = (action) => (action ? element.querySelector(`button[data-action="${action}"]`) : null);
+          (again(focused) ?? again(FOCUS_PARTNER[focused]) ?? element.querySelector("button"))?.focus();
+        }
       }
       if (element !== cursor) list.insertBefore(element, cursor);
       else cursor = cursor.nextElementSibling;
@@ -488,7 +508,10 @@ export class ChatView {
       return;
     }
     const bubble = el("div", "msg__bubble");
-    const steps = stepsOf(item);
+    // An earlier version being browsed (versions.js) is shown whole: its text and its steps.
+    const earlier = this.versions.shownVersion(item);
+    const shown = earlier ? { ...earlier, state: MessageState.STORED } : item;
+    const steps = stepsOf(shown);
     if (steps.length) {
       const list = el("div", "msg__steps");
       list.setAttribute("role", "group");
@@ -498,7 +521,8 @@ export class ChatView {
     }
     const body = el("div", "msg__body");
     if (item.deleted) body.append(el("p", "msg__tombstone", "This message was deleted."));
-    else renderBody(body, item);
+    else renderBody(body, shown);
+    li.dataset.version = String(earlier?.version ?? item.version ?? 1); // the version on screen
     bubble.append(body);
     if (item.attachments?.length) renderAttachments(bubble, item.attachments, this.attachments?.links ?? null);
     if (item.state === MessageState.STREAMING) {
@@ -516,6 +540,10 @@ export class ChatView {
     }
     const status = this._statusLine(item, blockedFor);
     if (status) main.append(status);
+    const inReplyTo = item.metadata?.inReplyTo;
+    const canSteer = moderator || Boolean(inReplyTo && this.room.store.get(inReplyTo)?.mine);
+    const tools = replyTools(item, { canSteer, position: this.versions.position(item) });
+    if (tools) main.append(tools);
     li.append(main);
     if (hadFocus) li.querySelector(`details[data-step-key="${CSS.escape(focused)}"] > summary`)?.focus();
   }
@@ -816,6 +844,23 @@ export class ChatView {
     const { input } = this.dom;
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  }
+
+  _replyAction(id, action) {
+    const room = this.room;
+    if (action === "version-prev" || action === "version-next") {
+      const item = room.store.get(id);
+      if (!item) return;
+      this.versions.step(item, action === "version-prev" ? -1 : 1).then(
+        (changed) => changed && this._schedule({}),
+        (error) => room._setError({ code: error.code ?? "internal", message: error.message }, "agent"),
+      );
+      return;
+    }
+    if (action === "stop") room.stopReply(id);
+    else if (action === "regenerate") room.regenerate(id);
+    else if (action === "rate-up") room.rate(id, "up");
+    else if (action === "rate-down") room.rate(id, "down");
   }
 
   async _hide(id, button) {

@@ -56,6 +56,8 @@ const handlers: Exhaustive<ServerEventName, { [E in ServerEventName]: (payload: 
   "chat:add-reaction-error": (p) => `${p.code} ${p.limit ?? 0}`,
   "chat:remove-reaction-error": (p) => `${p.code}`,
   "chat:mark-read-error": (p) => `${p.code}`,
+  "chat:regenerate-error": (p) => `${p.code}`,
+  "chat:rate-message-error": (p) => `${p.code}`,
   "chat:edit-message-error": (p) => `${p.code} ${p.currentVersion ?? ""}`,
   "chat:delete-message-error": (p) => `${p.code}`,
 };
@@ -82,6 +84,8 @@ const requests: Exhaustive<ClientEventName, { [E in ClientEventName]: ClientToSe
   "chat:add-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
   "chat:remove-reaction": { sessionId: "s-1", messageId: "m-1", emoji: "👍" },
   "chat:mark-read": { sessionId: "s-1", seq: 3 },
+  "chat:regenerate": { sessionId: "s-1", messageId: "r-1", requestId: "q-1" },
+  "chat:rate-message": { sessionId: "s-1", messageId: "r-1", rating: null, comment: "meh" },
   "chat:edit-message": { sessionId: "s-1", messageId: "m-1", version: 1, content: "hi again", contentType: "text" },
   "chat:delete-message": { sessionId: "s-1", messageId: "m-1", version: 2 },
 };
@@ -97,6 +101,8 @@ const acks: { [E in ClientEventName]: (ack: AckResult<E>) => string } = {
   "chat:add-reaction": (a) => (a.ok ? `${a.reactionsVersion.toFixed()} ${a.reactions.length.toFixed()}` : a.code),
   "chat:remove-reaction": (a) => (a.ok ? a.emoji : a.code),
   "chat:mark-read": (a) => (a.ok ? `${a.lastReadSeq.toFixed()} ${a.unreadCount.toFixed()}` : a.code),
+  "chat:regenerate": (a) => (a.ok ? `${a.version.toFixed()} ${a.status} ${String(a.duplicate)}` : a.code),
+  "chat:rate-message": (a) => (a.ok ? `${a.rating ?? "none"} ${a.feedback.up.toFixed()} ${a.feedback.down.toFixed()}` : a.code),
   "chat:edit-message": (a) => (a.ok ? `${a.version.toFixed()} ${String(a.duplicate)}` : `${a.code} ${a.currentVersion ?? ""}`),
   "chat:delete-message": (a) => (a.ok ? `${a.seq.toFixed()} ${a.version.toFixed()}` : a.code),
 };

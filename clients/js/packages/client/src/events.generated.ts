@@ -22,7 +22,7 @@ export type PresenceStatus = "active" | "idle" | "away";
 export type SessionStatus = "open" | "closed";
 
 /** A stable machine code of a refused request (docs/protocol.md, 'Error codes'). */
-export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "message_not_found" | "invalid_emoji" | "reaction_emoji_limit" | "reaction_user_limit" | "not_author" | "edit_window_closed" | "version_conflict" | "message_deleted" | "too_many_edits" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
+export type ErrorCode = "invalid_payload" | "not_a_member" | "forbidden" | "agent_not_found" | "session_not_found" | "session_closed" | "not_joined" | "access_revoked" | "message_too_long" | "metadata_too_large" | "rate_limited" | "message_blocked" | "spam_detected" | "muted" | "banned" | "agent_run_not_found" | "agent_run_finished" | "agent_run_active" | "message_not_found" | "invalid_emoji" | "reaction_emoji_limit" | "reaction_user_limit" | "not_author" | "edit_window_closed" | "version_conflict" | "message_deleted" | "too_many_edits" | "unknown_event" | "too_many_pending_events" | "too_many_attachments" | "attachment_not_found" | "attachment_in_use" | "internal";
 
 /** A stored message, as every event and history page carries it. */
 export interface ChatMessage {
@@ -283,7 +283,7 @@ export interface MessageChangeAck {
   duplicate: boolean;
 }
 
-/** A message was edited: apply it if its version is higher than the one you have. */
+/** A message was edited, or an agent reply regenerated: apply it if its version is higher than the one you have. */
 export interface MessageUpdated {
   sessionId: ClientId;
   workspaceId: WorkspaceSlug;
@@ -420,6 +420,57 @@ export interface AgentStreamChunk {
   truncated?: true;
   /** Final chunk: the run failed. */
   error?: AgentStreamError;
+  /** Only on a regeneration's chunks: the version of the reply (messageId) they make. Their index counts from 0 again: replace the reply's shown text with them; if the final chunk has an error (or is cancelled with no text), the reply stays as it was. */
+  version?: number;
+}
+
+export interface RegenerateRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** The agent reply's id. */
+  messageId: ClientId;
+  /** The client's key for this request: the same requestId again answers with the same run. */
+  requestId: ClientId;
+}
+
+export interface RegenerateAck {
+  sessionId: ClientId;
+  /** The reply's id (its chunks carry it). */
+  messageId: ClientId;
+  /** The user message answered again. */
+  inReplyTo: ClientId;
+  requestId: ClientId;
+  /** The version of the reply this run makes. */
+  version: number;
+  /** The run's status now. */
+  status: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled";
+  /** True when this requestId was sent before: the run it created. */
+  duplicate: boolean;
+}
+
+export type Rating = "up" | "down";
+
+export interface RateMessageRequest {
+  sessionId: ClientId;
+  workspaceId?: WorkspaceSlug;
+  /** An agent reply's id. */
+  messageId: ClientId;
+  /** null clears your rating. */
+  rating: Rating | null;
+  comment?: string;
+}
+
+export interface RateMessageAck {
+  sessionId: ClientId;
+  messageId: ClientId;
+  /** Your rating as stored. */
+  rating: Rating | null;
+  comment: string;
+  /** Every member's ratings of the reply, counted. */
+  feedback: {
+    up: number;
+    down: number;
+  };
 }
 
 /** One step of an agent's reply, as a catch-up and the stored reply's metadata.steps carry it: a tool call (arguments joined, latest status, result when known) or a run of reasoning. */
@@ -459,6 +510,8 @@ export interface AgentToolCall {
   result?: string;
   /** Arguments or result were cut at the step limit. */
   truncated?: true;
+  /** Only in a regeneration: the version of the reply it makes (as on its chunks). */
+  version?: number;
 }
 
 /** More of an agent's reasoning summary, where its provider sends one. index is shared with the reply's other events. */
@@ -472,6 +525,8 @@ export interface AgentReasoning {
   index: number;
   /** Raw text: show it as text. */
   text: string;
+  /** Only in a regeneration: the version of the reply it makes (as on its chunks). */
+  version?: number;
 }
 
 export interface MessageHidden {
@@ -552,6 +607,8 @@ export interface ServerToClientPayloads {
   "chat:add-reaction-error": ChatError;
   "chat:remove-reaction-error": ChatError;
   "chat:mark-read-error": ChatError;
+  "chat:regenerate-error": ChatError;
+  "chat:rate-message-error": ChatError;
   "chat:edit-message-error": ChatError;
   "chat:delete-message-error": ChatError;
 }
@@ -568,6 +625,8 @@ export interface ClientToServerPayloads {
   "chat:add-reaction": ReactionRequest;
   "chat:remove-reaction": ReactionRequest;
   "chat:mark-read": MarkReadRequest;
+  "chat:regenerate": RegenerateRequest;
+  "chat:rate-message": RateMessageRequest;
   "chat:edit-message": EditMessageRequest;
   "chat:delete-message": DeleteMessageRequest;
 }
@@ -584,6 +643,8 @@ export interface AckBodies {
   "chat:add-reaction": ReactionAck;
   "chat:remove-reaction": ReactionAck;
   "chat:mark-read": MarkReadAck;
+  "chat:regenerate": RegenerateAck;
+  "chat:rate-message": RateMessageAck;
   "chat:edit-message": MessageChangeAck;
   "chat:delete-message": MessageChangeAck;
 }

@@ -21,7 +21,7 @@ export type {
 export { ChatSession } from "./session.js";
 export type { ErrorScope, SessionError, SessionOptions, SessionSnapshot, SessionStatus } from "./session.js";
 export { MessageStore, applyStep, messageSteps } from "./store.js";
-export type { ChatErrorInfo, Identity, MessageItem, MessageState, StreamInfo } from "./store.js";
+export type { ChatErrorInfo, FeedbackInfo, Identity, MessageItem, MessageState, StreamInfo } from "./store.js";
 export { NO_REACTIONS, QUICK_REACTIONS, newer as newerReactions, reactionState } from "./reactions.js";
 export type { ReactionItem, ReactionState } from "./reactions.js";
 export { ReadState } from "./readstate.js";

@@ -45,6 +45,8 @@ import type {
   ContentType,
   OutgoingMessage,
   PresenceStatus,
+  RateMessageAck,
+  RegenerateAck,
   ServerToClientPayloads,
 } from "./events.js";
 import { absolute, type UploadProgress } from "./attachments.js";
@@ -61,7 +63,7 @@ export interface SessionOptions {
 }
 
 export type SessionStatus = "idle" | "joining" | "joined" | "error" | "banned" | "left";
-export type ErrorScope = "join" | "send" | "history" | "cancel" | "edit" | "session";
+export type ErrorScope = "join" | "send" | "history" | "cancel" | "edit" | "regenerate" | "rate" | "session";
 
 export interface SessionError extends ChatErrorInfo {
   scope: ErrorScope;
@@ -611,6 +613,38 @@ export class ChatSession {
       this.setError(errorInfo(ack), "cancel");
     } catch (error) {
       this.setError((error as ChatRequestError).info, "cancel");
+    }
+    return null;
+  }
+
+  /**
+   * Ask the agent again for a reply it gave (`messageId`: the reply's id).  The new text streams
+   * into the same entry (chunks with a `version`) and replaces it once stored; if the run fails the
+   * reply stays as it was.  Pass the same `requestId` to retry a request safely (it runs once).
+   */
+  async regenerate(messageId: string, requestId: string = newId("r")): Promise<RegenerateAck | null> {
+    try {
+      const ack = await this.client.request("chat:regenerate", { ...this.ids(), messageId, requestId }, SMALL_TIMEOUT_MS);
+      if (ack.ok) return ack;
+      this.setError(errorInfo(ack), "regenerate");
+    } catch (error) {
+      this.setError((error as ChatRequestError).info, "regenerate");
+    }
+    return null;
+  }
+
+  /** Rate an agent's reply (`null` clears our rating); the entry's `feedback` holds the counts after. */
+  async rateMessage(messageId: string, rating: "up" | "down" | null, comment?: string): Promise<RateMessageAck | null> {
+    const payload = { ...this.ids(), messageId, rating, ...(comment !== undefined ? { comment } : {}) };
+    try {
+      const ack = await this.client.request("chat:rate-message", payload, SMALL_TIMEOUT_MS);
+      if (ack.ok) {
+        if (this.store.setFeedback(messageId, { ...ack.feedback, mine: ack.rating })) this.changed();
+        return ack;
+      }
+      this.setError(errorInfo(ack), "rate");
+    } catch (error) {
+      this.setError((error as ChatRequestError).info, "rate");
     }
     return null;
   }

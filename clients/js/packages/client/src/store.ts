@@ -39,6 +39,16 @@ import { NO_REACTIONS, newer, type ReactionState, reactionState } from "./reacti
 
 export type MessageState = "pending" | "sent" | "failed" | "streaming" | "stored";
 
+/** What every event of a streaming reply carries (chunks, tool calls, reasoning); `version` only a regeneration's. */
+type ReplyEvent = {
+  messageId: string;
+  index: number;
+  agentId?: string;
+  inReplyTo?: string;
+  timestamp?: number;
+  version?: number;
+};
+
 /** Why a request was refused, as kept on an entry and a session. */
 export interface ChatErrorInfo {
   code: string;
@@ -69,8 +79,19 @@ export interface StreamInfo {
   error: { code: string; message: string } | null;
   /** Chunks were missed (a reconnect mid-stream): the stored reply will replace the text. */
   interrupted: boolean;
+  /** A regeneration: the version it makes (null for a first answer). */
+  version: number | null;
+  /** A regeneration: the stored reply it replaces, shown again if it fails or stops with no text. */
+  previous: MessageItem | null;
   /** Tool calls and reasoning so far, in the order they began (docs/protocol.md, "Steps"). */
   steps: AgentStep[];
+}
+
+/** Members' ratings of an agent reply, as the last `chat:rate-message` ack told us. */
+export interface FeedbackInfo {
+  up: number;
+  down: number;
+  mine: "up" | "down" | null;
 }
 
 /** A reply's steps: as they stream, then as stored (`metadata.steps`). Render every field as text. */
@@ -122,7 +143,7 @@ export interface MessageItem {
   /** The files it carries (uploaded through REST); `url` is null for those received live. */
   readonly attachments: readonly ChatAttachment[];
   readonly timestamp: number;
-  /** 1 when sent, one more with every edit or deletion (the server's). */
+  /** 1 when sent, one more with every edit, deletion or regeneration (the server's): never rolled back. */
   readonly version: number;
   /** When last edited (ms), or null. */
   readonly editedAt: number | null;
@@ -135,6 +156,8 @@ export interface MessageItem {
   readonly queued: boolean;
   readonly error: ChatErrorInfo | null;
   readonly stream: StreamInfo | null;
+  /** Our rating and the counts, once we rated it (null: not rated in this page). */
+  readonly feedback: FeedbackInfo | null;
   /** Local arrival order, for entries without a seq. */
   readonly order: number;
   /** Its reactions, the newest version seen (`reactions.ts`). */
@@ -271,6 +294,10 @@ export class MessageStore {
       reactions,
     };
     if (existing) {
+      // A late event never rolls a message back; a newer version ends a regeneration's stream.
+      if (existing.version > fields.version || (existing.stream?.version ?? 0) > fields.version) {
+        return { item: existing, added: false };
+      }
       const same =
         existing.reactions === fields.reactions &&
         existing.seq === fields.seq &&
@@ -285,7 +312,7 @@ export class MessageStore {
       const stream = existing.stream ? { ...existing.stream, done: true } : null;
       return { item: this.set({ ...existing, ...fields, stream }, existing), added: false };
     }
-    const item = this.set({ id: message.id, ...fields, stream: null, order: ++arrivals });
+    const item = this.set({ id: message.id, ...fields, stream: null, feedback: null, order: ++arrivals });
     return { item, added: true };
   }
 
@@ -317,6 +344,7 @@ export class MessageStore {
       queued: true,
       error: null,
       stream: null,
+      feedback: null,
       order: ++arrivals,
       reactions: NO_REACTIONS,
     });
@@ -405,12 +433,17 @@ export class MessageStore {
   }
 
   private applyToReply(
-    event: { messageId: string; index: number; agentId?: string; inReplyTo?: string; timestamp?: number },
+    event: ReplyEvent,
     userName: string,
     catchUp: boolean,
     apply: (content: string, steps: AgentStep[]) => [string, AgentStep[]],
   ): MessageItem {
-    const existing = this.items.get(event.messageId);
+    let existing = this.items.get(event.messageId);
+    if (existing && event.version !== undefined && existing.version < event.version) {
+      // A regeneration's first event: the stored reply makes way (kept to restore).
+      const regenerating = existing.state === "streaming" && existing.stream?.version === event.version;
+      if (!regenerating) existing = this.startRegeneration(existing, event);
+    }
     if (existing && existing.state !== "streaming") return existing; // the stored reply came first
     const stream: StreamInfo = existing?.stream ?? {
       agentId: event.agentId ?? null,
@@ -421,6 +454,8 @@ export class MessageStore {
       truncated: false,
       error: null,
       interrupted: false,
+      version: null,
+      previous: null,
       steps: [],
     };
     // A catch-up holds every event up to its index, also live ones that reached us just before it.
@@ -454,6 +489,7 @@ export class MessageStore {
         queued: false,
         error: null,
         stream: next,
+        feedback: null,
         order: ++arrivals,
         reactions: NO_REACTIONS,
       });
@@ -467,8 +503,16 @@ export class MessageStore {
    * entry is dropped (a failure arrives as a system message of its own).
    */
   finishStream(chunk: AgentStreamChunk): MessageItem | null {
-    const item = this.items.get(chunk.messageId);
+    let item = this.items.get(chunk.messageId);
+    if (item && chunk.version !== undefined && item.version < chunk.version && item.stream?.version !== chunk.version) {
+      item = this.startRegeneration(item, chunk); // its first chunk is its last (refused, cancelled before it started)
+    }
     if (!item || item.state !== "streaming" || !item.stream) return null;
+    const previous = item.stream.previous;
+    if (previous && (chunk.error || (chunk.cancelled && !item.content))) {
+      // A regeneration that failed (or stopped with nothing said) leaves the reply as it was.
+      return this.set(previous, item);
+    }
     if (!item.content && !item.stream.steps.length && (chunk.error || chunk.cancelled)) {
       this.remove(item.id);
       return null;
@@ -484,6 +528,31 @@ export class MessageStore {
         interrupted: item.stream.interrupted || missed,
       },
     });
+  }
+
+  /** A regeneration's first chunk: the stored reply's text makes way for the new one (kept to restore). */
+  private startRegeneration(existing: MessageItem, chunk: ReplyEvent): MessageItem {
+    // A newer regeneration overtaking one still streaming restores what that one would have.
+    const previous = existing.state === "streaming" ? (existing.stream?.previous ?? null) : existing;
+    const stream: StreamInfo = {
+      agentId: chunk.agentId ?? null,
+      inReplyTo: chunk.inReplyTo ?? null,
+      lastIndex: -1,
+      done: false,
+      cancelled: false,
+      truncated: false,
+      error: null,
+      interrupted: false,
+      version: chunk.version ?? null,
+      previous,
+      steps: [],
+    };
+    return this.set({ ...existing, state: "streaming", content: "", html: null, stream }, existing);
+  }
+
+  /** Our rating of a reply and its counts (from the `chat:rate-message` ack). */
+  setFeedback(id: string, feedback: FeedbackInfo): MessageItem | null {
+    return this.update(id, { feedback });
   }
 
   /** Replies still streaming whose chunks stopped (a reconnect): marked interrupted. */

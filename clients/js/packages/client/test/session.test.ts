@@ -277,6 +277,46 @@ describe("events", () => {
     expect(server.sentOf("chat:cancel-agent")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "r-1" }]);
   });
 
+  it("regenerates a reply into a new version, and keeps the old one when a regeneration fails", async () => {
+    const server = chatServer([message(1), message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "first", version: 1 })]);
+    server.handle("chat:regenerate", (p) => ({ ok: true, sessionId: SID, messageId: p.messageId, inReplyTo: "m-1", requestId: p.requestId, version: 2, status: "pending", duplicate: false }));
+    const session = connect(server).session(SID, WS);
+    await tick();
+    expect(await session.regenerate("r-1", "req-1")).toMatchObject({ version: 2, duplicate: false });
+    expect(server.sentOf("chat:regenerate")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "r-1", requestId: "req-1" }]);
+    const chunk = { sessionId: SID, workspaceId: WS, messageId: "r-1", agentId: "echo", inReplyTo: "m-1", timestamp: 1, isComplete: false, version: 2 };
+    server.push("chat:agent-stream-chunk", { ...chunk, chunk: "sec", index: 0 });
+    server.push("chat:agent-stream-chunk", { ...chunk, chunk: "ond", index: 1 });
+    expect(session.getSnapshot().messages.at(-1)).toMatchObject({ id: "r-1", state: "streaming", content: "second", version: 1 });
+    server.push("chat:agent-stream-chunk", { ...chunk, chunk: "", index: 2, isComplete: true, seq: 2 });
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "r-1", seq: 2, version: 2, message: message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "second", version: 2 }) });
+    expect(session.getSnapshot().messages.at(-1)).toMatchObject({ id: "r-1", state: "stored", content: "second", version: 2, seq: 2 });
+    // A late, older version never rolls it back.
+    server.push("chat:message-updated", { sessionId: SID, workspaceId: WS, messageId: "r-1", seq: 2, version: 1, message: message(2, { id: "r-1", senderType: "agent", userId: null, userName: "Echo", content: "first", version: 1 }) });
+    expect(session.getSnapshot().messages.at(-1)).toMatchObject({ content: "second", version: 2 });
+    // A regeneration that fails leaves the reply as it was.
+    server.push("chat:agent-stream-chunk", { ...chunk, version: 3, chunk: "thi", index: 0 });
+    expect(session.getSnapshot().messages.at(-1)).toMatchObject({ content: "thi", state: "streaming" });
+    server.push("chat:agent-stream-chunk", { ...chunk, version: 3, chunk: "", index: 1, isComplete: true, error: { code: "timeout", message: "Echo could not answer: it did not finish in time." } });
+    expect(session.getSnapshot().messages.map((m) => [m.id, m.content, m.state, m.version])).toEqual([
+      ["m-1", "message 1", "stored", 1],
+      ["r-1", "second", "stored", 2],
+    ]);
+  });
+
+  it("rates a reply and keeps the counts", async () => {
+    const server = chatServer([message(1, { id: "r-1", senderType: "agent", userId: null, userName: "Echo" })]);
+    server.handle("chat:rate-message", (p) => ({ ok: true, sessionId: SID, messageId: p.messageId, rating: p.rating, comment: p.comment ?? "", feedback: { up: 2, down: 0 } }));
+    const session = connect(server).session(SID, WS);
+    await tick();
+    expect(await session.rateMessage("r-1", "up", "great")).toMatchObject({ rating: "up", feedback: { up: 2, down: 0 } });
+    expect(server.sentOf("chat:rate-message")).toEqual([{ sessionId: SID, workspaceId: WS, messageId: "r-1", rating: "up", comment: "great" }]);
+    expect(session.getSnapshot().messages[0].feedback).toEqual({ up: 2, down: 0, mine: "up" });
+    server.handle("chat:rate-message", () => ({ ok: false, code: "message_not_found", error: "No such message in this session." }));
+    expect(await session.rateMessage("nope", "down")).toBeNull();
+    expect(session.getSnapshot().error).toMatchObject({ code: "message_not_found", scope: "rate" });
+  });
+
   it("folds tool calls and reasoning into the reply's steps, and a catch-up replaces them", async () => {
     const server = chatServer([message(1)]);
     const session = connect(server).session(SID, WS);

@@ -25,6 +25,10 @@ export interface ChatSessionActions {
   loadOlder: () => Promise<void>;
   /** Stop an agent's reply (its id, or the id of the message it answers). */
   cancelAgent: (messageId: string) => Promise<unknown>;
+  /** Ask the agent again for a reply (its id): the new answer becomes the reply's next version. */
+  regenerate: (messageId: string) => Promise<unknown>;
+  /** Rate an agent's reply ("up", "down", or null to clear); the entry's `feedback` then holds the counts. */
+  rateMessage: (messageId: string, rating: "up" | "down" | null, comment?: string) => Promise<unknown>;
   /** Call on every edit of the message box: typing goes out debounced. */
   noteInput: (text: string) => void;
   stopTyping: () => void;
@@ -99,6 +103,8 @@ export function useChatSession(sessionId: string, workspaceId: string, options: 
       discard: (id) => current?.discard(id),
       loadOlder: () => current?.loadOlder() ?? Promise.resolve(),
       cancelAgent: (id) => current?.cancelAgent(id) ?? Promise.resolve(null),
+      regenerate: (id) => current?.regenerate(id) ?? Promise.resolve(null),
+      rateMessage: (id, rating, comment) => current?.rateMessage(id, rating, comment) ?? Promise.resolve(null),
       noteInput: (text) => current?.noteInput(text),
       stopTyping: () => current?.stopTyping(),
       setStatus: (status) => current?.setStatus(status),

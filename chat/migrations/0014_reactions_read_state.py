@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0012_workspace_edit_window'),
+        ('chat', '0013_feedback_regenerate'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
