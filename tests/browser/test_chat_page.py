@@ -337,6 +337,7 @@ def test_keyboard_only_use(chat_server, open_user):
     assert page.input_value("#composer-input") == "line one\nline two"
     # From the message box backwards: the message's own controls (its reaction button and the author's
     # "Delete" and "Edit" under it, a moderator's "Hide" beside its author), then the message region itself.
+    page.wait_for_function("() => !document.querySelector('[data-message-list] > li[data-state=streaming]')")
     labels = []
     for _ in range(4):
         page.keyboard.press("Shift+Tab")
