@@ -40,21 +40,12 @@ def message_shape(
     if message.deleted_at is not None:
         return tombstone(message, workspace_slug, session_key)
     return {
-        "id": message.key,
-        "sessionId": session_key,
-        "workspaceId": workspace_slug,
-        "seq": message.seq,
-        "senderType": message.sender_type,
-        "userId": message.sender_name if message.sender_type == "user" else None,
-        "userName": message.sender_name,
+        **_place(message, workspace_slug, session_key),
         "content": message.content,
         "contentType": message.content_type,
         "html": rendered_html(message),
         "metadata": message.metadata,
-        "timestamp": to_ms(message.created_at),
         **reactions_fields(message),
-        "version": message.version,
-        "editedAt": to_ms(message.edited_at) if message.edited_at else None,
         "deleted": False,
         # Set by whoever loaded the message with its attachments (``chat.services.attachments.attach_shapes``,
         # or the send that claimed them); a message nobody gave any has none, with no query on the hot path.
@@ -113,6 +104,23 @@ def read_updated_shape(
 def tombstone(message: ChatMessage, workspace_slug: str, session_key: str) -> dict[str, Any]:
     """Where a deleted message was: who sent it and when, with empty content."""
     return {
+        **_place(message, workspace_slug, session_key),
+        "content": "",
+        "contentType": ContentType.TEXT,
+        "html": None,
+        "metadata": {},
+        # A deleted message takes no reactions and shows none; its reactions' version stays, so that an
+        # older aggregate arriving late cannot bring them back.
+        "reactions": [],
+        "reactionsVersion": reactions_fields(message)["reactionsVersion"],
+        "deleted": True,
+        "attachments": [],
+    }
+
+
+def _place(message: ChatMessage, workspace_slug: str, session_key: str) -> dict[str, Any]:
+    """What every message shape carries, deleted or not: where it is, who sent it, when, which version."""
+    return {
         "id": message.key,
         "sessionId": session_key,
         "workspaceId": workspace_slug,
@@ -120,15 +128,9 @@ def tombstone(message: ChatMessage, workspace_slug: str, session_key: str) -> di
         "senderType": message.sender_type,
         "userId": message.sender_name if message.sender_type == "user" else None,
         "userName": message.sender_name,
-        "content": "",
-        "contentType": ContentType.TEXT,
-        "html": None,
-        "metadata": {},
         "timestamp": to_ms(message.created_at),
         "version": message.version,
         "editedAt": to_ms(message.edited_at) if message.edited_at else None,
-        "deleted": True,
-        "attachments": [],
     }
 
 

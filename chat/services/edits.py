@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from chat.errors import EditWindowClosed, MessageDeleted, NotAuthor, SessionClosed, TooManyEdits, VersionConflict
 from chat.models import ChatMessage, MessageVersion, SenderType, SessionStatus, VersionReason
+from chat.services import versions
 from chat.services.moderation import audit, check_user_can_send
 from chat.services.sessions import MessageNotFound
 
@@ -104,16 +105,7 @@ def _keep_and_bump(locked: ChatMessage, actor: AbstractBaseUser, reason: str, **
     """Keep the current version as a row, then write ``fields`` and the next version if it is still current."""
     try:
         with transaction.atomic():
-            MessageVersion.objects.create(
-                message=locked,
-                version=locked.version,
-                content=locked.content,
-                content_type=locked.content_type,
-                html=locked.html,
-                metadata=locked.metadata,
-                reason=reason,
-                changed_by=actor,
-            )
+            versions.keep_current(locked, reason, actor.pk)
     except IntegrityError:
         raise VersionConflict(currentVersion=locked.version + 1) from None
     written = ChatMessage.objects.filter(pk=locked.pk, version=locked.version).update(

@@ -18,6 +18,20 @@ from chat.models import ChatMessage, MessageVersion
 from security.render import html_for
 
 
+def keep_current(message: ChatMessage, reason: str, changed_by_id: int | None) -> MessageVersion:
+    """The message's current content becomes a version row with its current number (the caller bumps it)."""
+    return MessageVersion.objects.create(
+        message=message,
+        version=message.version,
+        content=message.content,
+        content_type=message.content_type,
+        html=message.html,
+        metadata=message.metadata,
+        reason=reason,
+        changed_by_id=changed_by_id,
+    )
+
+
 def replace_content(
     message_id: int,
     content: str,
@@ -33,16 +47,7 @@ def replace_content(
         if message is None:
             return None
         changed_by_id = changed_by if isinstance(changed_by, int) or changed_by is None else changed_by.pk
-        MessageVersion.objects.create(
-            message=message,
-            version=message.version,
-            content=message.content,
-            content_type=message.content_type,
-            html=message.html,
-            metadata=message.metadata,
-            reason=reason,
-            changed_by_id=changed_by_id,
-        )
+        keep_current(message, reason, changed_by_id)
         message.content = content
         message.content_type = content_type
         message.html = html_for(content, content_type)
