@@ -335,14 +335,30 @@ def test_keyboard_only_use(chat_server, open_user):
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("line two")
     assert page.input_value("#composer-input") == "line one\nline two"
-    # From the message box backwards: the message's own controls (its reaction button and the author's
-    # "Delete" and "Edit" under it, a moderator's "Hide" beside its author), then the message region itself.
-    page.wait_for_function("() => !document.querySelector('[data-message-list] > li[data-state=streaming]')")
+    # The session's echo agent answers: its finished reply is the newest message.
+    page.wait_for_function(
+        """() => { const last = document.querySelector('[data-message-list] > li:last-child');
+                   return last && last.dataset.senderType === 'agent' && last.dataset.state !== 'streaming'; }"""
+    )
+    # From the message box backwards: the reply's controls (regenerate, the thumbs, its reaction button,
+    # and a moderator's "Delete" and "Hide"), then the member's message's own (its reaction button and the
+    # author's "Delete" and "Edit" under it, a moderator's "Hide" beside its author), then the message region.
     labels = []
-    for _ in range(4):
+    for _ in range(10):
         page.keyboard.press("Shift+Tab")
         labels.append(page.evaluate("() => document.activeElement.getAttribute('aria-label')"))
-    assert labels == ["Add a reaction", "Delete your message", "Edit your message", "Hide message from demo"], labels
+    assert labels == [
+        "Regenerate this reply",
+        "Bad reply",
+        "Good reply",
+        "Add a reaction",
+        "Delete message from Echo agent",
+        "Hide message from Echo agent",
+        "Add a reaction",
+        "Delete your message",
+        "Edit your message",
+        "Hide message from demo",
+    ], labels
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("() => document.activeElement.matches('[data-scroller]')")
     # Every control shows where the focus is.
