@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
@@ -81,3 +82,16 @@ def valid_body(serializer_class: type, request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def filtered(rows: QuerySet, query: dict[str, Any], fields: dict[str, str], moment: str) -> QuerySet:
+    """``rows`` narrowed by a validated filter query: each of ``fields`` (query name -> lookup) given, and
+    ``since`` (inclusive) / ``until`` (exclusive) on the ``moment`` field."""
+    for name, lookup in fields.items():
+        if name in query:
+            rows = rows.filter(**{lookup: query[name]})
+    if "since" in query:
+        rows = rows.filter(**{f"{moment}__gte": query["since"]})
+    if "until" in query:
+        rows = rows.filter(**{f"{moment}__lt": query["until"]})
+    return rows

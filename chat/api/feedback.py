@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from chat.models import MessageFeedback, Rating
 
-from .base import ApiView
+from .base import ApiView, filtered
 from .pagination import Cursor
 from .schema import LIST, WORKSPACE, errors
 from .serializers import ClientId
@@ -111,17 +111,8 @@ class FeedbackList(ApiView):
         query = self.validated_query(FeedbackFilterSerializer)
         rows = MessageFeedback.objects.filter(message__session__workspace_id=self.membership.workspace_id)
         rows = rows.select_related("user", "message__session__workspace", "message__agent")
-        if "agent" in query:
-            rows = rows.filter(message__agent__key=query["agent"])
-        if "rating" in query:
-            rows = rows.filter(rating=query["rating"])
-        if "session" in query:
-            rows = rows.filter(message__session__key=query["session"])
-        if "since" in query:
-            rows = rows.filter(updated_at__gte=query["since"])
-        if "until" in query:
-            rows = rows.filter(updated_at__lt=query["until"])
-        return rows
+        fields = {"agent": "message__agent__key", "rating": "rating", "session": "message__session__key"}
+        return filtered(rows, query, fields, "updated_at")
 
     @extend_schema(
         summary="Export ratings of agent replies",

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from security.models import SecurityEvent
 
-from .base import ApiView
+from .base import ApiView, filtered
 from .pagination import NewestFirst
 from .schema import LIST, WORKSPACE, errors
 from .serializers import SecurityEventFilterSerializer, SecurityEventSerializer
@@ -31,17 +31,8 @@ class SecurityEventList(ApiView):
         events = SecurityEvent.objects.filter(workspace_id=self.membership.workspace_id).select_related(
             "user", "workspace"
         )
-        if "type" in query:
-            events = events.filter(type=query["type"])
-        if "user" in query:
-            events = events.filter(user__username=query["user"])
-        if "session" in query:
-            events = events.filter(session_key=query["session"])
-        if "since" in query:
-            events = events.filter(created_at__gte=query["since"])
-        if "until" in query:
-            events = events.filter(created_at__lt=query["until"])
-        return events
+        fields = {"type": "type", "user": "user__username", "session": "session_key"}
+        return filtered(events, query, fields, "created_at")
 
     @extend_schema(
         summary="List the workspace's security events",
