@@ -136,7 +136,7 @@ class Change:
 
 def apply(changes: list[Change]) -> list[Aggregate | ChatError]:
     """Each change's aggregate after it, in order (one transaction), or the cap's error that refused it."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the action's transaction: no savepoint to pay for
         totals = _locked(change.message.pk for change in changes)
         mine: dict[tuple[int, int], list[str]] = {}
         known: dict[tuple[int, int, str], int] = {}
