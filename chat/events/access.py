@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from channels_socketio.protocol.namespace import Namespace
@@ -38,8 +37,14 @@ from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.sessions import leave_joined
 from chat.services import access
 from chat.services.access import Standing
+from chat.services.batches import DatabaseBatches
 from chat.services.moderation import Banned
 from chat.shapes import now_ms
+
+#: This worker's re-reads of its sockets' standing, many per query under load.
+rechecks: DatabaseBatches[tuple[int, list[int]], dict[int, Standing]] = DatabaseBatches(
+    "access-rechecks", access.standings
+)
 
 
 async def recheck(socket: Socket, workspace_slug: str | None = None) -> None:
@@ -47,7 +52,7 @@ async def recheck(socket: Socket, workspace_slug: str | None = None) -> None:
     entries = [entry for entry in joined(socket).values() if workspace_slug in (None, entry.workspace_slug)]
     if not entries:
         return
-    standing = await database_sync_to_async(access.standing_in)(socket.user.pk, [e.session_id for e in entries])
+    standing = await rechecks.submit((socket.user.pk, [entry.session_id for entry in entries]))
     for entry in entries:
         if not socket.connected:
             return

@@ -71,7 +71,7 @@ class DatabaseBatches(Generic[Request, Result]):
                 outcomes = await database_sync_to_async(self._run)([request for request, _ in batch])
             except Exception:  # the batch's transaction failed as a whole: nothing of it was stored
                 logger.exception("a batch of %s failed", self._name)
-                outcomes = [StoreFailed("The change could not be stored; please retry.")] * len(batch)
+                outcomes = [StoreFailed("The server could not do this just now; please retry.")] * len(batch)
             for (_, answer), outcome in zip(batch, outcomes):
                 if not answer.done():
                     answer.set_result(outcome)
