@@ -15,9 +15,12 @@
 //          a delivery is chat:message-received at another member of the session,
 //          the sender's confirmation is chat:message-sent.
 //          With --with-reactions, every message sent also makes one reaction
-//          and one mark-read in its room, at the same rate: another member
-//          toggles its emoji (add, then remove next time) on the room's newest
-//          confirmed message, and a third marks the room read up to it.  Their
+//          in its room, at the same rate: another member toggles its emoji
+//          (add, then remove next time) on the room's newest confirmed
+//          message; and a third marks the room read up to it, unless it marked
+//          within the last second (the widget and the JS client mark a busy
+//          session read at most once a second, so a member reading along
+//          marks about once a second).  Their
 //          error events fail the step like a send's; chat:reactions-updated and
 //          chat:read-updated are counted (reactionUpdates, readUpdates).
 //   plain  the reference: "join" {room} (acked), "broadcast" {room, id, t, content};
@@ -64,7 +67,7 @@ const DEFAULTS = {
   workers: 2,
   transports: ["websocket"], // or ["polling"]: long-polling only, never upgraded
   connectOnly: false, // connect and join, time it, disconnect (no steps)
-  withReactions: false, // chat: a reaction and a mark-read per message sent (see Modes)
+  withReactions: false, // chat: a reaction per message sent, and marks read as the clients do (see Modes)
   tokens: [], // chat/idle-chat: one per client, reused round-robin if fewer
   tokensFile: null,
   idleAuth: false, // idle mode: send auth {token} (our server needs it)
@@ -371,6 +374,7 @@ async function workerMain() {
   }
 
   // --with-reactions: the two members after the sender react to and read the room's newest confirmed message.
+  const READ_INTERVAL_MS = 1000; // as the clients: at most one mark a second per member
   const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀", "🙏", "🔥"];
   function reactAndRead(room) {
     if (room.lastId === null || room.members.length < 2) return;
@@ -383,9 +387,13 @@ async function workerMain() {
     const messageId = add ? room.lastId : reactor.reacted;
     reactor.reacted = add ? room.lastId : null;
     reactor.socket.emit(add ? "chat:add-reaction" : "chat:remove-reaction", { sessionId: room.name, messageId, emoji });
-    reader.socket.emit("chat:mark-read", { sessionId: room.name, seq: room.lastSeq });
     c.reactionsSent++;
-    c.readsSent++;
+    const now = nowAbs();
+    if (now - (reader.markedAt ?? -Infinity) >= READ_INTERVAL_MS) {
+      reader.markedAt = now;
+      reader.socket.emit("chat:mark-read", { sessionId: room.name, seq: room.lastSeq });
+      c.readsSent++;
+    }
   }
 
   // Sends `rate` msgs/s per room for durationMs from startAt, then waits for

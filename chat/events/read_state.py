@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from channels_socketio.protocol.namespace import Namespace
 from channels_socketio.protocol.socket import Socket
 from chat import event_names
 from chat.actions.messages import SessionRef
-from chat.actions.read_state import mark_read
+from chat.actions.read_state import ReadMark, ReadPointer, mark_read_many
 from chat.errors import InvalidPayload
 from chat.events.access import current_joined
 from chat.events.handler import chat_event
 from chat.events.payloads import optional_int
+from chat.services.batches import DatabaseBatches
+
+#: This worker's marks, many per transaction under load.
+marks: DatabaseBatches[ReadMark, ReadPointer] = DatabaseBatches("read-marks", mark_read_many)
 
 
 def register(namespace: Namespace) -> None:
@@ -25,5 +27,5 @@ def register(namespace: Namespace) -> None:
         if seq is None:
             raise InvalidPayload("seq must be a whole number.", sessionId=entry.session_key)
         where = SessionRef(entry.session_id, entry.session_key, entry.workspace_id, entry.workspace_slug)
-        pointer = await database_sync_to_async(mark_read)(socket.user, where, seq, exclude=[socket.id])
+        pointer = await marks.submit(ReadMark(socket.user, where, seq, (socket.id,)))
         return {"sessionId": entry.session_key, "lastReadSeq": pointer.seq, "unreadCount": pointer.unread_count}

@@ -132,6 +132,18 @@ def check_user_can_send(user_id: int, workspace_id: int) -> None:
         raise Muted(mutedUntil=to_ms(muted_until), workspaceId=slug)
 
 
+def muted_members(members: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which ``(user_id, workspace_id)`` pairs are muted now (one query for all of them)."""
+    if not members:
+        return set()
+    muted = Membership.objects.filter(
+        user_id__in={user_id for user_id, _ in members},
+        workspace_id__in={workspace_id for _, workspace_id in members},
+        muted_until__gt=timezone.now(),
+    )
+    return set(muted.values_list("user_id", "workspace_id")) & members
+
+
 def is_banned(user_id: int, workspace_id: int) -> bool:
     return WorkspaceBan.objects.filter(user_id=user_id, workspace_id=workspace_id).exists()
 

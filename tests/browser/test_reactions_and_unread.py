@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.browser.support import shot
 
 
@@ -125,3 +127,43 @@ def test_unread_badges_are_the_servers_counts_and_survive_a_reload(chat_server, 
     guest.wait_connected()
     badge(guest, session_id).wait_for()
     assert badge(guest, session_id).get_attribute("data-unread") == "1"
+
+
+def test_a_busy_session_is_marked_read_about_once_a_second_not_per_message(chat_server_factory, open_user):
+    """The widget marks read while the newest messages are on screen: in a busy session one mark in flight,
+    at most one a second, the last with the newest seq, so the person stays far inside the server's
+    ``read`` limit (whose strikes would tighten all their limits)."""
+    server = chat_server_factory(CHAT_MESSAGE_RATE_LIMIT="1000", CHAT_API_RATE_LIMIT="10000/m")
+    demo = open_user("demo", server=server)
+    session_id = demo.start_conversation(agent=None)
+    share_with(demo, "guest")
+    guest = open_user("guest", server=server)
+    guest.open_session(session_id)
+    guest.wait_joined()
+    guest.page.evaluate(
+        """() => {
+            const connection = window.chatApp.room.connection;
+            const request = connection.request.bind(connection);
+            window.marks = [];
+            connection.request = (event, payload, ...rest) => {
+                if (event === "chat:mark-read") window.marks.push(payload.seq);
+                return request(event, payload, ...rest);
+            };
+        }"""
+    )
+    started = time.monotonic()
+    for n in range(40):
+        status, _ = server.rest(
+            "POST",
+            f"workspaces/demo/sessions/{session_id}/messages/",
+            user="demo",
+            body={"id": f"busy-{n}", "content": f"Busy {n}"},
+        )
+        assert status == 201
+        time.sleep(0.05)
+    guest.wait_message("Busy 39")
+    guest.page.wait_for_function("() => window.chatApp.room.lastReadSeq === 40", timeout=5_000)
+    seconds = time.monotonic() - started + 1.5
+    marks = guest.page.evaluate("() => window.marks")
+    assert 2 <= len(marks) <= seconds + 1, (marks, seconds)
+    assert marks == sorted(marks) and marks[-1] == 40

@@ -55,3 +55,36 @@ def test_the_aggregate_is_always_the_rows(world, settings):
     assert version > 50
     stored = reactions.attach([message])[0].reaction_aggregate
     assert stored.version == version and same_counts(stored.reactions, from_rows(message, 2))
+
+
+def test_batches_of_changes_leave_the_aggregate_the_rows_and_count_versions(world, settings):
+    """``reactions.apply``: one transaction for many changes, the same row changed twice in a batch included."""
+    override_chat(settings, reaction_users_shown=2, reaction_per_user_per_message=3, reaction_emoji_per_message=4)
+    session = world.session(world.a, "batches", "alice")
+    messages = [world.message(session, f"batch-{n}", "hi", sender="alice") for n in range(3)]
+    people = [world.users[name] for name in ("alice", "carol", "mod", "boss")]
+    palette = ["👍", "🎉", "👀", "❤️", "😂"]
+    rng = random.Random(23)
+    versions = {message.pk: 0 for message in messages}
+    for _ in range(60):
+        batch = [
+            reactions.Change(rng.choice(messages), rng.choice(people), rng.choice(palette), rng.random() < 0.6)
+            for _ in range(rng.randint(1, 12))
+        ]
+        outcomes = reactions.apply(batch)
+        assert len(outcomes) == len(batch)
+        last = {}
+        for change, outcome in zip(batch, outcomes):
+            if isinstance(outcome, (ReactionUserLimit, ReactionEmojiLimit)):
+                continue
+            if outcome.changed:
+                versions[change.message.pk] += 1
+            assert outcome.version == versions[change.message.pk]
+            last[change.message.pk] = outcome
+        for message_id, outcome in last.items():
+            message = next(m for m in messages if m.pk == message_id)
+            assert same_counts(outcome.reactions, from_rows(message, 2)), (outcome.reactions, from_rows(message, 2))
+    for message in messages:
+        stored = reactions.attach([message])[0].reaction_aggregate
+        assert stored.version == versions[message.pk] > 5
+        assert same_counts(stored.reactions, from_rows(message, 2))

@@ -23,7 +23,8 @@
  *   member's change arrives as `chat:reactions-updated` and the store keeps
  *   the newest version of each message's reactions.
  * - read state: `markRead()` (the view calls it while the newest messages
- *   are on screen) moves our pointer to the newest seq held; the server
+ *   are on screen) moves our pointer to the newest seq held, at most once a
+ *   second whatever the traffic (one mark in flight, the newest seq); the server
  *   never moves it back.  `lastReadSeq`/`unreadCount` are the server's, and
  *   `readBy` every member's pointer (read receipts, `chat:read-updated`).
  */
@@ -42,6 +43,8 @@ const TYPING_IDLE_MS = 3_000;
 /** The server ends a typing state after 5 s without renewal; this only guards against a lost event. */
 const OTHERS_TYPING_TIMEOUT_MS = 7_000;
 const JOIN_RETRY_MS = 2_000;
+/** At most one read mark per this long (the server's default `read` limit is 120 a minute). */
+const READ_INTERVAL_MS = 1_000;
 const STATUS_RANK = { active: 0, idle: 1, away: 2 };
 
 /** A refused request's error, as the store and the view keep it. */
@@ -95,6 +98,9 @@ export class ChatRoom extends EventTarget {
     /** userId -> the seq they read up to. */
     this.readBy = new Map();
     this._markingRead = 0;
+    this._markedAt = 0;
+    this._readTimer = null;
+    this._readAgain = false;
 
     this._people = new Map();
     this._typers = new Map();
@@ -137,6 +143,7 @@ export class ChatRoom extends EventTarget {
     this.connection.removeEventListener("connect", this._onConnect);
     this.connection.removeEventListener("disconnect", this._onDisconnect);
     for (const typer of this._typers.values()) clearTimeout(typer.timer);
+    clearTimeout(this._readTimer);
     if (this.joined && this.connection.connected) {
       this.connection.request("chat:leave-session", this._ids()).catch(() => {});
     }
@@ -645,18 +652,45 @@ export class ChatRoom extends EventTarget {
     return null;
   }
 
-  /** Mark read up to the newest message held (nothing is sent when we already read that far). */
-  async markRead() {
+  /**
+   * Mark read up to the newest message held (nothing is sent when we already read that far).
+   *
+   * The view calls this for every message that arrives on screen; in a busy
+   * session that would be a request per message, and the server's `read`
+   * limit (and its strikes) is per person. So one mark is in flight at a time
+   * and they go at most once per `READ_INTERVAL_MS`: the first at once, those
+   * that come meanwhile as one when the interval is over, with the newest seq.
+   */
+  markRead() {
+    if (!this.joined || this.store.maxSeq <= this.lastReadSeq || this._stopped) return;
+    if (this._markingRead || this._readTimer) {
+      this._readAgain = true;
+      return;
+    }
+    const wait = this._markedAt + READ_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this._readTimer = setTimeout(() => {
+        this._readTimer = null;
+        this.markRead();
+      }, wait);
+      return;
+    }
+    this._sendMark();
+  }
+
+  async _sendMark() {
     const seq = this.store.maxSeq;
-    if (!this.joined || seq <= this.lastReadSeq || seq <= this._markingRead) return;
     this._markingRead = seq;
+    this._markedAt = Date.now();
+    this._readAgain = false;
     try {
       const ack = await this.connection.request("chat:mark-read", { ...this._ids(), seq }, 5_000);
       if (ack.ok) this._ownPointer(ack.lastReadSeq, ack.unreadCount);
     } catch {
       // offline: the next markRead (after the rejoin) sends it
     } finally {
-      if (this._markingRead === seq) this._markingRead = 0;
+      this._markingRead = 0;
+      if (this._readAgain) this.markRead();
     }
   }
 

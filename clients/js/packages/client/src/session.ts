@@ -122,6 +122,8 @@ const MAX_CATCH_UP_PAGES = 100;
 const HISTORY_TIMEOUT_MS = 15_000;
 const SEND_TIMEOUT_MS = 15_000;
 const SMALL_TIMEOUT_MS = 5_000;
+/** At most one read mark per this long (the server's default `read` limit is 120 a minute). */
+const READ_INTERVAL_MS = 1_000;
 const RETRY_MS = 2_000;
 const GAP_WAIT_MS = 300;
 const TYPING_RENEW_MS = 2_000;
@@ -162,6 +164,9 @@ export class ChatSession {
   private gapTimer: ReturnType<typeof setTimeout> | null = null;
   private olderBoost = 0;
   private typing = false;
+  private readChain: Promise<void> = Promise.resolve();
+  private readWanted = 0;
+  private markedAt = 0;
   private typingSentAt = 0;
   private typingIdle: ReturnType<typeof setTimeout> | null = null;
   private expiryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -810,17 +815,38 @@ export class ChatSession {
     return null;
   }
 
-  /** Mark read up to `seq` (default: the newest message held); nothing is sent if we already read that far. */
-  async markRead(seq: number = this.store.maxSeq): Promise<void> {
-    if (!this.joined || seq <= this.read.lastReadSeq) return;
+  /**
+   * Mark read up to `seq` (default: the newest message held); nothing is sent if we already read that far.
+   *
+   * Safe to call for every message that arrives on screen: one mark is in
+   * flight at a time and they go at most once per `READ_INTERVAL_MS`, the
+   * waiting ones as one with the newest seq, so a busy session stays far
+   * inside the server's per-person `read` limit. Resolves when a mark that
+   * covers `seq` has been answered.
+   */
+  markRead(seq: number = this.store.maxSeq): Promise<void> {
+    if (!this.joined || seq <= this.read.lastReadSeq || seq <= this.readWanted) return this.readChain;
+    this.readWanted = seq;
+    this.readChain = this.readChain.then(() => this.sendMark());
+    return this.readChain;
+  }
+
+  private async sendMark(): Promise<void> {
+    if (this.readWanted <= this.read.lastReadSeq) return; // an earlier mark covered it
+    const wait = this.markedAt + READ_INTERVAL_MS - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const seq = this.readWanted;
+    if (!this.joined || this.stopped || seq <= this.read.lastReadSeq) return;
+    this.markedAt = Date.now();
     try {
       const ack = await this.client.request("chat:mark-read", { ...this.ids(), seq }, SMALL_TIMEOUT_MS);
       if (ack.ok && this.read.ownPointer(ack.lastReadSeq, ack.unreadCount, Math.max(seq, this.store.maxSeq))) {
         if (this.store.self.userId) this.read.receipt(this.store.self.userId, ack.lastReadSeq);
         this.changed();
       }
+      if (!ack.ok) this.readWanted = this.read.lastReadSeq;
     } catch {
-      // offline: the next markRead (or join) sends it
+      this.readWanted = this.read.lastReadSeq; // offline: the next markRead (or join) sends it
     }
   }
 

@@ -99,4 +99,24 @@ describe("read state in a session", () => {
     server.push("chat:read-updated", read("ann", 4));
     expect(session.getSnapshot()).toMatchObject({ lastReadSeq: 4, unreadCount: 0 });
   });
+
+  it("marks a busy session read once in flight and at most once a second, the last with the newest seq", async () => {
+    const server = chatServer([message(1)]);
+    server.handle("chat:mark-read", (request) => ({ ok: true, sessionId: SID, lastReadSeq: request.seq, unreadCount: 0 }));
+    const session = connect(server).session(SID, WS);
+    await tick();
+    await session.markRead();
+    const marks = [];
+    for (let seq = 2; seq <= 6; seq++) {
+      server.push("chat:message-received", message(seq));
+      marks.push(session.markRead()); // as a view does for every message that arrives on screen
+      await tick(100);
+    }
+    const sent = () => server.sentOf("chat:mark-read").map((request) => request.seq);
+    expect(sent()).toEqual([1]); // within the second: they wait, together
+    await tick(500);
+    await Promise.all(marks);
+    expect(sent()).toEqual([1, 6]);
+    expect(session.getSnapshot()).toMatchObject({ lastReadSeq: 6, unreadCount: 0 });
+  });
 });
