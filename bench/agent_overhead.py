@@ -5,9 +5,14 @@
     .venv/bin/python bench/agent_overhead.py --backend services --transport polling --sessions 4
     .venv/bin/python bench/agent_overhead.py --quick --tools      # with a tool-call event after every chunk
 
-How it measures.  A real daphne server is started through
+How it measures.  A real server is started through
 ``python -m bench.agent_server``, which registers the ``clock`` backend
-below in that process only.  ``clock``
+below in that process only: uvicorn with production's settings (uvloop,
+httptools, the corked WebSocket protocol of ``deploy/Dockerfile``), or
+daphne with ``--server daphne``.  The two write a chunk to its sockets at
+different moments (the corked protocol when the event loop next runs its
+ready callbacks, daphne's Twisted transports after the loop's next poll),
+so their figures are not comparable with each other.  ``clock``
 yields ``--chunks`` chunks ``--interval-ms`` apart, and each chunk's text is
 the wall-clock time (``time.time()``) at the instant it is yielded.  Every
 client (python-socketio, in this process, on the same machine and clock)
@@ -175,8 +180,7 @@ def server(backend: str, args: argparse.Namespace, users: int) -> Iterator[Serve
         tokens = json.loads(manage(env, "shell", "-c", SETUP.format(spec=json.dumps(spec))).strip().splitlines()[-1])
         port = free_port()
         log = open(Path(tempfile.gettempdir()) / f"agentbench-{port}.log", "wb")
-        command = [PYTHON, "-m", "bench.agent_server", "--"]
-        command += ["-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
+        command = [PYTHON, "-m", "bench.agent_server", args.server, "127.0.0.1", str(port)]
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -316,6 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["embedded", "services", "both"], default="both")
     parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
+    parser.add_argument(
+        "--server",
+        choices=["uvicorn", "daphne"],
+        default="uvicorn",
+        help="the ASGI server: production's uvicorn (uvloop, corked WebSocket protocol) or daphne",
+    )
     parser.add_argument("--sessions", type=int, default=1, help="sessions streaming at once")
     parser.add_argument("--clients", type=int, default=5, help="clients in each session")
     parser.add_argument("--runs", type=int, default=20, help="user messages per session, one after another")
