@@ -117,6 +117,18 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "too_many_edits": (409, "The message has as many versions as one can have (`maxVersions`).", {
         "error": "This message has been edited as often as it can be.", "code": "too_many_edits", "maxVersions": 50,
     }),
+    "invalid_emoji": (400, "Not one emoji (a reaction is a single emoji, ZWJ sequences included).", {
+        "error": "A reaction is one emoji (flags, keycaps, skin tones and ZWJ sequences included).",
+        "code": "invalid_emoji", "messageId": "m-1",
+    }),
+    "reaction_emoji_limit": (409, "The message has as many different reactions as allowed.", {
+        "error": "This message already has as many different reactions as allowed.",
+        "code": "reaction_emoji_limit", "limit": 20,
+    }),
+    "reaction_user_limit": (409, "The caller has as many reactions on the message as allowed.", {
+        "error": "You already reacted to this message as many times as allowed.",
+        "code": "reaction_user_limit", "limit": 10,
+    }),
     "session_closed": (409, "The session is closed: readable, not writable.", {
         "error": "This session is closed.", "code": "session_closed",
     }),

@@ -11,7 +11,7 @@ from django.urls import path, re_path
 
 from security.api_views import SocketTokenView
 
-from . import attachments, feedback, messages, monitoring, presence, security_events, sessions, workspaces
+from . import attachments, feedback, messages, monitoring, presence, reactions, security_events, sessions, workspaces
 from .views import not_found
 
 W = "workspaces/<str:workspace>"
@@ -35,10 +35,12 @@ urlpatterns = [
     path(f"{S}/share/", sessions.SessionShare.as_view(), name="session-share"),
     path(f"{S}/share/<str:username>/", sessions.SessionUnshare.as_view(), name="session-unshare"),
     path(f"{S}/presence/", sessions.SessionPresence.as_view(), name="session-presence"),
+    path(f"{S}/read/", reactions.SessionRead.as_view(), name="session-read"),
     # messages
     path(f"{S}/messages/", messages.MessageList.as_view(), name="message-list"),
     path(f"{S}/messages/<str:message>/", messages.MessageDetail.as_view(), name="message-detail"),
     path(f"{S}/messages/<str:message>/versions/", messages.MessageVersions.as_view(), name="message-versions"),
+    path(f"{S}/messages/<str:message>/reactions/<str:emoji>/", reactions.MessageReaction.as_view(), name="reaction"),
     path(f"{S}/messages/<str:message>/hide/", messages.MessageHide.as_view(), name="message-hide"),
     path(f"{S}/messages/<str:message>/unhide/", messages.MessageUnhide.as_view(), name="message-unhide"),
     path(f"{W}/messages/", messages.MessageSearch.as_view(), name="message-search"),

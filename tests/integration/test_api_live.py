@@ -261,3 +261,18 @@ async def test_rest_requests_leave_no_database_connection_behind(server_factory,
             async with http.get(f"{server.url}{API}/workspaces/{ws}/sessions/") as response:
                 assert response.status == 200
     assert connections() <= before + 2, f"{before} connections before {REQUESTS} requests, {connections()} after"
+
+
+async def test_reactions_and_read_pointers_over_rest_reach_live_sockets(live, new):
+    session = await session_with(live, "alice", "carol")
+    alice = await joined(live, new, "alice", session)
+    status, posted = await live.api("alice", "POST", f"sessions/{session}/messages/", {"id": "r-1", "content": "hi"})
+    assert status == 201, posted
+    status, body = await live.api("carol", "PUT", f"sessions/{session}/messages/r-1/reactions/%F0%9F%8E%89/")
+    assert status == 200 and body["reactionsVersion"] == 1, body
+    update = await alice.wait_for("chat:reactions-updated")
+    assert (update["messageId"], update["reactions"], update["reactionsVersion"]) == ("r-1", body["reactions"], 1)
+    status, body = await live.api("carol", "POST", f"sessions/{session}/read/", {"seq": 1})
+    assert status == 200 and body["lastReadSeq"] == 1, body
+    read = await alice.wait_for("chat:read-updated")
+    assert (read["userId"], read["seq"], read["unreadCount"]) == (live.users["carol"], 1, 0)

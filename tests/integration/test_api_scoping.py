@@ -53,7 +53,7 @@ def endpoints() -> list[tuple[str, str, str]]:
             continue
         view = pattern.callback.view_class
         template = re.sub(r"<str:(\w+)>", r"{\1}", str(pattern.pattern))
-        for method in ("get", "post", "patch", "delete"):
+        for method in ("get", "post", "put", "patch", "delete"):
             if hasattr(view, method):
                 found.append((pattern.name, method, template))
     return found
@@ -71,7 +71,7 @@ def beta(world):
     """Workspace B's objects, as ids an A user could learn or guess."""
     session = world.session(world.b, "bs", "bob")
     world.message(session, "bm", "beta's secret", sender="bob")
-    return {"workspace": "beta", "session": "bs", "message": "bm", "username": "bob", "attachment": "0" * 32}
+    return {"workspace": "beta", "session": "bs", "message": "bm", "username": "bob", "attachment": "0" * 32, "emoji": "%F0%9F%91%8D"}
 
 
 def snapshot() -> tuple:
