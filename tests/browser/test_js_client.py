@@ -5,7 +5,8 @@ in React's strict mode, as a development build so strict mode's double effects
 really run) is served by ``vite preview`` in front of a real chat server, and
 people chat through it: two users and the echo agent; a server restart in
 the middle; a message written offline; an agent's reply streaming and
-being stopped.
+being stopped; a reply's steps, rating and regeneration, and an image
+uploaded by one user and seen by the other.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from tests.browser.conftest import ARTIFACTS, ChatServer
 from tests.browser.example_app import ExamplePage, ExampleServer, build_example
 from tests.browser.support import check_accessibility, shot
+from tests.integration.attachment_files import png
 
 
 @pytest.fixture(scope="session")
@@ -256,3 +258,69 @@ def test_the_agents_reply_streams_visibly_and_can_be_stopped(
     assert len(demo.sent("chat:cancel-agent")) == 1
     assert_strict_and_one_connection(demo)
     shot(demo.page, "js-client-stopped-reply")
+
+
+def test_agent_steps_rating_regeneration_and_an_uploaded_image(
+    chat_server: ChatServer, open_example: Callable[..., ExamplePage]
+) -> None:
+    session = new_session()
+    demo = open_example("demo").open(session, agent="echo")
+    share(chat_server, session, "guest")
+    guest = open_example("guest").open(session, agent="echo")
+
+    # A reply with steps: reasoning and a tool call, shown as text, collapsed, open on Enter.
+    demo.send("/tool count <b>these</b> words")
+    text = "Echo: /tool count <b>these</b> words"
+    reply_id = demo.wait_message(text, state="stored")["id"]
+    reply = demo.page.locator(f'.rtc__messages > li[data-id="{reply_id}"]')
+    steps = reply.locator("details.rtc-step")
+    assert steps.count() == 2
+    assert steps.nth(0).locator("summary").inner_text() == "Reasoning"
+    tool = reply.locator('details[data-step-key="tool:echo-call-1"]')
+    assert tool.get_attribute("data-status") == "completed"
+    summary = tool.locator("summary")
+    summary.focus()
+    demo.page.keyboard.press("Enter")
+    assert tool.evaluate("d => d.open") is True
+    shown_steps = tool.locator("pre").all_inner_texts()
+    assert json.loads(shown_steps[0]) == {"text": "/tool count <b>these</b> words"}
+    assert json.loads(shown_steps[1]) == {"words": 4}
+    assert reply.locator("b").count() == 0
+    shot(demo.page, "js-client-agent-steps")
+
+    # Thumbs up: pressed, with the count the server keeps; the keyboard works it too.
+    up = reply.get_by_role("button", name="Good reply")
+    up.focus()
+    demo.page.keyboard.press("Enter")
+    demo.page.wait_for_function(
+        "id => document.querySelector(`li[data-id='${id}'] button[data-action=rate-up]`).getAttribute('aria-pressed') === 'true'",
+        arg=reply_id,
+    )
+    assert reply.get_by_role("button", name="Good reply, 1").get_attribute("aria-pressed") == "true"
+    assert len(demo.sent("chat:rate-message", '"rating":"up"')) == 1
+
+    # Regenerate: the answer streams again into the same reply and is stored as its next version.
+    reply.get_by_role("button", name="Regenerate this reply").click()
+    demo.page.wait_for_selector(f'li[data-id="{reply_id}"][data-version="2"][data-state=stored]')
+    assert len(demo.sent("chat:regenerate")) == 1
+
+    # An image: uploaded with progress, sent, shown inline to both -- the guest received it live
+    # without a link and asked the server for one.
+    picked = {"name": "red.png", "mimeType": "image/png", "buffer": png(8, 6)}
+    demo.page.set_input_files("input[type=file]", files=[picked])
+    demo.page.wait_for_selector(".rtc-upload[data-state=ready]")
+    demo.page.click("form button[type=submit]")
+    for side in (demo, guest):
+        side.page.wait_for_function(
+            """() => [...document.querySelectorAll('.rtc__messages > li .rtc-attachment img')]
+                 .some(img => img.alt === 'red.png' && img.complete && img.naturalWidth === 8)"""
+        )
+    assert demo.page.locator(".rtc-uploads").count() == 0
+    (message,) = [m for m in stored(chat_server, session) if m.get("attachments")]
+    assert [a["name"] for a in message["attachments"]] == ["red.png"]
+
+    for side in (demo, guest):
+        assert_strict_and_one_connection(side)
+    shot(demo.page, "js-client-steps-and-files")
+    violations = check_accessibility(demo.page, "js-client-steps-and-files")
+    assert violations == [], json.dumps(violations, indent=2)

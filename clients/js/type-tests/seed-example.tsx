@@ -30,3 +30,27 @@ export function Custom() {
     </div>
   );
 }
+
+/** Agent replies and files through the hook: upload, send with the attachment, rate, regenerate, links. */
+export function WithFiles({ file }: { file: File }) {
+  const chat = useChatSession("chat-session-1", "workspace-456");
+  const last = chat.messages.at(-1);
+  const upload = async () => {
+    const attachment = await chat.uploadAttachment(file, (fraction: number) => console.log(fraction));
+    chat.send("", { attachments: [attachment] });
+    const link: string = await chat.attachmentUrl(attachment);
+    return link;
+  };
+  return (
+    <div>
+      <RealTimeChat sessionId="chat-session-1" workspaceId="workspace-456" allowAttachments accept="image/*,.pdf" />
+      <button onClick={() => void upload()}>attach</button>
+      {last?.senderType === "agent" && (
+        <>
+          <button onClick={() => void chat.rateMessage(last.id, last.feedback?.mine === "up" ? null : "up")}>up</button>
+          <button onClick={() => void chat.regenerate(last.id)}>again</button>
+        </>
+      )}
+    </div>
+  );
+}

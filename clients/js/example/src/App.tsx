@@ -8,7 +8,7 @@
 import { ChatSocketProvider, RealTimeChat } from "@chatserver/react";
 import { type FormEvent, useState } from "react";
 
-import { logIn, logOut, share, socketToken, whoIsHere } from "./server";
+import { csrfToken, logIn, logOut, share, socketToken, whoIsHere } from "./server";
 
 const WORKSPACE = "demo";
 const params = new URLSearchParams(window.location.search);
@@ -78,7 +78,12 @@ function Chat({ user, onSignOut }: { user: { id: string; name: string }; onSignO
           </button>
         </p>
       </header>
-      <ChatSocketProvider user={user} getToken={socketToken} fetchPresence={whoIsHere}>
+      <ChatSocketProvider
+        user={user}
+        getToken={socketToken}
+        fetchPresence={whoIsHere}
+        restHeaders={() => ({ "X-CSRFToken": csrfToken() })}
+      >
         <RealTimeChat
           sessionId={sessionId}
           agentId={agentId}

@@ -1,11 +1,13 @@
 /**
  * What the example asks the chat server over HTTP (same origin, through Vite's proxy):
- * Django's log in and out, a one-time socket token, who is in a session, sharing one.
+ * Django's log in and out, a one-time socket token, who is in a session, sharing one,
+ * and the CSRF header the client's REST calls (attachments) send with the session cookie.
  */
 
 import type { ChatPresence } from "@chatserver/client";
 
-function csrfToken(): string {
+/** Django's CSRF token (its cookie): the header every POST with the session cookie needs, uploads too. */
+export function csrfToken(): string {
   return document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? "";
 }
 

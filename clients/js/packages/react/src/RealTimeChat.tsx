@@ -8,6 +8,11 @@
  * stored message's `html` -- the server's sanitised rendering (markdown
  * messages) -- is inserted as HTML, and nothing else ever is.
  *
+ * Agent replies show their steps (tool calls, reasoning) as collapsible
+ * text, thumbs up / down, "Regenerate" and, while one streams, "Stop";
+ * messages show their files (images inline, others as links), and the
+ * composer uploads files with progress (`allowAttachments`).
+ *
  * Accessible: labelled controls, a keyboard-scrollable message region, new
  * messages read out by a polite log, errors as alerts, the connection state
  * as a status, statuses as text as well as colour.
@@ -17,11 +22,15 @@
  * forces light or dark, default follows the system.
  */
 
-import type { ConnectionStatus, MessageItem, Person, SessionError, Typer } from "@chatserver/client";
+import { messageSteps } from "@chatserver/client";
+import type { ChatSession, ConnectionStatus, MessageItem, Person, SessionError, Typer } from "@chatserver/client";
 import { useEffect, useId, useLayoutEffect, useRef, useState } from "react";
-import type { CSSProperties, FormEvent, KeyboardEvent } from "react";
+import type { ChangeEvent, CSSProperties, FormEvent, KeyboardEvent } from "react";
 
+import { Attachments, type Upload, UploadList } from "./Attachments.js";
 import { Reactions } from "./Reactions.js";
+import { ReplyTools } from "./ReplyTools.js";
+import { Steps } from "./Steps.js";
 import { useChatSession } from "./useChatSession.js";
 
 export interface RealTimeChatProps {
@@ -41,6 +50,10 @@ export interface RealTimeChatProps {
   showPresence?: boolean;
   /** Insert stored messages' server-rendered `html` (default true); false shows `content` only. */
   renderHtml?: boolean;
+  /** Offer a file picker that uploads files to send with a message (default true). */
+  allowAttachments?: boolean;
+  /** What the file picker offers (the input's `accept`, e.g. "image/*,.pdf"); the server decides what it takes. */
+  accept?: string;
   className?: string;
   style?: CSSProperties;
 }
@@ -95,12 +108,18 @@ export function RealTimeChat({
   theme = "auto",
   showPresence = true,
   renderHtml = true,
+  allowAttachments = true,
+  accept,
   className,
   style,
 }: RealTimeChatProps) {
   const chat = useChatSession(sessionId, workspaceId, { agentId });
   const ids = useId();
   const [draft, setDraft] = useState("");
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  const [announcement, setAnnouncement] = useState("");
+  const fileInput = useRef<HTMLInputElement>(null);
+  const uploadKeys = useRef(0);
   const scroller = useRef<HTMLDivElement>(null);
   const pinned = useRef(true);
   const olderFrom = useRef<number | null>(null);
@@ -137,13 +156,42 @@ export function RealTimeChat({
     void chat.loadOlder().then(() => requestAnimationFrame(() => (olderFrom.current = null)));
   };
 
+  const uploading = uploads.some((upload) => !upload.attachment && !upload.error);
+  const ready = uploads.flatMap((upload) => (upload.attachment ? [upload.attachment] : []));
+
   const submit = (event?: FormEvent) => {
     event?.preventDefault();
-    if (chat.closed) return;
-    if (chat.send(draft)) {
+    if (chat.closed || uploading) return;
+    if (chat.send(draft, ready.length ? { attachments: ready } : undefined)) {
       setDraft("");
+      setUploads([]);
       pinned.current = true;
     }
+  };
+
+  const changeUpload = (key: number, changes: Partial<Upload>) =>
+    setUploads((current) => current.map((upload) => (upload.key === key ? { ...upload, ...changes } : upload)));
+
+  const upload = (file: File) => {
+    const key = ++uploadKeys.current;
+    setUploads((current) => [...current, { key, name: file.name, progress: null, attachment: null, error: null }]);
+    chat.uploadAttachment(file, (progress) => changeUpload(key, { progress })).then(
+      (attachment) => {
+        changeUpload(key, { attachment, progress: 1 });
+        setAnnouncement(`${attachment.name} is ready to send.`);
+      },
+      (error: unknown) => {
+        const reason = error instanceof Error ? error.message : "The upload failed.";
+        changeUpload(key, { error: reason });
+        setAnnouncement(`${file.name} could not be uploaded: ${reason}`);
+      },
+    );
+  };
+
+  const onFiles = (event: ChangeEvent<HTMLInputElement>) => {
+    const files = [...(event.target.files ?? [])];
+    event.target.value = "";
+    for (const file of files) upload(file);
   };
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -218,8 +266,11 @@ export function RealTimeChat({
               onRetry={chat.retry}
               onDiscard={chat.discard}
               onCancel={chat.cancelAgent}
+              onRegenerate={chat.regenerate}
+              onRate={chat.rateMessage}
               onReact={chat.toggleReaction}
               canReact={chat.joined && !chat.closed}
+              session={chat.session}
             />
           ))}
         </ol>
@@ -229,7 +280,7 @@ export function RealTimeChat({
         {typingText(chat.typing)}
       </p>
 
-      <form className="rtc__composer" onSubmit={submit}>
+      <form className={allowAttachments ? "rtc__composer rtc__composer--files" : "rtc__composer"} onSubmit={submit}>
         <label className="rtc__label" htmlFor={`${ids}-input`}>
           {inputLabel}
         </label>
@@ -248,9 +299,44 @@ export function RealTimeChat({
           onKeyDown={onKeyDown}
           onBlur={chat.stopTyping}
         />
-        <button type="submit" className="rtc__send" disabled={chat.closed || !draft.trim()}>
+        {allowAttachments && (
+          <>
+            <input
+              ref={fileInput}
+              type="file"
+              className="rtc__file-input"
+              hidden
+              multiple
+              accept={accept}
+              tabIndex={-1}
+              aria-hidden="true"
+              onChange={onFiles}
+            />
+            <button
+              type="button"
+              className="rtc__attach"
+              aria-label="Attach a file"
+              title="Attach a file"
+              disabled={chat.closed || !chat.joined}
+              onClick={() => fileInput.current?.click()}
+            >
+              <svg className="rtc__attach-icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
+              </svg>
+            </button>
+          </>
+        )}
+        <button
+          type="submit"
+          className="rtc__send"
+          disabled={chat.closed || uploading || (!draft.trim() && !ready.length)}
+        >
           Send
         </button>
+        <UploadList uploads={uploads} onRemove={(key) => setUploads((current) => current.filter((u) => u.key !== key))} />
+        <p className="rtc__visually-hidden" role="status" aria-live="polite">
+          {announcement}
+        </p>
         <p className="rtc__hint" id={`${ids}-hint`}>
           Enter sends, Shift+Enter starts a new line.
         </p>
@@ -292,8 +378,11 @@ interface MessageRowProps {
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
   onCancel: (id: string) => Promise<unknown>;
+  onRegenerate: (id: string) => Promise<unknown>;
+  onRate: (id: string, rating: "up" | "down" | null) => Promise<unknown>;
   onReact: (id: string, emoji: string) => Promise<unknown>;
   canReact: boolean;
+  session: ChatSession | null;
 }
 
 function statusOf(message: MessageItem): string {
@@ -308,10 +397,22 @@ function statusOf(message: MessageItem): string {
   return "";
 }
 
-function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact, canReact }: MessageRowProps) {
+function MessageRow({
+  message,
+  renderHtml,
+  onRetry,
+  onDiscard,
+  onCancel,
+  onRegenerate,
+  onRate,
+  onReact,
+  canReact,
+  session,
+}: MessageRowProps) {
   const streaming = message.state === "streaming" && !message.stream?.done;
   const status = statusOf(message);
   const showHtml = renderHtml && message.html !== null && (message.state === "stored" || message.state === "sent");
+  const steps = message.deleted ? [] : messageSteps(message);
   return (
     <li
       className="rtc-msg"
@@ -329,6 +430,7 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact
           {timeOf(message.timestamp)}
         </time>
       </p>
+      <Steps steps={steps} />
       {message.deleted ? (
         <div className="rtc-msg__body rtc-msg__body--deleted">This message was deleted.</div>
       ) : showHtml ? (
@@ -336,19 +438,16 @@ function MessageRow({ message, renderHtml, onRetry, onDiscard, onCancel, onReact
       ) : (
         <div className="rtc-msg__body">{message.content}</div>
       )}
+      {!message.deleted && <Attachments session={session} attachments={message.attachments} />}
       {message.editedAt !== null && !message.deleted && <p className="rtc-msg__edited">(edited)</p>}
       {streaming && <span className="rtc-msg__caret" aria-hidden="true" />}
       {message.seq !== null && message.senderType !== "system" && (canReact || message.reactions.reactions.length > 0) && (
         <Reactions message={message} disabled={!canReact} onToggle={onReact} />
       )}
-      {(status || streaming || message.state === "failed") && (
+      <ReplyTools message={message} disabled={!canReact} onStop={onCancel} onRegenerate={onRegenerate} onRate={onRate} />
+      {(status || message.state === "failed") && (
         <p className="rtc-msg__status">
           {status && <span>{status}</span>}
-          {streaming && (
-            <button type="button" className="rtc__link" onClick={() => void onCancel(message.id)}>
-              Stop<span className="rtc__visually-hidden"> the reply</span>
-            </button>
-          )}
           {message.state === "failed" && (
             <>
               <button type="button" className="rtc__link" onClick={() => onRetry(message.id)}>

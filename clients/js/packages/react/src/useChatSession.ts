@@ -6,7 +6,15 @@
  * join once, and strict mode's double effects rejoin nothing.
  */
 
-import type { ChatSession, ContentType, MessageItem, PresenceStatus, SessionSnapshot } from "@chatserver/client";
+import type {
+  ChatAttachment,
+  ChatSession,
+  ContentType,
+  MessageItem,
+  PresenceStatus,
+  SessionSnapshot,
+  UploadProgress,
+} from "@chatserver/client";
 import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 
 import { useChatSocketContext } from "./context.js";
@@ -19,7 +27,15 @@ export interface UseChatSessionOptions {
 }
 
 export interface ChatSessionActions {
-  send: (text: string, options?: { contentType?: ContentType; metadata?: Record<string, unknown> }) => MessageItem | null;
+  /** Send a message; `attachments` are files uploaded before with `uploadAttachment` (their ids go out). */
+  send: (
+    text: string,
+    options?: { contentType?: ContentType; metadata?: Record<string, unknown>; attachments?: readonly ChatAttachment[] },
+  ) => MessageItem | null;
+  /** Upload a file to the session (progress from 0 to 1); pass what it resolves with in `send`'s `attachments`. */
+  uploadAttachment: (file: Blob, onProgress?: UploadProgress) => Promise<ChatAttachment>;
+  /** A download link for one of the session's attachments: its own `url`, or a fresh one (received live, `url: null`). */
+  attachmentUrl: (attachment: ChatAttachment) => Promise<string>;
   retry: (messageId: string) => void;
   discard: (messageId: string) => void;
   loadOlder: () => Promise<void>;
@@ -99,6 +115,10 @@ export function useChatSession(sessionId: string, workspaceId: string, options: 
   const actions = useMemo<ChatSessionActions>(
     () => ({
       send: (text, sendOptions) => current?.send(text, sendOptions) ?? null,
+      uploadAttachment: (file, onProgress) =>
+        current ? current.uploadAttachment(file, onProgress) : Promise.reject(new Error("The session is not open yet.")),
+      attachmentUrl: (attachment) =>
+        current ? current.attachmentUrl(attachment) : Promise.reject(new Error("The session is not open yet.")),
       retry: (id) => current?.retry(id),
       discard: (id) => current?.discard(id),
       loadOlder: () => current?.loadOlder() ?? Promise.resolve(),
