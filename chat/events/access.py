@@ -15,8 +15,10 @@ and acts on it:
 
 A lost notice cannot keep access: every event on a joined session re-reads
 it first when it was last read over ``CHAT_ACCESS_RECHECK_S`` ago (half to
-all of it, spread over the sockets), a
-history request always does, and each worker's housekeeping sends the
+all of it, spread over the sockets), and an event past half that age starts
+the re-read in the background, so a socket in use finds it fresh and its
+events never wait for it; a
+history request always re-reads first, and each worker's housekeeping sends the
 notice again to its sockets still in a session they lost
 (:func:`chat.services.access.revoked_sockets`, every third of
 ``CHAT_PRESENCE_TTL_S``), so a socket that sends nothing stops receiving too.
@@ -24,6 +26,8 @@ notice again to its sockets still in a session they lost
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -40,6 +44,8 @@ from chat.services.access import Standing
 from chat.services.batches import DatabaseBatches
 from chat.services.moderation import Banned
 from chat.shapes import now_ms
+
+logger = logging.getLogger(__name__)
 
 #: This worker's re-reads of its sockets' standing, many per query under load.
 rechecks: DatabaseBatches[tuple[int, list[int]], dict[int, Standing]] = DatabaseBatches(
@@ -86,13 +92,36 @@ async def current_joined(socket: Socket, payload: dict[str, Any], *, fresh: bool
     Raises ``banned`` or ``access_revoked`` when the socket lost it (and has been told so).
     """
     entry = find_joined(socket, payload)
-    if fresh or time.monotonic() - entry.checked_at >= settings.CHAT.access_recheck_s * _spread(entry):
+    age, limit = time.monotonic() - entry.checked_at, settings.CHAT.access_recheck_s * _spread(entry)
+    if not fresh and limit / 2 <= age < limit and not entry.refreshing:
+        _refresh_soon(socket, entry)
+    if fresh or age >= limit:
         await recheck(socket, entry.workspace_slug)
         if not socket.connected:
             raise Banned("You are banned from this workspace.", sessionId=entry.session_key)
         if joined(socket).get((entry.workspace_slug, entry.session_key)) is not entry:
             raise AccessRevoked(sessionId=entry.session_key)
     return entry
+
+
+#: Re-reads under way in the background (referenced until done).
+_refreshing: set[asyncio.Task[None]] = set()
+
+
+def _refresh_soon(socket: Socket, entry: JoinedSession) -> None:
+    entry.refreshing = True
+    task = asyncio.get_running_loop().create_task(_refresh(socket, entry), name="access-refresh")
+    _refreshing.add(task)
+    task.add_done_callback(_refreshing.discard)
+
+
+async def _refresh(socket: Socket, entry: JoinedSession) -> None:
+    try:
+        await recheck(socket, entry.workspace_slug)
+    except Exception as error:  # the next event past the limit re-reads it, and waits for it
+        logger.warning("re-reading a socket's access failed (%s)", type(error).__name__)
+    finally:
+        entry.refreshing = False
 
 
 def _spread(entry: JoinedSession) -> float:

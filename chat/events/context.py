@@ -20,6 +20,8 @@ class JoinedSession:
     moderates: bool
     #: When its access was last read (``time.monotonic()``): :mod:`chat.events.access` re-reads it when stale.
     checked_at: float
+    #: A re-read started ahead of time is under way (:func:`chat.events.access.current_joined`).
+    refreshing: bool = False
     typing_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 

@@ -17,6 +17,7 @@ Embedded, one process serves both.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,8 +193,10 @@ async def test_ban_disconnects_at_once(world, new):
         assert banned["workspaceId"] == world.ws
         await socket.wait_for("disconnect")
         assert not socket.connected
-    gone = {(await alice.wait_for("chat:user-left", lambda d, s=s: d["socketId"] == s.sid))["socketId"]
-            for s in (bob, bob_elsewhere)}
+    gone = {
+        (await alice.wait_for("chat:user-left", lambda d, s=s: d["socketId"] == s.sid))["socketId"]
+        for s in (bob, bob_elsewhere)
+    }
     assert gone == {bob.sid, bob_elsewhere.sid}
 
     again = await world.joined(new, "bob")
@@ -254,3 +257,28 @@ async def test_lost_access_notice_cannot_keep_a_silent_socket_receiving(backend,
     left = await quiet.wait_for("chat:session-left", timeout=10)
     assert left_for_access(left, world, session), left
     assert quiet.connected
+
+
+async def test_a_socket_in_use_re_reads_its_access_ahead_of_time(backend, server_factory, new):
+    """Events past half of ``CHAT_ACCESS_RECHECK_S`` start the re-read in the background: a socket that keeps
+    sending loses a session whose notice was lost within the recheck time, and its sends are answered throughout."""
+    server = server_factory(
+        backend, conformance=False, CHAT_ACCESS_RECHECK_S="2", CHAT_PRESENCE_TTL_S="600", CHAT_API_RATE_LIMIT="10000/m"
+    )
+    ws, suffix = unique("ws"), unique("u")
+    users = {name: f"{name}-{suffix}" for name in ("alice", "busy")}
+    tokens = issue_tokens(server, [(users[name], ws, "member") for name in users])
+    world = World(server, server, ws, {name: tokens[users[name]] for name in users}, users)
+    session = await world.session_with("alice", "busy")
+    busy = await world.joined(new, "busy", session)
+    db_execute(server, UNSHARE_WITHOUT_NOTICE, (ws, session))  # the housekeeping sweep is 200 s away
+    mark = busy.mark()
+    answers = []
+    for n in range(40):
+        answers.append(await busy.call("chat:typing", {"sessionId": session, "isTyping": n % 2 == 0}))
+        if busy.events("chat:session-left", since=mark):
+            break
+        await asyncio.sleep(0.1)
+    left = busy.events("chat:session-left", since=mark)
+    assert left and left_for_access(left[0], world, session), answers
+    assert all(isinstance(answer, dict) for answer in answers), answers  # every event was answered
