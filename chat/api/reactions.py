@@ -19,7 +19,7 @@ The emoji is one path segment, percent-encoded as any URL is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from asgiref.sync import async_to_sync
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -96,9 +96,7 @@ class MessageReaction(ApiView):
         responses={200: ReactionsSerializer, **errors(*REACTION_ERRORS)},
     )
     def put(self, request: Request, workspace: str, session: str, message: str, emoji: str) -> Response:
-        row = service.get_session(self.membership, session)
-        _limit(request, "react")
-        return Response(ReactionsSerializer(add_reaction(request.user, _where(row), message, emoji)).data)
+        return self._change(add_reaction, session, message, emoji)
 
     @extend_schema(
         summary="Take back your reaction",
@@ -108,9 +106,12 @@ class MessageReaction(ApiView):
         responses={200: ReactionsSerializer, **errors(*REACTION_ERRORS)},
     )
     def delete(self, request: Request, workspace: str, session: str, message: str, emoji: str) -> Response:
+        return self._change(remove_reaction, session, message, emoji)
+
+    def _change(self, change: Callable[..., ChatMessage], session: str, message: str, emoji: str) -> Response:
         row = service.get_session(self.membership, session)
-        _limit(request, "react")
-        return Response(ReactionsSerializer(remove_reaction(request.user, _where(row), message, emoji)).data)
+        _limit(self.request, "react")
+        return Response(ReactionsSerializer(change(self.request.user, _where(row), message, emoji)).data)
 
 
 @extend_schema(tags=["sessions"], parameters=[WORKSPACE, SESSION])

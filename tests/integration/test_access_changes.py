@@ -243,13 +243,19 @@ async def test_lost_access_notice_cannot_keep_access(world, new):
     assert left_for_access(left, world, session), left
 
 
+def one_server_world(server: ServerProcess, *names: str) -> World:
+    """A fresh workspace on ``server`` alone, its ``names`` members."""
+    ws, suffix = unique("ws"), unique("u")
+    users = {name: f"{name}-{suffix}" for name in names}
+    tokens = issue_tokens(server, [(users[name], ws, "member") for name in users])
+    return World(server, server, ws, {name: tokens[users[name]] for name in users}, users)
+
+
 async def test_lost_access_notice_cannot_keep_a_silent_socket_receiving(backend, server_factory, new):
     """A socket that sends nothing is found by its worker's sweep (every third of ``CHAT_PRESENCE_TTL_S``)."""
     server = server_factory(backend, conformance=False, CHAT_PRESENCE_TTL_S="3", CHAT_API_RATE_LIMIT="10000/m")
-    ws, suffix = unique("ws"), unique("u")
-    users = {name: f"{name}-{suffix}" for name in ("alice", "quiet")}
-    tokens = issue_tokens(server, [(users[name], ws, "member") for name in users])
-    world = World(server, server, ws, {name: tokens[users[name]] for name in users}, users)
+    world = one_server_world(server, "alice", "quiet")
+    ws = world.ws
     session = await world.session_with("alice", "quiet")
     quiet = await world.joined(new, "quiet", session)
 
@@ -265,10 +271,8 @@ async def test_a_socket_in_use_re_reads_its_access_ahead_of_time(backend, server
     server = server_factory(
         backend, conformance=False, CHAT_ACCESS_RECHECK_S="2", CHAT_PRESENCE_TTL_S="600", CHAT_API_RATE_LIMIT="10000/m"
     )
-    ws, suffix = unique("ws"), unique("u")
-    users = {name: f"{name}-{suffix}" for name in ("alice", "busy")}
-    tokens = issue_tokens(server, [(users[name], ws, "member") for name in users])
-    world = World(server, server, ws, {name: tokens[users[name]] for name in users}, users)
+    world = one_server_world(server, "alice", "busy")
+    ws = world.ws
     session = await world.session_with("alice", "busy")
     busy = await world.joined(new, "busy", session)
     db_execute(server, UNSHARE_WITHOUT_NOTICE, (ws, session))  # the housekeeping sweep is 200 s away

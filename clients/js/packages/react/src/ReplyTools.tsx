@@ -29,6 +29,11 @@ const THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2
 const THUMB_DOWN =
   "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
 
+const THUMBS = [
+  { choice: "up", name: "Good reply", path: THUMB_UP },
+  { choice: "down", name: "Bad reply", path: THUMB_DOWN },
+] as const;
+
 function Thumb({ path }: { path: string }) {
   return (
     <svg className="rtc-reply-tools__icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
@@ -88,32 +93,22 @@ export function ReplyTools({ message, disabled, onStop, onRegenerate, onRate }: 
         </button>
       ) : (
         <>
-          <button
-            type="button"
-            className="rtc-reply-tools__button"
-            data-action="rate-up"
-            aria-label={label("Good reply", message.feedback?.up ?? 0)}
-            aria-pressed={mine === "up"}
-            aria-busy={rating || undefined}
-            disabled={disabled}
-            onClick={() => rate("up")}
-          >
-            <Thumb path={THUMB_UP} />
-            {message.feedback ? message.feedback.up : null}
-          </button>
-          <button
-            type="button"
-            className="rtc-reply-tools__button"
-            data-action="rate-down"
-            aria-label={label("Bad reply", message.feedback?.down ?? 0)}
-            aria-pressed={mine === "down"}
-            aria-busy={rating || undefined}
-            disabled={disabled}
-            onClick={() => rate("down")}
-          >
-            <Thumb path={THUMB_DOWN} />
-            {message.feedback ? message.feedback.down : null}
-          </button>
+          {THUMBS.map(({ choice, name, path }) => (
+            <button
+              key={choice}
+              type="button"
+              className="rtc-reply-tools__button"
+              data-action={`rate-${choice}`}
+              aria-label={label(name, message.feedback?.[choice] ?? 0)}
+              aria-pressed={mine === choice}
+              aria-busy={rating || undefined}
+              disabled={disabled}
+              onClick={() => rate(choice)}
+            >
+              <Thumb path={path} />
+              {message.feedback ? message.feedback[choice] : null}
+            </button>
+          ))}
           <button
             type="button"
             className="rtc-reply-tools__button"
