@@ -41,24 +41,17 @@ from chat.events.context import JoinedSession, find_joined, joined
 from chat.events.sessions import leave_joined
 from chat.services import access
 from chat.services.access import Standing
-from chat.services.batches import DatabaseBatches
 from chat.services.moderation import Banned
 from chat.shapes import now_ms
 
 logger = logging.getLogger(__name__)
-
-#: This worker's re-reads of its sockets' standing, many per query under load.
-rechecks: DatabaseBatches[tuple[int, list[int]], dict[int, Standing]] = DatabaseBatches(
-    "access-rechecks", access.standings
-)
-
 
 async def recheck(socket: Socket, workspace_slug: str | None = None) -> None:
     """Read the socket's standing in the sessions it joined (in one workspace, or all) and act on it."""
     entries = [entry for entry in joined(socket).values() if workspace_slug in (None, entry.workspace_slug)]
     if not entries:
         return
-    standing = await rechecks.submit((socket.user.pk, [entry.session_id for entry in entries]))
+    standing = await access.standing_reads.submit((socket.user.pk, [entry.session_id for entry in entries]))
     for entry in entries:
         if not socket.connected:
             return

@@ -74,7 +74,7 @@ async def leave_joined(socket: Socket, entry: JoinedSession) -> None:
 async def _still_allowed(socket: Socket, entry: JoinedSession) -> None:
     """Read access again now that the socket is in the user's room: a change committed while it joined
     either shows here or sends its notice to that room (:mod:`chat.events.access`), never neither."""
-    standing = (await database_sync_to_async(access.standing_in)(socket.user.pk, [entry.session_id]))[entry.session_id]
+    standing = (await access.standing_reads.submit((socket.user.pk, [entry.session_id])))[entry.session_id]
     if standing in (Standing.BANNED, Standing.REVOKED):
         await leave_joined(socket, entry)
         raise moderation.Banned("You are banned from this workspace.") if standing is Standing.BANNED else AccessRevoked()
