@@ -12,9 +12,15 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from chat.errors import ChatError, InvalidPayload
 from chat.services import batches as batches_module
 from chat.services.batches import DatabaseBatches
+
+# The batches run on channels' database thread, which tidies that thread's connection first:
+# an earlier test may have left one open there.
+pytestmark = pytest.mark.django_db
 
 
 class Recorder:
