@@ -38,6 +38,7 @@ from chat.errors import ChatError, InvalidEmoji, SessionClosed
 from chat.models import ChatMessage, SessionStatus
 from chat.services import reactions
 from chat.services.announce import after_commit
+from chat.services.batches import run_one
 from chat.services.emoji import is_emoji
 from chat.services.moderation import check_user_can_send, muted_members
 from chat.services.sessions import MessageNotFound
@@ -114,18 +115,11 @@ def change_reactions(requests: list[ReactionRequest]) -> list[ChatMessage | Chat
 
 def add_reaction(user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object) -> ChatMessage:
     """Add the member's reaction; the message with its aggregate attached (``reaction_aggregate``)."""
-    return _one(ReactionRequest(user, where, message_key, emoji, adding=True))
+    return run_one(change_reactions, ReactionRequest(user, where, message_key, emoji, adding=True))
 
 
 def remove_reaction(user: AbstractBaseUser, where: SessionRef, message_key: str, emoji: object) -> ChatMessage:
-    return _one(ReactionRequest(user, where, message_key, emoji, adding=False))
-
-
-def _one(request: ReactionRequest) -> ChatMessage:
-    (outcome,) = change_reactions([request])
-    if isinstance(outcome, ChatError):
-        raise outcome
-    return outcome
+    return run_one(change_reactions, ReactionRequest(user, where, message_key, emoji, adding=False))
 
 
 def _visible_messages(requests: list[ReactionRequest]) -> dict[tuple[int, str], ChatMessage]:

@@ -33,6 +33,7 @@ from chat.errors import ChatError, InvalidPayload
 from chat.models import ChatSession
 from chat.services import read_state
 from chat.services.announce import after_commit
+from chat.services.batches import run_one
 from chat.shapes import read_updated_shape
 
 
@@ -55,10 +56,7 @@ class ReadMark:
 
 def mark_read(user: AbstractBaseUser, where: SessionRef, seq: int, *, exclude: Iterable[str] = ()) -> ReadPointer:
     """Move the member's pointer to ``seq``; ``exclude``: the marking socket (it hears it in the session)."""
-    (outcome,) = mark_read_many([ReadMark(user, where, seq, tuple(exclude))])
-    if isinstance(outcome, ChatError):
-        raise outcome
-    return outcome
+    return run_one(mark_read_many, ReadMark(user, where, seq, tuple(exclude)))
 
 
 def mark_read_many(marks: list[ReadMark]) -> list[ReadPointer | ChatError]:

@@ -39,6 +39,14 @@ MAX_BATCH = 100
 MIN_INTERVAL_S = 0.025
 
 
+def run_one(run: Callable[[list[Request]], list["Result | ChatError"]], request: Request) -> Result:
+    """A batch function for one request, here and now (REST views, the admin): its result, or its error raised."""
+    (outcome,) = run([request])
+    if isinstance(outcome, ChatError):
+        raise outcome
+    return outcome
+
+
 class DatabaseBatches(Generic[Request, Result]):
     def __init__(self, name: str, run: Callable[[list[Request]], list["Result | ChatError"]]) -> None:
         self._name = name

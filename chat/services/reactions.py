@@ -28,6 +28,7 @@ from django.db.models import Q
 
 from chat.errors import ChatError, ReactionEmojiLimit, ReactionUserLimit
 from chat.models import ChatMessage, MessageReactions, Reaction
+from chat.services.batches import run_one
 
 
 @dataclass(frozen=True)
@@ -195,19 +196,12 @@ def _apply(change: Change, totals: MessageReactions, mine: list[str], rows: _Row
 
 def add(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
     """Add ``user``'s ``emoji`` to ``message`` (once); raises the caps' errors."""
-    return _one(Change(message, user, emoji, added=True))
+    return run_one(apply, Change(message, user, emoji, added=True))
 
 
 def remove(message: ChatMessage, user: AbstractBaseUser, emoji: str) -> Aggregate:
     """Remove ``user``'s ``emoji`` from ``message``; removing one that is not there changes nothing."""
-    return _one(Change(message, user, emoji, added=False))
-
-
-def _one(change: Change) -> Aggregate:
-    (outcome,) = apply([change])
-    if isinstance(outcome, ChatError):
-        raise outcome
-    return outcome
+    return run_one(apply, Change(message, user, emoji, added=False))
 
 
 def attach(messages: list[ChatMessage]) -> list[ChatMessage]:
